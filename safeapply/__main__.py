@@ -1,0 +1,3 @@
+from safeapply.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""The CLI and its one error funnel: every exception becomes one line on stderr and a documented exit code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from types import FrameType
+
+import typer
+from typer.exceptions import TyperException
+
+from safeapply.cli import commands as _commands  # noqa: F401 - registers the commands on `app`
+from safeapply.cli.app import app
+from safeapply.errors import ExitCode, SafeapplyError, Terminated
+
+
+def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+def _write_crash_log() -> str:
+    from safeapply.config import log_dir
+
+    try:
+        path = log_dir() / f"crash-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
+        path.write_text(traceback.format_exc())
+        path.chmod(0o600)
+        return str(path)
+    except OSError:
+        return "unavailable: could not write the log"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGHUP, _raise_terminated)
+    try:
+        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else 0
+    except SafeapplyError as e:
+        print(f"safeapply: error: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except TyperException as e:
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"safeapply: error: {e.format_message()}", file=sys.stderr)
+        return ExitCode.USAGE
+    except (KeyboardInterrupt, typer.Abort):
+        print("safeapply: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Terminated as e:
+        print(f"safeapply: {e}", file=sys.stderr)
+        return ExitCode.TERMINATED if e.signum == signal.SIGTERM else 128 + e.signum
+    except Exception as e:  # the funnel: a bug, not a user error
+        where = _write_crash_log()
+        print(f"safeapply: internal error: {type(e).__name__}: {e} (traceback in {where})", file=sys.stderr)
+        return ExitCode.INTERNAL

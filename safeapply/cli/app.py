@@ -1,0 +1,40 @@
+"""The Typer application object and the options shared by commands. No logic lives here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="safeapply",
+    help="Guardrails for AI-written Ansible playbooks: snapshot, lint, scan and plan, apply with "
+    "verification and automatic rollback. Exit codes are a public API: see `safeapply exit-codes`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+InventoryOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--inventory", "-i", envvar="SAFEAPPLY_INVENTORY",
+        help="Inventory source(s), as for ansible-playbook -i (file, directory or host list).",
+    ),
+]
+LimitOpt = Annotated[
+    str | None, typer.Option("--limit", "-l", help="Further limit hosts to an Ansible pattern.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+AcceptNewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--accept-new-host-keys", envvar="SAFEAPPLY_ACCEPT_NEW_HOST_KEYS",
+        help="Trust and record host keys of hosts not yet in known_hosts (like ssh accept-new). "
+        "A changed key is always rejected.",
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+PlaybookArg = Annotated[Path, typer.Argument(help="The playbook file.", show_default=False)]

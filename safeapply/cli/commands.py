@@ -1,0 +1,5 @@
+"""Imports every command module so that each registers itself on `app`. One line per module."""
+
+from __future__ import annotations
+
+from safeapply.cli import misc  # noqa: F401
