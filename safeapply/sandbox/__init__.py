@@ -1,0 +1,20 @@
+"""Disposable local test hosts: systemd-nspawn over a cached Debian rootfs, each in its own netns."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from safeapply.sandbox.host import SandboxError, SandboxInfo, info, up
+from safeapply.sandbox.paths import SandboxPaths
+from safeapply.sandbox.rootfs import ensure_rootfs
+from safeapply.sandbox.teardown import down, down_all, known_names, leftovers
+
+__all__ = ["SandboxError", "SandboxInfo", "SandboxPaths", "down", "down_all", "ensure_rootfs", "info",
+           "known_names", "leftovers", "up", "up_many"]
+
+
+def up_many(names: list[str]) -> list[SandboxInfo]:
+    """Boot several sandboxes in parallel (the rootfs is built first, once)."""
+    ensure_rootfs()
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        return list(pool.map(up, names))
