@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 from safeapply.cli import misc  # noqa: F401
+from safeapply.cli import sandbox  # noqa: F401

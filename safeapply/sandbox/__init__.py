@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from safeapply.sandbox.host import SandboxError, SandboxInfo, info, up
 from safeapply.sandbox.paths import SandboxPaths
+from safeapply.sandbox import rootfs
 from safeapply.sandbox.rootfs import ensure_rootfs
 from safeapply.sandbox.teardown import down, down_all, known_names, leftovers
 

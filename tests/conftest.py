@@ -1,0 +1,119 @@
+"""Test harness: real sandbox hosts (systemd-nspawn, sshd, systemd as PID 1), booted once per session and
+always torn down — also on failure and Ctrl-C. Leftovers of a killed earlier run are removed first."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SAFEAPPLY_SANDBOX_PREFIX", "sat")
+
+from safeapply import sandbox as sb  # noqa: E402
+from safeapply.inventory import resolve_hosts  # noqa: E402
+from safeapply.transport.base import Transport  # noqa: E402
+
+
+class Sandbox:
+    """A booted sandbox host, as tests see it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.paths = sb.SandboxPaths(name)
+        self.inventory = self.paths.inventory
+
+    def transport(self, user: str = "root", accept_new_host_keys: bool = False) -> Transport:
+        host = resolve_hosts([str(self.inventory)], self.name)[0]
+        host.vars["ansible_user"] = user
+        return host.connect(accept_new_host_keys)
+
+    def sh_rc(self, cmd: str, user: str = "root", stdin: bytes | None = None) -> tuple[int, str]:
+        """Run a shell command through plain OpenSSH: ground truth independent of our transport."""
+        proc = subprocess.run(
+            ["ssh", "-F", str(self.paths.ssh_config), "-l", user, self.name, cmd],
+            input=stdin, capture_output=True, check=False, timeout=120,
+        )
+        return proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
+
+    def sh(self, cmd: str, user: str = "root", stdin: bytes | None = None) -> str:
+        rc, out = self.sh_rc(cmd, user, stdin)
+        if rc != 0:
+            raise AssertionError(f"{self.name}: `{cmd}` exited {rc}: {out}")
+        return out
+
+    def __repr__(self) -> str:
+        return f"Sandbox({self.name})"
+
+
+def _can_sandbox() -> str | None:
+    try:
+        sb.host.require_host_support()
+    except Exception as e:  # noqa: BLE001 - reported as the skip reason
+        return str(e)
+    return None
+
+
+_made: list[str] = []
+
+
+def _teardown() -> None:
+    for name in list(_made):
+        sb.down(name, fast=True)
+        _made.remove(name)
+    sb.down_all()
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
+    reason = _can_sandbox()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"sandbox hosts unavailable in CI: {reason}")
+        pytest.skip(f"sandbox hosts unavailable: {reason}")
+    sb.down_all()  # what a killed earlier run left behind
+    sb.ensure_rootfs()
+    atexit.register(_teardown)
+
+    def make(name: str) -> Sandbox:
+        _made.append(name)
+        sb.up(name)
+        return Sandbox(name)
+
+    try:
+        yield make
+    finally:
+        _teardown()
+
+
+@pytest.fixture(scope="session")
+def host_a(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
+    """A shared sandbox. Tests that change it must put it back; tests that break it use their own."""
+    return sandbox_factory("a")
+
+
+@pytest.fixture(scope="session")
+def host_b(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
+    return sandbox_factory("b")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After every fixture is torn down: nothing of ours may be left on the machine."""
+    if _can_sandbox():
+        return
+    _teardown()
+    left = sb.leftovers()
+    if left:
+        print(f"\nLEFTOVERS after the suite: {left}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def quote(s: str) -> str:
+    return shlex.quote(s)
+
+
+TESTS = Path(__file__).parent
