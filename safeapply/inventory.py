@@ -14,6 +14,7 @@ from safeapply.transport.base import Transport
 
 # An inventory that does not parse is an error, not a warning followed by "no hosts matched".
 os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+os.environ.setdefault("ANSIBLE_HOST_PATTERN_MISMATCH", "ignore")  # we say it ourselves, in one line
 
 CONNECTION_VARS = (
     "ansible_connection", "ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
@@ -122,7 +123,7 @@ def ssh_target(host: Host) -> Any:
         hostname=str(merged.get("hostname") or alias),
         user=str(v.get("ansible_user") or merged.get("user") or getpass.getuser()),
         port=int(v.get("ansible_port") or merged.get("port") or 22),
-        key_files=tuple(keys) if key or "identityfile" in args else tuple(k for k in keys if Path(k).expanduser().exists()),
+        key_files=tuple(keys if key or "identityfile" in args else [k for k in keys if Path(k).expanduser().exists()]),
         proxy_command=merged.get("proxycommand") if merged.get("proxycommand", "none") != "none" else None,
         known_hosts=tuple(known),
         host_key_alias=merged.get("hostkeyalias"),

@@ -83,4 +83,4 @@ class SandboxPaths:
 
     @property
     def proxy_command(self) -> str:
-        return f"ip netns exec {self.netns} nc 127.0.0.1 22"
+        return f"ip netns exec {self.netns} nc 127.0.0.1 %p"

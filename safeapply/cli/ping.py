@@ -1,0 +1,40 @@
+"""`safeapply ping`: can safeapply work on these hosts (SSH, host key, python3, sudo -n)?"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, app
+from safeapply.cli.output import console, emit_json
+from safeapply.inventory import resolve_hosts
+from safeapply.parallel import per_host
+from safeapply.preflight import connect_and_check
+
+
+@app.command()
+def ping(
+    pattern: Annotated[str, typer.Argument(help="Host pattern, as in ansible (default: all).")] = "all",
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check that each host is reachable over SSH with a known host key, has python3, and allows sudo -n.
+    Exits with the code of the first failing host (see `safeapply exit-codes`)."""
+    hosts = resolve_hosts(inventory, pattern, limit)
+    results = per_host(hosts, lambda h: connect_and_check(h, accept_new_host_keys))
+    if json_out:
+        emit_json({name: (r.to_dict() if not isinstance(r, Exception) else {"error": str(r)})
+                   for name, r in results.items()})
+    else:
+        for name, r in results.items():
+            if isinstance(r, Exception):
+                console.print(f"[red]FAIL[/] {name}: {escape(str(r))}")
+            else:
+                console.print(f"[green]ok[/]   {name}: user {r.user}, root via {r.root_via}, python {r.python}")
+    errors = [r for r in results.values() if isinstance(r, Exception)]
+    if errors:
+        raise errors[0]

@@ -1,0 +1,32 @@
+"""Run one function per host in parallel; collect each host's result or its safeapply error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
+
+from safeapply.errors import SafeapplyError
+
+T = TypeVar("T")
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+H = TypeVar("H", bound=Named)
+
+
+def per_host(hosts: Sequence[H], fn: Callable[[H], T], workers: int = 16) -> dict[str, T | SafeapplyError]:
+    """Results in host order. A SafeapplyError is returned for its host; any other exception propagates."""
+
+    def guarded(h: H) -> T | SafeapplyError:
+        try:
+            return fn(h)
+        except SafeapplyError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
+        return dict(zip([h.name for h in hosts], pool.map(guarded, hosts), strict=True))

@@ -1,0 +1,34 @@
+"""Can we work on a host? Connect, find python3, check sudo -n. The first thing every command does."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from safeapply.inventory import Host
+from safeapply.transport.base import Transport
+
+PY_VERSION = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    name: str
+    user: str
+    python: str
+    root_via: str  # "login" or "sudo -n"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def check(transport: Transport) -> HostCheck:
+    """Raise the documented error (no python3, sudo needs a password) or describe the host."""
+    python = transport.python(PY_VERSION).check().text.strip()
+    transport.run(["true"], sudo=True).check()
+    via = "sudo -n" if transport.needs_sudo_prefix else "login"
+    return HostCheck(transport.name, transport.user, python, via)
+
+
+def connect_and_check(host: Host, accept_new_host_keys: bool = False) -> HostCheck:
+    with host.connect(accept_new_host_keys) as t:
+        return check(t)
