@@ -14,9 +14,9 @@ import pytest
 
 os.environ.setdefault("SAFEAPPLY_SANDBOX_PREFIX", "sat")
 
-from safeapply import sandbox as sb  # noqa: E402
-from safeapply.inventory import resolve_hosts  # noqa: E402
-from safeapply.transport.base import Transport  # noqa: E402
+from safeapply import sandbox as sb
+from safeapply.inventory import resolve_hosts
+from safeapply.transport.base import Transport
 
 
 class Sandbox:
@@ -53,7 +53,7 @@ class Sandbox:
 def _can_sandbox() -> str | None:
     try:
         sb.host.require_host_support()
-    except Exception as e:  # noqa: BLE001 - reported as the skip reason
+    except Exception as e:
         return str(e)
     return None
 

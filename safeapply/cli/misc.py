@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from safeapply import __version__
 from safeapply.cli.app import JsonOpt, app
 from safeapply.cli.output import console, emit_json

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from safeapply.sandbox import rootfs
 from safeapply.sandbox.host import SandboxError, SandboxInfo, info, up
 from safeapply.sandbox.paths import SandboxPaths
-from safeapply.sandbox import rootfs
 from safeapply.sandbox.rootfs import ensure_rootfs
 from safeapply.sandbox.teardown import down, down_all, known_names, leftovers
 
-__all__ = ["SandboxError", "SandboxInfo", "SandboxPaths", "down", "down_all", "ensure_rootfs", "info",
-           "known_names", "leftovers", "up", "up_many"]
+__all__ = [
+    "SandboxError",
+    "SandboxInfo",
+    "SandboxPaths",
+    "down",
+    "down_all",
+    "ensure_rootfs",
+    "info",
+    "known_names",
+    "leftovers",
+    "rootfs",
+    "up",
+    "up_many",
+]
 
 
 def up_many(names: list[str]) -> list[SandboxInfo]:

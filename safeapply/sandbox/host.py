@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from safeapply.errors import SafeapplyError, UsageError
-from safeapply.sandbox.paths import SandboxPaths, base_dir, cgroup_dirs, controller_key, prefix
+from safeapply.sandbox.paths import SandboxPaths, cgroup_dirs, controller_key
 from safeapply.sandbox.rootfs import ensure_rootfs
 
 BOOT_TIMEOUT = 90.0
@@ -166,6 +165,8 @@ def up(name: str) -> SandboxInfo:
         _wait_for_ssh(p)
         _write_client_files(p)
     except BaseException:
+        from safeapply.sandbox.teardown import down
+
         down(name, fast=True)
         raise
     return info(p)

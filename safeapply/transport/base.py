@@ -106,8 +106,8 @@ def _sudo_refused(stderr: bytes) -> bool:
 
 def _no_python(stderr: bytes) -> bool:
     s = stderr.decode("utf-8", "replace")
-    return "python3: command not found" in s or "python3: not found" in s or "No such file or directory" in s \
-        and "python3" in s
+    return "python3: command not found" in s or "python3: not found" in s or ("No such file or directory" in s \
+        and "python3" in s)
 
 
 def command_line(argv: Sequence[str]) -> str:

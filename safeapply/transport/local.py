@@ -23,11 +23,14 @@ class LocalTransport(Transport):
         if shutil.which(argv[0]) is None:
             return 127, b"", f"{argv[0]}: command not found".encode()
         data = stdin if isinstance(stdin, bytes) else None
+        pipe_in: BinaryIO | int | None = subprocess.DEVNULL if stdin is None else None
+        if stdin is not None and not isinstance(stdin, bytes):
+            pipe_in = stdin
         try:
             proc = subprocess.run(
                 list(argv),
                 input=data,
-                stdin=stdin if stdin is not None and data is None else (None if data else subprocess.DEVNULL),
+                stdin=pipe_in,
                 stdout=stdout if stdout is not None else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 timeout=timeout,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import paramiko
 
@@ -129,6 +129,11 @@ def _collect(
             return None, b"", b""
 
 
+def _key_files(t: SSHTarget) -> Any:
+    # paramiko accepts a list here although its stubs say str
+    return [str(Path(k).expanduser()) for k in t.key_files] or None
+
+
 def _expand(cmd: str, t: SSHTarget) -> str:
     repl = {"%h": t.hostname, "%p": str(t.port), "%r": t.user, "%n": t.name, "%%": "%"}
     for k, v in repl.items():
@@ -159,7 +164,7 @@ def _connect(t: SSHTarget, accept_new: bool) -> paramiko.SSHClient:
         # Pass the known_hosts name as `hostname`: the socket is already connected, so paramiko resolves nothing.
         name, port = (t.host_key_alias, 22) if t.host_key_alias else (t.hostname, t.port)
         client.connect(
-            name, port=port, username=t.user, key_filename=[str(Path(k).expanduser()) for k in t.key_files] or None,
+            name, port=port, username=t.user, key_filename=_key_files(t),
             password=t.password, sock=sock, timeout=t.timeout, banner_timeout=t.timeout, auth_timeout=t.timeout,
             allow_agent=not t.key_files, look_for_keys=not t.key_files,
         )
