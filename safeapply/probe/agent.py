@@ -1,0 +1,167 @@
+"""The probe: runs on the target's python3 (standard library only) and prints one JSON document.
+
+It gathers raw facts in one round trip and does as little interpretation as possible: the controller
+parses everything with the pure functions in `safeapply.probe.parse`, which are tested on captured output.
+Its source is sent with `Transport.python`, so it must not import anything outside the standard library
+(it runs on Python >= 3.7 targets: annotations stay strings, no walrus, no match).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from typing import Any
+
+PROBE_VERSION = 1
+UNIT_PROPERTIES = (
+    "Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID", "NRestarts",
+    "FragmentPath", "Listen", "ExecMainStatus", "Description",
+)
+UNIT_PATTERNS = ("*.service", "*.socket", "*.timer")
+PROC_NET = ("tcp", "tcp6", "udp", "udp6")
+LISTEN_STATES = {"tcp": "0A", "tcp6": "0A", "udp": "07", "udp6": "07"}
+QUADLET_DIRS = ("/etc/containers/systemd", "/usr/share/containers/systemd")
+QUADLET_SUFFIXES = (".container", ".pod", ".kube", ".network", ".volume")
+CMD_TIMEOUT = 10
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    """Run a command: a dict with rc/out/err, or rc 127 when the program is not installed."""
+    if shutil.which(argv[0]) is None:
+        return {"rc": 127, "out": "", "err": argv[0] + ": not installed"}
+    try:
+        p = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, timeout=CMD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return {"rc": 124, "out": "", "err": argv[0] + ": timed out"}
+    return {"rc": p.returncode, "out": p.stdout.decode("utf-8", "replace"),
+            "err": p.stderr.decode("utf-8", "replace")}
+
+
+def read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def systemd_units() -> dict[str, Any]:
+    if not os.path.isdir("/run/systemd/system"):
+        return {"rc": -1, "out": "", "err": "systemd is not running (no /run/systemd/system)"}
+    return run(["systemctl", "show", "--all", "--no-pager", "-p", ",".join(UNIT_PROPERTIES), "--", *UNIT_PATTERNS])
+
+
+def listening_inodes(tables: dict[str, str | None]) -> set[str]:
+    inodes: set[str] = set()
+    for name, text in tables.items():
+        for line in (text or "").splitlines()[1:]:
+            f = line.split()
+            if len(f) > 9 and f[3] == LISTEN_STATES[name]:
+                inodes.add(f[9])
+    inodes.discard("0")
+    return inodes
+
+
+def socket_owners(inodes: set[str]) -> dict[str, list[int]]:
+    """inode -> [pid, ...] for the given socket inodes, by walking /proc/*/fd (root sees all)."""
+    owners: dict[str, list[int]] = {}
+    if not inodes:
+        return owners
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = "/proc/" + pid + "/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd_dir + "/" + fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                owners.setdefault(target[8:-1], [])
+                if int(pid) not in owners[target[8:-1]]:
+                    owners[target[8:-1]].append(int(pid))
+    return owners
+
+
+def process_info(pid: int) -> dict[str, Any]:
+    cmdline = read(f"/proc/{pid}/cmdline") or ""
+    return {
+        "comm": (read(f"/proc/{pid}/comm") or "").strip(),
+        "cmdline": [a for a in cmdline.split("\0") if a],
+        "cgroup": read(f"/proc/{pid}/cgroup") or "",
+    }
+
+
+def containers(engine: str) -> dict[str, Any]:
+    ids = run([engine, "ps", "-a", "-q", "--no-trunc"])
+    if ids["rc"] != 0 or not ids["out"].split():
+        return {"ps": ids, "inspect": None}
+    return {"ps": ids, "inspect": run([engine, "inspect", *ids["out"].split()])}
+
+
+def quadlets() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for d in QUADLET_DIRS:
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(QUADLET_SUFFIXES):
+                found[d + "/" + n] = read(d + "/" + n)
+    return found
+
+
+def disk(path: str) -> dict[str, int] | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return {"free": st.f_bavail * st.f_frsize, "total": st.f_blocks * st.f_frsize}
+
+
+def facts() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "os_release": read("/etc/os-release") or read("/usr/lib/os-release") or "",
+        "kernel": os.uname().release,
+        "init": (read("/proc/1/comm") or "").strip(),
+        "systemd_running": os.path.isdir("/run/systemd/system"),
+        "disk": {"/": disk("/"), "/var": disk("/var")},
+        "bindv6only": (read("/proc/sys/net/ipv6/bindv6only") or "").strip(),
+        "python": ".".join(str(v) for v in sys.version_info[:3]),
+        "euid": os.geteuid(),
+    }
+
+
+def collect() -> dict[str, Any]:
+    tables = {name: read("/proc/net/" + name) for name in PROC_NET}
+    owners = socket_owners(listening_inodes(tables))
+    pids = sorted({p for ps in owners.values() for p in ps})
+    return {
+        "version": PROBE_VERSION,
+        "units": systemd_units(),
+        "proc_net": tables,
+        "socket_owners": owners,
+        "processes": {str(p): process_info(p) for p in pids},
+        "containers": {e: containers(e) for e in ("docker", "podman")},
+        "quadlets": quadlets(),
+        "facts": facts(),
+    }
+
+
+def main() -> None:
+    sys.stdout.write(json.dumps(collect(), sort_keys=True))
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
