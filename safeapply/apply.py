@@ -1,0 +1,285 @@
+"""Run a playbook through ansible-runner -> ApplyResult. The only ansible_runner import in safeapply.
+
+Everything comes from runner's structured results: its status and rc, the `playbook_on_stats` event
+(per-host ok/changed/failed/unreachable/skipped) and per-task events. Output text is never parsed.
+
+Ctrl-C and SIGTERM during a run cancel ansible-runner (through its cancel callback) instead of killing us
+mid-way; the result then says `interrupted_by`, and `raise_if_interrupted()` turns that into the usual
+KeyboardInterrupt / Terminated so that the caller's rollback context manager runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import ansible_runner
+
+from safeapply.errors import ConfigError, Terminated, UsageError
+
+_TASK_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+    "runner_item_on_failed": "failed",
+}
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One task result on one host, as it happens (for live progress)."""
+
+    host: str
+    task: str
+    action: str
+    status: str  # started | ok | changed | failed | unreachable | skipped | ignored
+    message: str = ""
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+@dataclass
+class ApplyResult:
+    status: str  # successful | failed | canceled | timeout
+    rc: int
+    check: bool
+    hosts: dict[str, HostStats] = field(default_factory=dict)
+    failures: list[TaskEvent] = field(default_factory=list)
+    changed_tasks: list[TaskEvent] = field(default_factory=list)
+    diffs: dict[str, list[Any]] = field(default_factory=dict)
+    interrupted_by: int | None = None  # signal number when Ctrl-C / SIGTERM canceled the run
+    error: str = ""  # ansible-playbook's last words when it stopped before running anything
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return sorted(h for h, s in self.hosts.items() if s.failed)
+
+    @property
+    def unreachable_hosts(self) -> list[str]:
+        return sorted(h for h, s in self.hosts.items() if s.unreachable)
+
+    @property
+    def changed(self) -> bool:
+        return any(s.changed for s in self.hosts.values())
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and not self.failed_hosts and not self.unreachable_hosts
+
+    def host_ok(self, host: str) -> bool:
+        s = self.hosts.get(host)
+        return s is not None and not s.failed and not s.unreachable and self.interrupted_by is None
+
+    def raise_if_interrupted(self) -> None:
+        if self.interrupted_by == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.interrupted_by is not None:
+            raise Terminated(self.interrupted_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failed_hosts"] = self.failed_hosts
+        d["unreachable_hosts"] = self.unreachable_hosts
+        return d
+
+
+EventSink = Callable[[TaskEvent], None]
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    playbook: Path
+    inventory: Sequence[str]
+    limit: str | None = None
+    extra_vars: Sequence[str] = ()  # as for ansible-playbook -e: k=v, JSON, or @file
+    check: bool = False
+    envvars: dict[str, str] = field(default_factory=dict)
+
+
+def run_playbook(req: ApplyRequest, on_event: EventSink | None = None) -> ApplyResult:
+    """Run the playbook (check+diff mode when `req.check`) and return what happened, per host."""
+    playbook = req.playbook.resolve()
+    if not playbook.is_file():
+        raise UsageError(f"playbook {req.playbook} not found", "give the path of a playbook file")
+    collector = _Collector(on_event)
+    with tempfile.TemporaryDirectory(prefix="safeapply-runner-") as pdd, _cancel_on_signals() as cancel:
+        runner = ansible_runner.run(
+            private_data_dir=pdd,
+            project_dir=str(playbook.parent),
+            playbook=str(playbook),
+            inventory=[_abs_source(s) for s in req.inventory],
+            limit=req.limit,
+            cmdline=_cmdline(req),
+            envvars={"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_ansible(), **req.envvars},
+            settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True},
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=collector.handle,
+            cancel_callback=cancel.is_set,
+        )
+        result = ApplyResult(status=str(runner.status), rc=int(runner.rc or 0), check=req.check)
+        result.hosts = _host_stats(runner.stats or collector.stats or {})
+        if result.rc != 0 and not result.hosts:
+            result.error = _output_tail(runner)  # it stopped before any host ran: a syntax error, say
+    result.failures = collector.failures
+    result.changed_tasks = collector.changed
+    result.diffs = collector.diffs
+    result.interrupted_by = cancel.signum
+    for host in collector.seen_hosts - result.hosts.keys():
+        result.hosts[host] = HostStats()  # a host that never reached the stats event
+    return result
+
+
+def _path_with_ansible() -> str:
+    """PATH with our venv's bin first: its ansible-playbook, even when the venv is not activated."""
+    path = os.environ.get("PATH", os.defpath)
+    beside = Path(sys.executable).parent
+    if (beside / "ansible-playbook").exists():
+        return f"{beside}{os.pathsep}{path}"
+    if shutil.which("ansible-playbook", path=path) is None:
+        raise ConfigError("ansible-playbook not found", "install ansible-core next to safeapply")
+    return path
+
+
+def _output_tail(runner: Any, lines: int = 6) -> str:
+    """For the human reading the error only; results never come from this text."""
+    try:
+        text = runner.stdout.read()
+    except Exception:  # runner raises its own exception type when there is no output at all
+        return ""
+    kept = [ln.rstrip() for ln in str(text).splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def _abs_source(source: str) -> str:
+    p = Path(source)
+    return str(p.resolve()) if p.exists() else source  # a host list "a,b," stays as it is
+
+
+def _cmdline(req: ApplyRequest) -> str:
+    args: list[str] = []
+    for ev in req.extra_vars:
+        args += ["-e", ev]
+    if req.check:
+        args += ["--check", "--diff"]
+    return shlex.join(args)
+
+
+def _host_stats(stats: dict[str, dict[str, int]]) -> dict[str, HostStats]:
+    keys = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable",
+            "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
+    hosts: dict[str, HostStats] = {}
+    for runner_key, attr in keys.items():
+        for host, n in (stats.get(runner_key) or {}).items():
+            setattr(hosts.setdefault(host, HostStats()), attr, int(n))
+    for host in stats.get("processed") or {}:
+        hosts.setdefault(host, HostStats())
+    return hosts
+
+
+class _Collector:
+    """Receives runner events (in runner's thread), forwards task results and keeps what we report."""
+
+    def __init__(self, sink: EventSink | None) -> None:
+        self.sink = sink
+        self.failures: list[TaskEvent] = []
+        self.changed: list[TaskEvent] = []
+        self.diffs: dict[str, list[Any]] = {}
+        self.stats: dict[str, dict[str, int]] | None = None
+        self.seen_hosts: set[str] = set()
+
+    def handle(self, event: dict[str, Any]) -> bool:
+        name = event.get("event", "")
+        data = event.get("event_data") or {}
+        if name == "playbook_on_stats":
+            self.stats = {k: data.get(k) or {} for k in
+                          ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")}
+        elif name == "runner_on_start":
+            self._emit(_task_event(data, "started"))
+        elif name in _TASK_EVENTS:
+            self._task_result(name, data)
+        return True  # keep the event on disk: runner.stats reads it back
+
+    def _task_result(self, name: str, data: dict[str, Any]) -> None:
+        res = data.get("res") or {}
+        status = _TASK_EVENTS[name]
+        if status == "ok" and res.get("changed"):
+            status = "changed"
+        if status == "failed" and data.get("ignore_errors"):
+            status = "ignored"
+        ev = _task_event(data, status, _message(res) if status in ("failed", "unreachable") else "")
+        self.seen_hosts.add(ev.host)
+        if status in ("failed", "unreachable"):
+            self.failures.append(ev)
+        if status == "changed":
+            self.changed.append(ev)
+            if res.get("diff"):
+                diff = res["diff"]
+                self.diffs.setdefault(ev.host, []).extend(diff if isinstance(diff, list) else [diff])
+        self._emit(ev)
+
+    def _emit(self, ev: TaskEvent) -> None:
+        if self.sink is not None:
+            self.sink(ev)
+
+
+def _task_event(data: dict[str, Any], status: str, message: str = "") -> TaskEvent:
+    return TaskEvent(
+        host=str(data.get("host", "")), task=str(data.get("task", "")),
+        action=str(data.get("task_action", "")), status=status, message=message,
+    )
+
+
+def _message(res: dict[str, Any]) -> str:
+    for key in ("msg", "stderr", "reason"):
+        if res.get(key):
+            return str(res[key]).strip().splitlines()[0][:300] if str(res[key]).strip() else ""
+    return ""
+
+
+class _CancelFlag:
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+
+@contextmanager
+def _cancel_on_signals() -> Iterator[_CancelFlag]:
+    """While runner runs, SIGINT/SIGTERM ask it to cancel (it then stops ansible-playbook cleanly)."""
+    flag = _CancelFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def _note(signum: int, _frame: FrameType | None) -> None:
+        flag.signum = flag.signum or signum
+
+    old = {s: signal.signal(s, _note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

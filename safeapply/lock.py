@@ -1,0 +1,149 @@
+"""Per-host locks, so that two runs never interleave on one host: one on the controller, one on the target.
+
+Controller: flock(2) on `state_dir()/locks/<host>.lock` — released by the kernel if we die.
+Target: an atomic `mkdir /run/safeapply/lock` holding an owner file (run id, controller, pid). /run is a
+tmpfs, so a reboot clears it; a lock left by a dead process on the same controller is taken over, any
+other holder makes us stop with LockedError (exit 4) naming who holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from safeapply.config import private_dir, state_dir
+from safeapply.errors import LockedError
+from safeapply.transport.base import Transport
+
+TARGET_LOCK = "/run/safeapply/lock"
+
+_TARGET_ACQUIRE = r"""
+import json, os, sys
+path, owner, stale = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+def held():
+    try:
+        with open(os.path.join(path, "owner.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+if stale and os.path.isdir(path) and held().get("run_id") == stale:
+    for name in os.listdir(path):
+        os.unlink(os.path.join(path, name))
+    os.rmdir(path)
+try:
+    os.mkdir(path, 0o700)
+except FileExistsError:
+    print(json.dumps(held()))
+    sys.exit(3)
+with open(os.path.join(path, "owner.json"), "w") as f:
+    json.dump(owner, f)
+"""
+
+_TARGET_RELEASE = r"""
+import json, os, sys
+path, run_id = sys.argv[1], sys.argv[2]
+try:
+    with open(os.path.join(path, "owner.json")) as f:
+        if json.load(f).get("run_id") != run_id:
+            sys.exit(0)  # not ours (taken over): leave it
+except (OSError, ValueError):
+    pass
+for name in os.listdir(path) if os.path.isdir(path) else []:
+    os.unlink(os.path.join(path, name))
+if os.path.isdir(path):
+    os.rmdir(path)
+"""
+
+
+@contextmanager
+def controller_lock(host: str, run_id: str, lock_dir: Path | None = None) -> Iterator[Path]:
+    """Hold an exclusive flock for `host` on this controller for the duration of the block."""
+    directory = private_dir(lock_dir or state_dir() / "locks")
+    path = directory / f"{_safe(host)}.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    f: IO[str] = os.fdopen(fd, "r+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = f.read().strip() or "another safeapply process"
+            raise LockedError(
+                f"{host}: another run holds the controller lock {path} ({holder})",
+                "wait for it to finish; the lock is released when that process exits",
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"run {run_id}, pid {os.getpid()}")
+        f.flush()
+        yield path
+    finally:
+        f.close()  # closing the descriptor releases the flock
+
+
+@contextmanager
+def target_lock(transport: Transport, run_id: str, path: str = TARGET_LOCK) -> Iterator[None]:
+    """Hold the lock directory on the target; refuse (LockedError) when another run holds it."""
+    held = _acquire(transport, run_id, path, stale="")
+    if held and _dead_here(held):
+        held = _acquire(transport, run_id, path, stale=str(held.get("run_id", "")))
+    if held:
+        raise LockedError(
+            f"{transport.name}: another run holds {path} on the target "
+            f"(run {held.get('run_id', '?')} from {held.get('controller', '?')}, pid {held.get('pid', '?')})",
+            f"wait for it to finish; if no run is active, remove {path} on {transport.name}",
+        )
+    try:
+        yield
+    finally:
+        transport.python(_TARGET_RELEASE, args=[path, run_id], sudo=True, timeout=60)
+
+
+def _acquire(transport: Transport, run_id: str, path: str, stale: str) -> dict[str, object]:
+    """Try once; {} when acquired, else who holds it."""
+    owner = {"run_id": run_id, "controller": socket.gethostname(), "pid": os.getpid()}
+    res = transport.python(_TARGET_ACQUIRE, args=[path, json.dumps(owner), stale], sudo=True, timeout=60)
+    if res.rc == 3:
+        return _parse(res.text) or {"run_id": "?"}
+    res.check()
+    return {}
+
+
+def _dead_here(held: dict[str, object]) -> bool:
+    """A lock left by a process of this controller that no longer exists (killed with SIGKILL, say)."""
+    pid = held.get("pid")
+    if held.get("controller") != socket.gethostname() or not isinstance(pid, int) or not held.get("run_id"):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextmanager
+def host_lock(transport: Transport, run_id: str, lock_dir: Path | None = None) -> Iterator[None]:
+    """Controller lock, then target lock; released in reverse order."""
+    with controller_lock(transport.name, run_id, lock_dir), target_lock(transport, run_id):
+        yield
+
+
+def _safe(host: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", host) or "_"
+
+
+def _parse(text: str) -> dict[str, object]:
+    try:
+        value = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
