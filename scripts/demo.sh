@@ -1,0 +1,38 @@
+#!/bin/bash
+# The main job, end to end, against a disposable local sandbox host (root, Debian 12).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SA=${SAFEAPPLY:-.venv/bin/safeapply}
+export SAFEAPPLY_SANDBOX_PREFIX=${SAFEAPPLY_SANDBOX_PREFIX:-demo}
+export SAFEAPPLY_STATE_DIR=${SAFEAPPLY_STATE_DIR:-/var/tmp/safeapply-demo-state}
+WORK=$(mktemp -d /tmp/safeapply-demo.XXXXXX)
+cleanup() { $SA sandbox down --all >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+expect() {  # expect CODE command...: run, show, and check the exit code
+  local want=$1; shift; local rc=0
+  "$@" || rc=$?
+  [ "$rc" = "$want" ] || { echo "demo: expected exit $want from: $*, got $rc" >&2; exit 1; }
+  echo "   -> exit $rc (as expected)"
+}
+
+step "boot a sandbox host (systemd + sshd in its own network namespace)"
+$SA sandbox up web1 > "$WORK/inventory.yml"
+cat "$WORK/inventory.yml"
+
+step "seed it: a monitoring agent as a systemd unit on :9090 (the incident's starting point)"
+$SA sandbox ssh web1 "cat > /etc/systemd/system/node_exporter.service <<'UNIT'
+[Unit]
+Description=monitoring agent (stand-in)
+[Service]
+ExecStart=/usr/bin/python3 -m http.server 9090
+WorkingDirectory=/tmp
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload && systemctl enable --now node_exporter.service"
+
+step "preflight: SSH with a verified host key, python3, sudo"
+expect 0 $SA ping -i "$WORK/inventory.yml"
+
+step "done"
