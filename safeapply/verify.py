@@ -1,0 +1,221 @@
+"""After apply: is each host still healthy? -> VerifyReport (a list of findings; empty means verified).
+
+* SSH still reachable over a NEW connection (not the one Ansible or the scan used).
+* A rescan compared with the pre-apply scan: units newly failed, units restart-looping (NRestarts rising
+  over a settle window), units/ports/containers the plan expected that are not running or listening.
+* User checks declared beside the playbook (`site.yml` -> `site.verify.yml`), run ON the target:
+
+      checks:
+        - tcp: 8080                       # or {tcp: 8080, host: 127.0.0.1}
+        - http: http://127.0.0.1:8080/    # status: 200 by default
+          status: 200
+        - command: "test -s /etc/app.conf"
+        - unit: nginx.service             # must be active
+
+The comparison is pure (`compare`) so that it is tested on recorded scans; `verify_host` does the I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from safeapply.errors import SafeapplyError, UsageError
+from safeapply.scan import HostState, scan_host
+from safeapply.transport.base import Transport
+
+DEFAULT_SETTLE = 3.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    host: str
+    kind: str  # ssh | unit-failed | restart-loop | unit-not-active | port-not-listening | container | check
+    subject: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the plan says the playbook starts: these must be running/listening afterwards."""
+
+    units: frozenset[str] = frozenset()
+    ports: frozenset[tuple[str, int]] = frozenset()  # (proto, port)
+    containers: frozenset[str] = frozenset()  # container names
+
+
+@dataclass
+class VerifyReport:
+    host: str
+    findings: list[Finding] = field(default_factory=list)
+    checks_run: int = 0
+    after: HostState | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "ok": self.ok, "checks_run": self.checks_run,
+                "findings": [asdict(f) for f in self.findings]}
+
+
+# ---- user checks -------------------------------------------------------------------------------------
+
+def checks_file_for(playbook: Path) -> Path:
+    return playbook.with_name(f"{playbook.stem}.verify.yml")
+
+
+def load_checks(path: Path) -> list[dict[str, Any]]:
+    """Parse and validate the user checks file; a missing file means no user checks."""
+    if not path.exists():
+        return []
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from e
+    checks = doc.get("checks", []) if isinstance(doc, dict) else None
+    if not isinstance(checks, list):
+        raise UsageError(f"{path}: expected a mapping with a `checks:` list")
+    return [_check(path, i, c) for i, c in enumerate(checks, 1)]
+
+
+def _check(path: Path, i: int, c: Any) -> dict[str, Any]:
+    kinds = [k for k in ("tcp", "http", "command", "unit") if isinstance(c, dict) and k in c]
+    if len(kinds) != 1:
+        raise UsageError(f"{path}: check {i} needs exactly one of tcp, http, command, unit", f"got {c!r}")
+    kind = kinds[0]
+    out: dict[str, Any] = {"kind": kind, "target": str(c[kind]), "timeout": float(c.get("timeout", 5))}
+    if kind == "tcp":
+        try:
+            out["port"] = int(c["tcp"])
+        except (TypeError, ValueError):
+            raise UsageError(f"{path}: check {i}: tcp needs a port number, got {c['tcp']!r}") from None
+        out["host"] = str(c.get("host", "127.0.0.1"))
+    if kind == "http":
+        out["status"] = int(c.get("status", 200))
+    return out
+
+
+_RUN_CHECKS = r"""
+import json, socket, subprocess, sys, urllib.request, urllib.error
+def one(c):
+    k, t = c["kind"], c["timeout"]
+    try:
+        if k == "tcp":
+            socket.create_connection((c["host"], c["port"]), timeout=t).close(); return None
+        if k == "http":
+            try:
+                code = urllib.request.urlopen(c["target"], timeout=t).status
+            except urllib.error.HTTPError as e:
+                code = e.code
+            return None if code == c["status"] else "HTTP %s, expected %s" % (code, c["status"])
+        if k == "command":
+            p = subprocess.run(["sh", "-c", c["target"]], capture_output=True, timeout=t)
+            tail = (p.stderr or p.stdout).decode("utf-8", "replace").strip().splitlines()
+            return None if p.returncode == 0 else "exited %d%s" % (p.returncode, ": " + tail[-1] if tail else "")
+        if k == "unit":
+            p = subprocess.run(["systemctl", "is-active", c["target"]], capture_output=True, timeout=t)
+            state = p.stdout.decode().strip()
+            return None if state == "active" else "is " + (state or "unknown")
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+print(json.dumps([one(c) for c in json.loads(sys.stdin.read())]))
+"""
+
+
+def run_checks(transport: Transport, checks: list[dict[str, Any]]) -> list[Finding]:
+    if not checks:
+        return []
+    res = transport.python(_RUN_CHECKS, sudo=True, stdin=json.dumps(checks).encode(), timeout=300).check()
+    results = json.loads(res.stdout)
+    return [Finding(transport.name, "check", f"{c['kind']} {c['target']}", msg)
+            for c, msg in zip(checks, results, strict=True) if msg]
+
+
+# ---- comparison (pure) -------------------------------------------------------------------------------
+
+def compare(before: HostState, after: HostState, settled: HostState | None,
+            expect: Expectation = Expectation()) -> list[Finding]:
+    """Findings from the pre-apply scan, the post-apply scan and (optional) one after the settle window."""
+    last = settled or after
+    out: list[Finding] = []
+    for u in last.units:
+        old = before.unit(u.name)
+        if u.failed and not (old and old.failed):
+            out.append(Finding(last.host, "unit-failed", u.name, f"{u.name} is failed ({u.sub})"))
+        elif _looping(u.name, before, after, settled) and not (old and old.restart_looping):
+            out.append(Finding(last.host, "restart-loop", u.name,
+                               f"{u.name} is restart-looping (NRestarts {u.n_restarts}, {u.active}/{u.sub})"))
+    out += _expected(last, expect)
+    return out
+
+
+def _looping(name: str, before: HostState, after: HostState, settled: HostState | None) -> bool:
+    u = (settled or after).unit(name)
+    if u is None:
+        return False
+    if u.sub == "auto-restart":
+        return True
+    mid = after.unit(name)
+    if settled is not None and mid is not None and u.n_restarts > mid.n_restarts:
+        return True
+    old = before.unit(name)
+    return u.n_restarts >= (old.n_restarts if old else 0) + 3
+
+
+def _expected(state: HostState, expect: Expectation) -> list[Finding]:
+    out: list[Finding] = []
+    for name in sorted(expect.units):
+        u = state.unit(name)
+        if u is None or u.active != "active":
+            got = f"{u.active}/{u.sub}" if u else "not loaded"
+            out.append(Finding(state.host, "unit-not-active", name, f"{name} should be running: {got}"))
+    listening = {(x.proto, x.port) for x in state.listeners}
+    for proto, port in sorted(expect.ports):
+        if (proto, port) not in listening:
+            out.append(Finding(state.host, "port-not-listening", f"{port}/{proto}",
+                               f"nothing listens on {port}/{proto}, though the playbook should bind it"))
+    running = {c.name for c in state.containers if c.running}
+    for name in sorted(expect.containers - running):
+        out.append(Finding(state.host, "container", name, f"container {name} is not running"))
+    return out
+
+
+def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bool:
+    """Wait and rescan only when the run touched units: a unit started, restarted or changed state."""
+    if expect.units or expect.containers:
+        return True
+    old = {u.name: (u.active, u.main_pid, u.n_restarts) for u in before.units}
+    return any(old.get(u.name) != (u.active, u.main_pid, u.n_restarts)
+               for u in after.units if u.kind == "service")
+
+
+# ---- doing it ----------------------------------------------------------------------------------------
+
+def verify_host(reconnect: Callable[[], Transport], before: HostState, expect: Expectation = Expectation(),
+                checks: list[dict[str, Any]] | None = None, settle: float = DEFAULT_SETTLE) -> VerifyReport:
+    """Open a new connection, rescan (twice across the settle window if units moved), run user checks."""
+    report = VerifyReport(before.host)
+    try:
+        transport = reconnect()
+    except SafeapplyError as e:
+        report.findings.append(Finding(before.host, "ssh", "ssh", f"new SSH connection failed: {e}"))
+        return report
+    with transport:
+        after = scan_host(transport)
+        settled = None
+        if settle > 0 and needs_settle(before, after, expect):
+            time.sleep(settle)
+            settled = scan_host(transport)
+        report.after = settled or after
+        report.findings += compare(before, after, settled, expect)
+        report.findings += run_checks(transport, checks or [])
+        report.checks_run = len(checks or [])
+    return report
