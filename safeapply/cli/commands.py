@@ -5,3 +5,4 @@ from __future__ import annotations
 from safeapply.cli import misc  # noqa: F401
 from safeapply.cli import sandbox  # noqa: F401
 from safeapply.cli import ping  # noqa: F401
+from safeapply.cli import scan  # noqa: F401

@@ -1,0 +1,171 @@
+"""`safeapply scan` and `safeapply plan`: what runs on the hosts, and what the playbook would collide with."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, app
+from safeapply.cli.output import console, emit_json, err_console
+from safeapply.errors import PreflightBlocked, SafeapplyError, UsageError
+from safeapply.inventory import Host, resolve_hosts
+from safeapply.parallel import per_host
+from safeapply.plan import BLOCKING, Finding, blocking, expectations, plan
+from safeapply.scan import HostState, scan_host
+
+ExtraVarsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--extra-vars", "-e", help="Extra variables, as for ansible-playbook -e (key=value, YAML, @file)."),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state", help="Use a saved `safeapply scan --json` output instead of scanning the hosts."),
+]
+
+
+def _scan(hosts: Sequence[Host], accept_new: bool) -> dict[str, HostState | SafeapplyError]:
+    def one(h: Host) -> HostState:
+        with h.connect(accept_new) as t:
+            state = scan_host(t)
+        if not console.is_terminal:
+            err_console.print(f"scanned {h.name}")
+        return state
+
+    if console.is_terminal:
+        with console.status(f"scanning {len(hosts)} host(s)..."):
+            return per_host(hosts, one)
+    return per_host(hosts, one)
+
+
+def _raise_first(results: dict[str, Any]) -> None:
+    errors = [r for r in results.values() if isinstance(r, SafeapplyError)]
+    if errors:
+        raise errors[0]
+
+
+@app.command()
+def scan(
+    pattern: Annotated[str, typer.Argument(help="Host pattern, as in ansible (default: all).")] = "all",
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show what runs on each host: systemd services, sockets and timers, listening TCP/UDP sockets with
+    their process and unit, docker/podman containers, quadlet files and basic facts. Read-only: one probe
+    program on the host's python3 (as root via sudo -n when possible). `--json` output can be fed to
+    `safeapply plan --state`."""
+    hosts = resolve_hosts(inventory, pattern, limit)
+    results = _scan(hosts, accept_new_host_keys)
+    if json_out:
+        emit_json({n: r.to_dict() if isinstance(r, HostState) else {"error": str(r)} for n, r in results.items()})
+    else:
+        for name, r in results.items():
+            if isinstance(r, HostState):
+                _render_state(r)
+            else:
+                console.print(f"[red]FAIL[/] {name}: {escape(str(r))}")
+    _raise_first(results)
+
+
+def _render_state(s: HostState) -> None:
+    f = s.facts
+    free = ", ".join(f"{k} {v / 2**30:.1f} GiB free" for k, v in f.disk_free.items() if v is not None)
+    console.print(f"[bold]{s.host}[/]: {f.os_pretty or f.os_id}, init {f.init}, {free}, "
+                  f"bindv6only={int(f.bindv6only)}")
+    t = Table("proto", "address", "port", "pid", "process", "unit", box=None, pad_edge=False)
+    for lst in s.listeners:
+        o = lst.owner
+        t.add_row(lst.proto, lst.address, str(lst.port), str(o.pid) if o else "-", o.process if o else "-",
+                  (o.unit or "-") if o else "-")
+    console.print(t)
+    units = [u for u in s.units if u.active in ("active", "failed", "activating") or u.enabled == "enabled"]
+    t = Table("unit", "active", "sub", "enabled", "pid", "restarts", box=None, pad_edge=False)
+    for u in units:
+        t.add_row(u.name, u.active, u.sub, u.enabled or "-", str(u.main_pid or "-"), str(u.n_restarts))
+    console.print(t)
+    for c in s.containers:
+        ports = ", ".join(f"{p.host_ip or '*'}:{p.host_port}->{p.container_port}/{p.proto}" for p in c.ports)
+        console.print(f"  container {c.name} ({c.engine}, {c.image}) {c.state} {ports} "
+                      f"restart={c.restart_policy or '-'} net={c.network_mode or '-'}")
+    for q in s.quadlets:
+        console.print(f"  quadlet {q.path}: {q.image} publish={','.join(q.publish) or '-'}")
+    for n in s.notes:
+        console.print(f"  [dim]note: {escape(n)}[/]")
+
+
+def _load_states(path: Path) -> dict[str, HostState]:
+    try:
+        data = json.loads(path.read_text())
+        return {name: HostState.from_dict(d) for name, d in data.items() if "error" not in d}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"cannot read scan state {path}: {e}", "pass the output of `safeapply scan --json`") \
+            from e
+
+
+@app.command("plan")
+def plan_cmd(
+    playbook: PlaybookArg,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    extra_vars: ExtraVarsOpt = None,
+    state: StateOpt = None,
+    accept_new_host_keys: AcceptNewOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare what the playbook will bind, start and write on each host with what the host runs now:
+    ports already held by a unit, process or container, the same service as a unit and a container, two
+    tasks on one port, units it starts that are failed or restart-looping. Variables are resolved per host
+    by Ansible itself; what cannot be resolved is shown, never guessed. Exits 17 (preflight blocked) when
+    any finding blocks; warnings alone exit 0. Read-only."""
+    from safeapply.intent import playbook_intent
+
+    intents = playbook_intent(playbook, inventory or [], limit, extra_vars or [])
+    states: dict[str, HostState | SafeapplyError] = dict(_load_states(state)) if state else {}
+    todo = [h for h in resolve_hosts(inventory, "all", limit) if h.name in intents and h.name not in states]
+    states.update(_scan(todo, accept_new_host_keys))
+    report: dict[str, Any] = {}
+    all_findings: list[Finding] = []
+    for host, intent in intents.items():
+        st = states.get(host)
+        if not isinstance(st, HostState):
+            report[host] = {"error": str(st or "not scanned")}
+            continue
+        findings = plan(intent, st)
+        all_findings += findings
+        report[host] = {"findings": [f.to_dict() for f in findings], "intent": intent.to_dict(),
+                        "expect": expectations(intent).__dict__}
+    _render_plan(report, json_out)
+    _raise_first(states)
+    if blocked := blocking(all_findings):
+        hosts = sorted({f.host for f in blocked})
+        raise PreflightBlocked(f"{len(blocked)} blocking finding(s) on {', '.join(hosts)}",
+                               "fix them (see the fix line of each), then run plan again")
+
+
+def _render_plan(report: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        emit_json(report)
+        return
+    for host, r in report.items():
+        if "error" in r:
+            console.print(f"[red]FAIL[/] {host}: {escape(r['error'])}")
+            continue
+        notes = [n for n in r["intent"]["notes"] if n["kind"] != "unknown-port"]
+        head = f"[bold]{host}[/]: {len(r['intent']['binds'])} port(s), {len(r['intent']['units'])} unit op(s), " \
+               f"{len(r['intent']['containers'])} container(s), {len(r['intent']['files'])} file(s)"
+        console.print(head)
+        for f in r["findings"]:
+            tag = "[red]BLOCK[/]" if f["severity"] == BLOCKING else "[yellow]warn[/] "
+            console.print(f"  {tag} {f['code']}: {escape(f['message'])}")
+            console.print(f"        fix: {escape(f['fix'])}")
+        for n in notes:
+            console.print(f"  [dim]{n['kind']}: {escape(n['message'])} ({escape(n['task']['path'])})[/]")
+        if not r["findings"]:
+            console.print("  [green]no collisions[/]")

@@ -1,0 +1,192 @@
+"""Load a playbook with Ansible's own classes and yield, per host, each task with its arguments resolved.
+
+Variables come from Ansible's VariableManager with the play and the task (inventory, group_vars, host_vars,
+role defaults and vars, play vars, vars_files, extra vars) and are templated with Ansible's Templar. What
+cannot be resolved is returned as `UNRESOLVED` with the reason: the caller reports it, never guesses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safeapply.errors import NoHostsMatched, UsageError
+from safeapply.intent.model import TaskRef
+
+UNRESOLVED = object()
+
+
+@dataclass
+class ResolvedTask:
+    ref: TaskRef
+    action: str  # the short module name: docker_container, copy, service...
+    args: dict[str, Any]  # templated; UNRESOLVED where a value could not be resolved
+    unresolved: list[str]  # the arguments that could not be resolved, with the reason
+    task: Any  # ansible Task
+    templar: Any  # ansible Templar with this task's variables (for files the task renders)
+    notify: list[str]
+
+
+@contextlib.contextmanager
+def _lenient_module_names() -> Iterator[None]:
+    """Let tasks of collections that are not installed here load (community.docker, containers.podman).
+
+    Ansible refuses to load a task whose module it cannot find; we only read arguments, so the check is
+    skipped while loading. Restored on exit.
+    """
+    from ansible.parsing.mod_args import ModuleArgsParser
+
+    original = ModuleArgsParser.parse
+
+    def parse(self: Any, skip_action_validation: bool = False) -> Any:
+        return original(self, skip_action_validation=True)
+
+    ModuleArgsParser.parse = parse
+    try:
+        yield
+    finally:
+        ModuleArgsParser.parse = original
+
+
+def parse_extra_vars(loader: Any, extra_vars: Sequence[str]) -> dict[str, Any]:
+    """`-e` values the way ansible-playbook reads them: @file, YAML/JSON, or key=value."""
+    from ansible.parsing.splitter import parse_kv
+    from ansible.utils.vars import combine_vars
+
+    out: dict[str, Any] = {}
+    for opt in extra_vars:
+        if opt.startswith("@"):
+            data = loader.load_from_file(opt[1:])
+        elif opt[:1] in ("{", "["):
+            data = loader.load(opt)
+        else:
+            data = parse_kv(opt)
+        if not isinstance(data, dict):
+            raise UsageError(f"extra vars {opt!r} are not a mapping", "use key=value, a YAML mapping or @file")
+        out = combine_vars(out, data)
+    return out
+
+
+def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
+    """Template `value` element by element; unresolvable leaves become UNRESOLVED (reason in problems)."""
+    from ansible.errors import AnsibleError
+
+    if isinstance(value, dict):
+        return {k: resolve(templar, v, f"{where}.{k}", problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(templar, v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    try:
+        return templar.template(value)
+    except AnsibleError as e:
+        problems.append(f"{where}: {str(e).splitlines()[0]}")
+        return UNRESOLVED
+
+
+class PlaybookLoader:
+    def __init__(self, playbook: Path, inventory_sources: Sequence[str], extra_vars: Sequence[str]) -> None:
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.playbook import Playbook
+        from ansible.vars.manager import VariableManager
+
+        if not playbook.is_file():
+            raise UsageError(f"playbook {playbook} not found")
+        self.loader = DataLoader()
+        self.inventory = InventoryManager(loader=self.loader, sources=list(inventory_sources))
+        self.vm = VariableManager(loader=self.loader, inventory=self.inventory)
+        self.vm._extra_vars = parse_extra_vars(self.loader, extra_vars)
+        try:
+            with _lenient_module_names():
+                self.playbook = Playbook.load(str(playbook), variable_manager=self.vm, loader=self.loader)
+        except Exception as e:  # Ansible's parser errors carry the file and line
+            raise UsageError(f"cannot load playbook {playbook}: {str(e).splitlines()[0]}") from e
+
+    def hosts(self, limit: str | None) -> list[str]:
+        if limit:
+            self.inventory.subset(limit)
+        names = sorted({h.name for p in self.playbook.get_plays()
+                        for h in self.inventory.get_hosts(p.hosts or "all")})
+        if not names:
+            raise NoHostsMatched("no inventory host matches the playbook's hosts" + (f" and --limit {limit}"
+                                 if limit else ""), "check -i and --limit")
+        return names
+
+    def tasks(self, host_name: str) -> Iterator[ResolvedTask]:
+        """Every task the host would run, in order, each loop item separately, resolved for that host."""
+        host = self.inventory.get_host(host_name)
+        order = 0
+        for play in self.playbook.get_plays():
+            if host_name not in {h.name for h in self.inventory.get_hosts(play.hosts or "all")}:
+                continue
+            for handler, task in _walk(play):
+                yield from self._resolve(play, host, task, order, handler)
+                order += 1
+
+    def _resolve(self, play: Any, host: Any, task: Any, order: int, handler: bool) -> Iterator[ResolvedTask]:
+        from ansible.errors import AnsibleError
+        from ansible.template import Templar
+
+        variables = self.vm.get_vars(play=play, host=host, task=task)
+        templar = Templar(loader=self.loader, variables=variables)
+        conditional = False
+        try:
+            if task.when and not all(templar.evaluate_conditional(w) for w in task.when):
+                return  # decided before the run: the task is skipped on this host
+        except AnsibleError:
+            conditional = True  # depends on facts or registered results: assume it may run
+        ref = TaskRef(order=order, play=play.get_name(), name=task.get_name(), action=task.action,
+                      path=task.get_path() or "", handler=handler, conditional=conditional)
+        items, loop_problem = self._loop_items(task, templar)
+        for item in items:
+            problems = [loop_problem] if loop_problem else []
+            t = templar if item is _NO_LOOP else templar.copy_with_new_env(
+                available_variables={**variables, _loop_var(task): item})
+            args = resolve(t, dict(task.args), "args", problems)
+            yield ResolvedTask(ref=ref, action=task.action.rsplit(".", 1)[-1], args=args, unresolved=problems,
+                               task=task, templar=t, notify=list(task.notify or []))
+
+    @staticmethod
+    def _loop_items(task: Any, templar: Any) -> tuple[list[Any], str | None]:
+        if task.loop is None:
+            return [_NO_LOOP], None
+        if task.loop_with not in (None, "items", "list"):
+            return [_NO_LOOP], f"with_{task.loop_with}: loop not analysed"
+        problems: list[str] = []
+        items = resolve(templar, task.loop, "loop", problems)
+        if items is UNRESOLVED or not isinstance(items, list):
+            return [_NO_LOOP], (problems or ["loop: not a list"])[0]
+        if task.loop_with == "items":
+            items = [x for i in items for x in (i if isinstance(i, list) else [i])]
+        return items, None
+
+
+_NO_LOOP = object()
+
+
+def _loop_var(task: Any) -> str:
+    lc = task.loop_control
+    return str(getattr(lc, "loop_var", None) or "item")
+
+
+def _walk(play: Any) -> Iterator[tuple[bool, Any]]:
+    """(is_handler, task) for the play's tasks in order (roles, pre/post tasks), then its handlers."""
+    for block in play.compile():
+        yield from ((False, t) for t in _flatten(block))
+    for block in play.compile_roles_handlers() + play.handlers:
+        yield from ((True, t) for t in _flatten(block))
+
+
+def _flatten(block: Any) -> Iterator[Any]:
+    from ansible.playbook.block import Block
+
+    for part in (block.block, block.always):  # rescue runs only on failure
+        for t in part or ():
+            if isinstance(t, Block):
+                yield from _flatten(t)
+            elif not getattr(t, "implicit", False) and t.action.rsplit(".", 1)[-1] != "meta":
+                yield t

@@ -1,0 +1,87 @@
+"""What a playbook will do to a host: ports it binds, units and containers it touches, files it writes.
+
+Every record carries the `TaskRef` that causes it; `TaskRef.order` is the task's position among all tasks
+the host runs (handlers count after their play's tasks), which is what "earlier in the play" means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    order: int
+    play: str
+    name: str
+    action: str  # as written, e.g. community.docker.docker_container
+    path: str  # file:line
+    handler: bool = False
+    conditional: bool = False  # has a `when` that could not be decided before the run
+
+    def __str__(self) -> str:
+        return f"task {self.name!r} ({self.path})"
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A port the playbook makes something listen on. `address` None means every address (v4 and v6)."""
+
+    proto: str
+    address: str | None
+    port: int
+    task: TaskRef
+    via: str  # container | compose | quadlet | unit | config | command
+    owner_kind: str  # container | unit | unknown
+    owner: str  # container name or unit name ("" when unknown)
+
+
+@dataclass(frozen=True)
+class UnitOp:
+    unit: str
+    op: str  # install | start | stop | restart | reload | enable | disable | mask | unmask
+    task: TaskRef
+
+
+@dataclass(frozen=True)
+class ContainerOp:
+    engine: str  # docker | podman | compose | quadlet
+    name: str
+    image: str
+    state: str  # started | present | stopped | absent
+    network_mode: str
+    task: TaskRef
+    unit: str = ""  # quadlet: the generated service
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    path: str
+    task: TaskRef
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the analysis could not know: an unresolved variable, an unknown port, a dynamic include."""
+
+    kind: str  # unresolved | unknown-port | dynamic | skipped
+    message: str
+    task: TaskRef
+
+
+@dataclass
+class Intent:
+    host: str
+    binds: list[Bind] = field(default_factory=list)
+    units: list[UnitOp] = field(default_factory=list)
+    containers: list[ContainerOp] = field(default_factory=list)
+    files: list[FileWrite] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def unit_ops(self, unit: str, ops: tuple[str, ...], before: int | None = None) -> list[UnitOp]:
+        return [u for u in self.units if u.unit == unit and u.op in ops
+                and (before is None or u.task.order < before)]

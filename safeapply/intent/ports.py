@@ -1,0 +1,151 @@
+"""Pure parsers: where a port appears in publish specs, command lines, unit files and config files."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    proto: str
+    address: str | None  # None: every address
+    port: int
+
+
+def norm_address(addr: str | None) -> str | None:
+    if addr is None:
+        return None
+    a = addr.strip().strip("[]")
+    if a in ("", "*"):
+        return None
+    return "127.0.0.1" if a == "localhost" else a
+
+
+def _range(text: str) -> list[int]:
+    lo, _, hi = text.partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+def parse_publish(spec: Any) -> list[PortSpec]:
+    """docker/podman/quadlet publish syntax: [ip:][hostport:]containerport[/proto]. No host port: none."""
+    text = str(spec).strip()
+    body, _, proto = text.partition("/")
+    proto = (proto or "tcp").lower()
+    m = re.fullmatch(r"(?:(\[[0-9a-fA-F:.]*\]|[^:\[\]]*):)?(\d*(?:-\d+)?):(\d+(?:-\d+)?)", body)
+    if not m:
+        return []  # a bare container port: the engine picks a random host port
+    ip, hostports, _ = m.groups()
+    if not hostports:
+        return []
+    return [PortSpec(proto, norm_address(ip), p) for p in _range(hostports)]
+
+
+def parse_compose_port(item: Any) -> list[PortSpec]:
+    """A compose `ports:` entry, short ("8080:80") or long ({published, host_ip, protocol}) syntax."""
+    if isinstance(item, dict):
+        published = item.get("published")
+        if published in (None, ""):
+            return []
+        return [PortSpec(str(item.get("protocol") or "tcp"), norm_address(item.get("host_ip")), p)
+                for p in _range(str(published))]
+    return parse_publish(item)
+
+
+_FLAG_PORT = re.compile(r"^(?:--port|-p|--http-port|--listen-port)$")
+_FLAG_ADDR = re.compile(r"^(?:--web\.listen-address|--listen|--listen-address|--bind|--address|--addr)$")
+_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:.]*\]|[0-9.]+|localhost|\*)?:(\d{1,5})$")
+
+
+def _hostport(token: str) -> PortSpec | None:
+    m = _HOSTPORT.match(token.strip("'\""))
+    if not m:
+        return None
+    return PortSpec("tcp", norm_address(m.group(1)), int(m.group(2)))
+
+
+def ports_in_command(cmd: str | Iterable[str]) -> list[PortSpec]:
+    """Ports in a command line: --port N, -p N, --web.listen-address=ADDR:PORT, --listen ADDR:PORT, :PORT,
+    and python's `-m http.server [--bind ADDR] PORT`. A bare `--bind ADDR` applies to the ports found."""
+    try:
+        tokens = shlex.split(cmd) if isinstance(cmd, str) else [str(t) for t in cmd]
+    except ValueError:
+        tokens = str(cmd).split()
+    found: list[PortSpec] = []
+    bind_addr: str | None = None
+    http_server = "http.server" in tokens
+    skip = False
+    for i, tok in enumerate(tokens):
+        if skip:
+            skip = False
+            continue
+        flag, eq, value = tok.partition("=")
+        if not eq:
+            value = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if _FLAG_PORT.match(flag) and value.isdigit():
+            found.append(PortSpec("tcp", None, int(value)))
+            skip = not eq
+        elif _FLAG_ADDR.match(flag) or (http_server and flag == "-b"):
+            spec = _hostport(value) or (PortSpec("tcp", None, int(value)) if value.isdigit() else None)
+            found += [spec] if spec else []
+            bind_addr = bind_addr if spec else norm_address(value)
+            skip = not eq
+        elif not eq and (spec := _hostport(tok)):
+            found.append(spec)
+        elif http_server and tok.isdigit() and tokens.index("http.server") < i:
+            found.append(PortSpec("tcp", None, int(tok)))
+    if bind_addr:
+        found = [PortSpec(s.proto, s.address or bind_addr, s.port) for s in found]
+    return list(dict.fromkeys(found))
+
+
+_CONF_PATTERNS = (
+    re.compile(r"^\s*listen(?:_address)?\s*[=:]?\s*\"?((?:\[[0-9a-fA-F:.]*\]|[0-9.]+|localhost|\*)?:?\d{1,5})\"?"
+               r"(?:\s|;|$)", re.IGNORECASE),
+    re.compile(r"^\s*(?:http_)?port\s*[=:]\s*\"?(\d{1,5})\"?\s*(?:#.*)?$", re.IGNORECASE),
+)
+
+
+def ports_in_config(text: str) -> list[PortSpec]:
+    """`listen 8080;`, `Listen 80`, `listen = "0.0.0.0:9000"`, `port = 5432`, `port: 6379` in a config file."""
+    found: list[PortSpec] = []
+    for line in text.splitlines():
+        for pat in _CONF_PATTERNS:
+            m = pat.match(line)
+            if not m:
+                continue
+            value = m.group(1)
+            spec = _hostport(value) if ":" in value else PortSpec("tcp", None, int(value))
+            if spec and 0 < spec.port < 65536:
+                found.append(spec)
+            break
+    return list(dict.fromkeys(found))
+
+
+def parse_unit_file(text: str) -> dict[str, list[str]]:
+    """A systemd unit file -> {key: [values]} across sections (continuation lines joined)."""
+    out: dict[str, list[str]] = {}
+    joined = re.sub(r"\\\n\s*", " ", text)
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def ports_in_unit(text: str) -> list[PortSpec]:
+    """Ports a unit file makes its service bind: ExecStart flags, or a socket unit's Listen* lines."""
+    props = parse_unit_file(text)
+    found: list[PortSpec] = []
+    for cmd in props.get("ExecStart", []):
+        found += ports_in_command(cmd.lstrip("-@+!:"))
+    for key, proto in (("ListenStream", "tcp"), ("ListenDatagram", "udp")):
+        for value in props.get(key, []):
+            spec = PortSpec(proto, None, int(value)) if value.isdigit() else _hostport(value)
+            found += [PortSpec(proto, spec.address, spec.port)] if spec else []
+    return list(dict.fromkeys(found))
