@@ -1,0 +1,78 @@
+"""Take a snapshot: one scan on the host (which also keeps the on-target copy), then fetch only the blobs
+the store lacks. A listing is the same scan without keeping anything: the state of a host, to compare."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from safeapply.errors import SnapshotError
+from safeapply.snapshot.manifest import Entry, Manifest
+from safeapply.snapshot.remote import TARGET_BASE, call, fetch
+from safeapply.snapshot.store import Store
+from safeapply.transport.base import Transport
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    id: str
+    host: str
+    created: str
+    roots: tuple[str, ...]
+    files: int
+    size: int
+    new_blobs: int
+    bytes_received: int
+    unreadable: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | None = None,
+         target_base: str = TARGET_BASE, progress: Progress | None = None) -> SnapshotInfo:
+    """Snapshot `roots` on the host into `store` (default: state_dir()/snapshots) and keep a copy on the
+    host under `target_base`. Raises SnapshotError (nothing is stored) or a transport error."""
+    store = store or Store()
+    say = progress or (lambda _msg: None)
+    say(f"{transport.name}: scanning {', '.join(roots)}")
+    args = ["--base", target_base, "--host", transport.name, *_root_args(roots)]
+    raw = call(transport, "scan", args)
+    manifest = Manifest.parse(raw)
+    missing = sorted(h for h in manifest.blobs() if not store.has_blob(h))
+    say(f"{transport.name}: {len(manifest.entries)} paths, fetching {len(missing)} new blobs")
+    received = len(raw)
+    if missing:
+        recs, size = fetch(transport, "send", ["--base", target_base], "\n".join(missing).encode())
+        received += size
+        got = {name: data for tag, name, data in recs if tag == b"B"}
+        if set(got) != set(missing):
+            lost = sorted(set(missing) - set(got))
+            raise SnapshotError(f"{transport.name}: {len(lost)} blobs vanished from the on-target store "
+                                f"{target_base} (first {lost[0][:12]})", "take the snapshot again")
+        store.put_blobs(got)
+    store.save_manifest(raw)
+    say(f"{transport.name}: snapshot {manifest.id}")
+    return SnapshotInfo(manifest.id, transport.name, manifest.created, manifest.roots, len(manifest.entries),
+                        manifest.size, len(missing), received, tuple(manifest.unreadable))
+
+
+def listing(transport: Transport, roots: Sequence[str] = ("/etc",)) -> dict[str, Entry]:
+    """Content hash and metadata of every path under `roots` right now, keyed by path; nothing is kept.
+    Entries look like a manifest's (type, mode, uid/gid, mtime, xattrs/ACLs, hash, link target)."""
+    raw = call(transport, "scan", ["--host", transport.name, *_root_args(roots)])
+    return {e["p"]: e for e in (json.loads(x) for x in raw.splitlines()[1:])}
+
+
+def _root_args(roots: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for r in roots:
+        if not r.startswith("/"):
+            from safeapply.errors import UsageError
+
+            raise UsageError(f"snapshot root {r!r} is not an absolute path")
+        out += ["--root", r]
+    return out

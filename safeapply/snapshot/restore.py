@@ -1,0 +1,47 @@
+"""Restore a host to a snapshot: verify the manifest and blobs here, send the target what it lacks, and
+run the same restore program the host has installed for restoring itself (BASE/bin/safeapply-restore.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from safeapply.snapshot.capture import Progress
+from safeapply.snapshot.remote import TARGET_BASE, call, stream_of
+from safeapply.snapshot.store import Store
+from safeapply.transport.base import Transport
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    host: str
+    snapshot: str
+    changes: tuple[dict[str, str], ...]
+
+    @property
+    def changed(self) -> bool:
+        return any(c["action"] != "skipped" for c in self.changes)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"host": self.host, "snapshot": self.snapshot, "changed": self.changed, "changes": list(self.changes)}
+
+
+def restore(transport: Transport, snapshot_id: str, store: Store | None = None,
+            target_base: str = TARGET_BASE, progress: Progress | None = None) -> RestoreReport:
+    """Put the snapshot's roots back on the host exactly. Everything is verified before the first change;
+    a restore of an unchanged host changes nothing. Raises UsageError (unknown id) or SnapshotError."""
+    store = store or Store()
+    say = progress or (lambda _msg: None)
+    manifest = store.load(snapshot_id)
+    blobs = sorted(manifest.blobs())
+    for h in blobs:
+        store.get_blob(h)  # verify every blob before touching the host
+    base = ["--base", target_base, "--id", snapshot_id]
+    have = json.loads(call(transport, "have", base, stdin="\n".join(blobs).encode()))
+    items = [] if have["manifest"] else [(b"M", snapshot_id, manifest.raw)]
+    items += [(b"B", h, store.get_blob(h)) for h in have["missing"]]
+    say(f"{transport.name}: sending {len(items)} missing items, restoring {', '.join(manifest.roots)}")
+    out = call(transport, "restore", [*base, "--stdin"], stdin=stream_of(items).getvalue())
+    report = json.loads(out)
+    say(f"{transport.name}: {len(report['changes'])} changes")
+    return RestoreReport(transport.name, snapshot_id, tuple(report["changes"]))

@@ -1,0 +1,156 @@
+"""The controller's store: SHA-256 blobs written once (temp, one sync, rename) and verified on every read;
+one manifest per snapshot; shared across snapshots and hosts. Directories 0700, files 0600."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from safeapply.config import private_dir, state_dir
+from safeapply.errors import SnapshotError, UsageError
+from safeapply.snapshot.manifest import Manifest
+from safeapply.snapshot.target.common import snapshot_id, sync_fs
+
+
+@dataclass(frozen=True)
+class Summary:
+    id: str
+    host: str
+    created: str
+    files: int
+    size: int
+
+
+class Store:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or state_dir() / "snapshots"
+
+    def blob_path(self, h: str) -> Path:
+        return self.root / "blobs" / "sha256" / h[:2] / h
+
+    def has_blob(self, h: str) -> bool:
+        return self.blob_path(h).exists()
+
+    def get_blob(self, h: str) -> bytes:
+        try:
+            data = self.blob_path(h).read_bytes()
+        except OSError as e:
+            raise SnapshotError(f"blob {h[:12]} is missing from the store {self.root}: {e.strerror}") from e
+        if hashlib.sha256(data).hexdigest() != h:
+            raise SnapshotError(f"blob {h[:12]} in {self.root} is corrupt (hash mismatch); take a new snapshot")
+        return data
+
+    def put_blobs(self, blobs: dict[str, bytes]) -> None:
+        """Write verified blobs all-or-nothing: temps, one sync, renames."""
+        pending: list[tuple[Path, Path]] = []
+        try:
+            for h, data in blobs.items():
+                if hashlib.sha256(data).hexdigest() != h:
+                    raise SnapshotError(f"blob {h[:12]} arrived corrupt (hash mismatch)")
+                final = self.blob_path(h)
+                if not final.exists():
+                    pending.append((self._temp(final, data), final))
+            self._commit(pending)
+        except OSError as e:
+            raise SnapshotError(f"cannot write to the snapshot store {self.root}: {e.strerror}",
+                                "free some space or run `safeapply prune`") from e
+        finally:
+            for tmp, _ in pending:
+                tmp.unlink(missing_ok=True)
+
+    def save_manifest(self, raw: bytes) -> str:
+        sid = snapshot_id(raw)
+        final = self.root / "manifests" / f"{sid}.jsonl"
+        pending: list[tuple[Path, Path]] = []
+        try:
+            pending.append((self._temp(final, raw), final))
+            self._commit(pending)
+        except OSError as e:
+            raise SnapshotError(f"cannot write to the snapshot store {self.root}: {e.strerror}",
+                                "free some space or run `safeapply prune`") from e
+        finally:
+            for tmp, _ in pending:
+                tmp.unlink(missing_ok=True)
+        return sid
+
+    def _mkdirs(self, d: Path) -> None:
+        """Every level from the store root down is 0700 (mkdir's parents= would use the umask)."""
+        private_dir(self.root)
+        cur = self.root
+        for part in d.relative_to(self.root).parts:
+            cur = cur / part
+            if not cur.is_dir():
+                private_dir(cur)
+
+    def _temp(self, final: Path, data: bytes) -> Path:
+        self._mkdirs(final.parent)
+        tmp = final.parent / f".tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def _commit(self, pending: list[tuple[Path, Path]]) -> None:
+        if pending:
+            sync_fs(bytes(self.root))
+        while pending:
+            tmp, final = pending.pop(0)
+            tmp.rename(final)
+
+    def load(self, sid: str) -> Manifest:
+        path = self.root / "manifests" / f"{sid}.jsonl"
+        if "/" in sid or not path.exists():
+            raise UsageError(f"unknown snapshot {sid!r}", "list them with `safeapply snapshots`")
+        return Manifest.parse(path.read_bytes(), sid)
+
+    def ids(self) -> list[str]:
+        d = self.root / "manifests"
+        return sorted(p.name[:-6] for p in d.glob("*.jsonl")) if d.exists() else []
+
+    def summaries(self, host: str | None = None) -> list[Summary]:
+        out = []
+        for sid in self.ids():
+            m = self.load(sid)
+            if host is None or m.host == host:
+                out.append(Summary(sid, m.host, m.created, len(m.entries), m.size))
+        return sorted(out, key=lambda s: s.created)
+
+    def resolve(self, host: str, ref: str | None) -> str:
+        """`latest` (or None), a full id, or a unique prefix of one of HOST's snapshots."""
+        mine = [s.id for s in self.summaries(host)]
+        if not mine:
+            raise UsageError(f"no snapshot of {host} in {self.root}", f"take one with `safeapply snapshot {host}`")
+        if ref in (None, "latest"):
+            return mine[-1]
+        hits = [s for s in mine if s == ref] or [s for s in mine if s.startswith(ref or "")]
+        if len(hits) != 1:
+            raise UsageError(f"unknown snapshot {ref!r} for {host}" if not hits else f"{ref!r} is ambiguous",
+                             "list them with `safeapply snapshots`")
+        return hits[0]
+
+    def prune(self, keep: int) -> tuple[list[str], int]:
+        """Keep the newest `keep` snapshots per host; drop the rest and blobs nothing refers to."""
+        by_host: dict[str, list[str]] = {}
+        for s in self.summaries():
+            by_host.setdefault(s.host, []).append(s.id)
+        gone = [sid for ids in by_host.values() for sid in ids[: max(0, len(ids) - keep)]]
+        for sid in gone:
+            (self.root / "manifests" / f"{sid}.jsonl").unlink()
+        return gone, self.gc()
+
+    def gc(self) -> int:
+        live: set[str] = set()
+        for sid in self.ids():
+            live |= self.load(sid).blobs()
+        freed = 0
+        for p in (self.root / "blobs" / "sha256").glob("*/*"):
+            if p.name not in live:
+                freed += p.stat().st_size
+                p.unlink()
+        return freed

@@ -1,0 +1,232 @@
+"""Target side: put the roots back to a manifest. Stdlib only.
+
+Order keeps a failure harmless: (1) every new content goes to a temp file beside its target; a failure
+(disk full) removes the temps and nothing has changed; (2) one sync, then removals, directories, renames,
+hard links; (3) metadata, directories last and deepest first so their mtimes stick.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import stat
+
+from safeapply.snapshot.target.common import TMP_PREFIX, Entry, blob_path, enc, sync_fs
+from safeapply.snapshot.target.safety import Dirs
+
+IFMT = {"f": stat.S_IFREG, "p": stat.S_IFIFO, "s": stat.S_IFSOCK, "c": stat.S_IFCHR, "b": stat.S_IFBLK}
+
+
+def same_meta(cur: Entry, want: Entry) -> bool:
+    keys = ("u", "g", "mt", "x") if want["t"] == "l" else ("u", "g", "m", "mt", "x")
+    return all(cur.get(k) == want.get(k) for k in keys)
+
+
+def same_node(cur: Entry | None, want: Entry) -> bool:
+    """Same type and content (metadata aside)."""
+    if cur is None or cur["t"] != want["t"]:
+        return False
+    return all(cur.get(k) == want.get(k) for k in ("h", "l", "rd"))
+
+
+class Restorer:
+    def __init__(self, base: bytes, roots: list[bytes], want: list[Entry], cur: dict[str, Entry]) -> None:
+        self.base, self.want, self.cur = base, want, cur
+        self.roots = {r.decode("utf-8", "surrogateescape") for r in roots}
+        self.before = set(cur)
+        self.wanted = {e["p"]: e for e in want}
+        self.dirs = Dirs()
+        self.changes: list[dict[str, str]] = []
+        self.temps: list[tuple[bytes, Entry]] = []
+        self.fresh: set[str] = set()
+        self.groups = _want_groups(want)
+        self.cur_groups = _cur_groups(cur, self.wanted)
+
+    def note(self, e: Entry | str, action: str, detail: str = "") -> None:
+        self.changes.append({"path": e if isinstance(e, str) else e["p"], "action": action, "detail": detail})
+
+    def run(self) -> list[dict[str, str]]:
+        try:
+            try:
+                self.stage_new_content(parents_ready=False)
+            except BaseException:
+                self.drop_temps()
+                raise
+            self.remove_extra()
+            self.make_dirs()
+            self.stage_new_content(parents_ready=True)
+            sync_fs(self.base)
+            self.commit_temps()
+            self.relink()
+            self.fix_metadata()
+        finally:
+            self.drop_temps()
+            self.dirs.clear()
+        return self.changes
+
+    def unchanged(self, e: Entry) -> bool:
+        cur = self.cur.get(e["p"])
+        if not same_node(cur, e):
+            return False
+        return e["t"] != "f" or self.cur_groups.get(e["p"]) == self.groups.get(e["p"])
+
+    # -- phase 1: temps --------------------------------------------------------------------------------
+    def stage_new_content(self, parents_ready: bool) -> None:
+        staged = {e["p"] for _t, e in self.temps}
+        for e in self.want:
+            if e["t"] == "d" or "lk" in e or e["p"] in staged or self.unchanged(e):
+                continue
+            if "err" in e:
+                if not parents_ready:
+                    self.note(e, "skipped", "unreadable when the snapshot was taken")
+                continue
+            b = enc(e["p"])
+            parent = self.cur.get(os.path.dirname(b).decode("utf-8", "surrogateescape"))
+            in_place = parent is not None and parent["t"] == "d"
+            root_ok = e["p"] in self.roots and os.path.isdir(os.path.dirname(b))
+            if not parents_ready and not in_place and not root_ok:
+                continue
+            self.temps.append((self.make_temp(b, e), e))
+
+    def make_temp(self, b: bytes, e: Entry) -> bytes:
+        dfd, _name = self.dirs.at(b)
+        tmp = TMP_PREFIX + os.urandom(6).hex().encode() + b".tmp"
+        if e["t"] == "l":
+            os.symlink(enc(e["l"]), tmp, dir_fd=dfd)
+        elif e["t"] == "f":
+            self._write_blob(dfd, tmp, e["h"])
+        else:
+            os.mknod(tmp, IFMT[e["t"]] | 0o600, e.get("rd", 0), dir_fd=dfd)
+        try:
+            set_meta(dfd, tmp, e, owner_changed=True)
+        except BaseException:
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        return os.path.join(os.path.dirname(b), tmp)
+
+    def _write_blob(self, dfd: int, tmp: bytes, h: str) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+        try:
+            with open(blob_path(self.base, h), "rb") as src, os.fdopen(fd, "wb", closefd=False) as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        os.close(fd)
+
+    def drop_temps(self) -> None:
+        for tmp, _e in self.temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self.temps.clear()
+
+    # -- phase 2: structure ----------------------------------------------------------------------------
+    def remove_extra(self) -> None:
+        for p in sorted(self.cur, key=enc, reverse=True):
+            c, w = self.cur[p], self.wanted.get(p)
+            if w is not None and (c["t"] == "d") == (w["t"] == "d"):
+                continue
+            dfd, name = self.dirs.at(enc(p))
+            if c["t"] == "d":
+                os.rmdir(name, dir_fd=dfd)
+            else:
+                os.unlink(name, dir_fd=dfd)
+            self.cur.pop(p)
+            if w is None:
+                self.note(p, "removed", "created after the snapshot")
+        self.dirs.clear()  # a handle may name a directory that is gone now
+
+    def make_dirs(self) -> None:
+        for e in self.want:
+            if e["t"] == "d" and e["p"] not in self.cur:
+                dfd, name = self.dirs.at(enc(e["p"]))
+                os.mkdir(name, 0o700, dir_fd=dfd)
+                self.note(e, "created", "directory")
+
+    def commit_temps(self) -> None:
+        for tmp, e in self.temps:
+            dfd, name = self.dirs.at(enc(e["p"]))
+            os.rename(os.path.basename(tmp), name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            self.fresh.add(e["p"])
+            self.note(e, "replaced" if e["p"] in self.before else "created", _kind(e))
+        self.temps.clear()
+
+    def relink(self) -> None:
+        for e in self.want:
+            if "lk" not in e:
+                continue
+            ldfd, lname = self.dirs.at(enc(e["lk"]))
+            lead = os.lstat(lname, dir_fd=ldfd)
+            dfd, name = self.dirs.at(enc(e["p"]))
+            try:
+                if os.lstat(name, dir_fd=dfd).st_ino == lead.st_ino:
+                    continue
+            except FileNotFoundError:
+                pass
+            tmp = TMP_PREFIX + os.urandom(6).hex().encode() + b".tmp"
+            os.link(lname, tmp, src_dir_fd=ldfd, dst_dir_fd=dfd, follow_symlinks=False)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            self.fresh.add(e["p"])
+            self.note(e, "relinked", "hard link to " + e["lk"])
+
+    # -- phase 3: metadata -----------------------------------------------------------------------------
+    def fix_metadata(self) -> None:
+        from safeapply.snapshot.target.scan import entry
+
+        files = [e for e in self.want if e["t"] != "d" and "lk" not in e and e["p"] not in self.fresh]
+        dirs = sorted((e for e in self.want if e["t"] == "d"), key=lambda e: enc(e["p"]), reverse=True)
+        for e in files + dirs:
+            if "err" in e:
+                continue
+            b = enc(e["p"])
+            dfd, name = self.dirs.at(b)
+            cur = entry(b, os.lstat(name, dir_fd=dfd))
+            if not same_meta(cur, e):
+                set_meta(dfd, name, e, owner_changed=(cur["u"], cur["g"]) != (e["u"], e["g"]), cur=cur)
+                if e["p"] in self.before:
+                    self.note(e, "metadata", _meta_diff(cur, e))
+
+
+def set_meta(dfd: int, name: bytes, e: Entry, owner_changed: bool, cur: Entry | None = None) -> None:
+    """Owner first (chown clears setuid and capabilities), then xattrs and ACLs, then mode, then mtime."""
+    if owner_changed:
+        os.chown(name, e["u"], e["g"], dir_fd=dfd, follow_symlinks=False)
+    proc = b"/proc/self/fd/%d/%s" % (dfd, name)
+    have = {} if cur is None or owner_changed else cur["x"]
+    for k in os.listxattr(proc, follow_symlinks=False):
+        if k not in e["x"]:
+            os.removexattr(proc, k, follow_symlinks=False)  # e.g. an ACL inherited from a default ACL
+    for k, v in e["x"].items():
+        if have.get(k) != v:
+            os.setxattr(proc, k, base64.b64decode(v), follow_symlinks=False)
+    if e["t"] != "l" and (cur is None or owner_changed or e["x"] != have or cur["m"] != e["m"]):
+        os.chmod(name, e["m"], dir_fd=dfd)
+    os.utime(name, ns=(e["mt"], e["mt"]), dir_fd=dfd, follow_symlinks=False)
+
+
+def _want_groups(want: list[Entry]) -> dict[str, frozenset[str]]:
+    members: dict[str, set[str]] = {}
+    for e in want:
+        if e["t"] == "f":
+            members.setdefault(str(e.get("lk", e["p"])), set()).add(e["p"])
+    return {p: frozenset(g) for g in members.values() for p in g}
+
+
+def _cur_groups(cur: dict[str, Entry], wanted: dict[str, Entry]) -> dict[str, frozenset[str]]:
+    by_ino: dict[str, set[str]] = {}
+    for p, e in cur.items():
+        if e["t"] == "f" and p in wanted:
+            by_ino.setdefault(e["i"], set()).add(p)
+    return {p: frozenset(g) for g in by_ino.values() for p in g}
+
+
+def _kind(e: Entry) -> str:
+    return {"f": "file", "l": "symlink", "p": "fifo", "s": "socket", "c": "char device", "b": "block device"}[e["t"]]
+
+
+def _meta_diff(cur: Entry, want: Entry) -> str:
+    names = {"u": "uid", "g": "gid", "m": "mode", "mt": "mtime", "x": "xattrs/ACLs"}
+    return ", ".join(names[k] for k in names if cur.get(k) != want.get(k))

@@ -1,0 +1,162 @@
+"""Target side, shared helpers. Stdlib only: this code runs on the managed host's python3 (3.7+).
+
+Paths travel as str decoded from bytes with utf-8/surrogateescape, so newlines and non-UTF-8 names survive
+JSON; on the host every os call uses bytes (`enc`). Blobs live under BASE/snapshots/blobs/sha256/ab/<hash>.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import struct
+import sys
+from typing import Any, BinaryIO
+
+FORMAT = 1
+CHUNK = 1 << 20
+TMP_PREFIX = b".safeapply-"
+Entry = dict[str, Any]
+
+
+class TargetError(Exception):
+    """A failure the controller reports as one line: `kind` picks the wording and the exit code."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def enc(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
+def dec(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def blob_path(base: bytes, h: str) -> bytes:
+    return os.path.join(base, b"snapshots", b"blobs", b"sha256", enc(h[:2]), enc(h))
+
+
+def manifest_path(base: bytes, sid: str) -> bytes:
+    return os.path.join(base, b"snapshots", b"manifests", enc(sid) + b".jsonl")
+
+
+def private_dirs(path: bytes) -> None:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+def hash_file(path: bytes) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_new(path: bytes, data: bytes | BinaryIO, mode: int = 0o600) -> bytes:
+    """Write a temp file beside `path` (no fsync: callers sync the filesystem once, then rename)."""
+    tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + os.urandom(6).hex().encode() + b".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                while chunk := data.read(CHUNK):
+                    f.write(chunk)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    return tmp
+
+
+def _unlink_quiet(path: bytes) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def sync_fs(path: bytes) -> None:
+    """One syncfs(2) for the filesystem holding `path` instead of an fsync per file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    except (OSError, AttributeError):
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def fail_line(kind: str, message: str) -> None:
+    sys.stderr.write("SAFEAPPLY-ERROR {} {}\n".format(kind, message.replace("\n", " ")))
+
+
+def read_exact(f: BinaryIO, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = f.read(min(CHUNK, n - len(buf)))
+        if not chunk:
+            raise TargetError("protocol", "input ended early")
+        buf += chunk
+    return bytes(buf)
+
+
+def pack(tag: bytes, name: str, data: bytes) -> bytes:
+    """One record of the byte stream: tag (1), name length (2), name, data length (8), data."""
+    n = enc(name)
+    return tag + struct.pack(">H", len(n)) + n + struct.pack(">Q", len(data)) + data
+
+
+def unpack(f: BinaryIO) -> tuple[bytes, str, bytes]:
+    tag = f.read(1)
+    if tag in (b"", b"E"):
+        return b"E", "", b""
+    (nlen,) = struct.unpack(">H", read_exact(f, 2))
+    name = dec(read_exact(f, nlen))
+    (dlen,) = struct.unpack(">Q", read_exact(f, 8))
+    return tag, name, read_exact(f, dlen)
+
+
+def store_blob(base: bytes, h: str, data: bytes) -> bytes | None:
+    """Put one verified blob; return the temp path to rename after a sync, or None if already there."""
+    if hashlib.sha256(data).hexdigest() != h:
+        raise TargetError("corrupt", f"blob {h} does not match its hash")
+    final = blob_path(base, h)
+    if os.path.exists(final):
+        return None
+    private_dirs(os.path.dirname(final))
+    return write_new(final, data)
+
+
+def commit(base: bytes, pending: list[tuple[bytes, bytes]]) -> None:
+    """Make temps durable with one sync, then rename each into place."""
+    if not pending:
+        return
+    sync_fs(base)
+    for tmp, final in pending:
+        os.rename(tmp, final)
+
+
+def abort(pending: list[tuple[bytes, bytes]]) -> None:
+    for tmp, _final in pending:
+        _unlink_quiet(tmp)
+
+
+def snapshot_id(manifest: bytes) -> str:
+    """time-host-hash: the hash covers the whole manifest, so an id also verifies its manifest."""
+    import json
+    import re
+
+    header = json.loads(manifest.split(b"\n", 1)[0])
+    stamp = re.sub(r"[^0-9T]", "", header["created"][:19]) + "Z"
+    host = re.sub(r"[^A-Za-z0-9._]+", "_", header["host"])[:64] or "host"
+    return f"{stamp}-{host}-{hashlib.sha256(manifest).hexdigest()[:16]}"
+
+
+def id_matches(sid: str, manifest: bytes) -> bool:
+    return hashlib.sha256(manifest).hexdigest()[:16] == sid.rsplit("-", 1)[-1]

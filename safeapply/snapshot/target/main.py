@@ -1,0 +1,225 @@
+"""Target side entry point: `scan`, `send`, `read`, `have`, `restore`. Installed on each host as
+BASE/bin/safeapply-restore.py so a host can restore itself: `safeapply-restore.py SNAPSHOT_ID`.
+Stdlib only. Errors: one `SAFEAPPLY-ERROR kind message` line on stderr and exit status 3."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+
+from safeapply.snapshot.target.apply import Restorer
+from safeapply.snapshot.target.common import (
+    FORMAT,
+    Entry,
+    TargetError,
+    abort,
+    blob_path,
+    commit,
+    dec,
+    enc,
+    fail_line,
+    id_matches,
+    manifest_path,
+    pack,
+    private_dirs,
+    snapshot_id,
+    store_blob,
+    unpack,
+)
+from safeapply.snapshot.target.safety import check_manifest, verify_blobs
+from safeapply.snapshot.target.scan import Hasher, parse_roots, scan
+
+SRC: str = str(globals().get("SRC", ""))  # set by the bootstrap: the program installs itself on the host
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run python < 3.11
+
+
+def opt(args: list[str], name: str, default: str = "") -> str:
+    return args[args.index(name) + 1] if name in args else default
+
+
+def opts(args: list[str], name: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == name]
+
+
+def dumps(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def op_scan(args: list[str]) -> int:
+    roots = parse_roots(opts(args, "--root"))
+    base = enc(opt(args, "--base")) or None
+    hasher = Hasher(base)
+    now = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    header = {"format": FORMAT, "host": opt(args, "--host"), "created": now, "roots": [dec(r) for r in roots]}
+    skip = os.path.join(base, b"snapshots") if base else None
+    try:
+        body = [dumps(e) for e in scan(roots, hasher, skip, inodes="--inodes" in args)]
+        manifest = dumps(header) + b"".join(body)
+        if base is not None:
+            keep_on_target(base, manifest, hasher)
+    except BaseException:
+        abort(hasher.pending)
+        raise
+    sys.stdout.buffer.write(manifest)
+    return 0
+
+
+def keep_on_target(base: bytes, manifest: bytes, hasher: Hasher) -> None:
+    sid = snapshot_id(manifest)
+    final = manifest_path(base, sid)
+    try:
+        private_dirs(os.path.dirname(final))
+        private_dirs(os.path.join(base, b"bin"))
+        hasher.pending.append((_temp(final, manifest), final))
+        if SRC:
+            prog = os.path.join(base, b"bin", b"safeapply-restore.py")
+            hasher.pending.append((_temp(prog, b"#!/usr/bin/env python3\n" + SRC.encode()), prog))
+        commit(base, hasher.pending)
+    except OSError as e:
+        raise TargetError("store", f"cannot write the on-target copy under {dec(base)}: {e.strerror}") from e
+    os.chmod(os.path.join(base, b"bin", b"safeapply-restore.py"), 0o700) if SRC else None
+
+
+def _temp(final: bytes, data: bytes) -> bytes:
+    from safeapply.snapshot.target.common import write_new
+
+    return write_new(final, data)
+
+
+def op_send(args: list[str]) -> int:
+    base = enc(opt(args, "--base"))
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer.read().split():
+        h = line.decode()
+        try:
+            with open(blob_path(base, h), "rb") as f:
+                data = f.read()
+        except OSError:
+            data = None
+        import hashlib
+
+        ok = data is not None and hashlib.sha256(data).hexdigest() == h
+        out.write(pack(b"B", h, data) if ok and data is not None else pack(b"M", h, b""))
+    out.write(b"E")
+    return 0
+
+
+def op_read(args: list[str]) -> int:
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer.read().splitlines():
+        p = json.loads(line)
+        try:
+            fd = os.open(enc(p), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as f:
+                out.write(pack(b"F", p, f.read()))
+        except OSError:
+            out.write(pack(b"M", p, b""))
+    out.write(b"E")
+    return 0
+
+
+def op_have(args: list[str]) -> int:
+    base = enc(opt(args, "--base"))
+    sid = opt(args, "--id")
+    missing = []
+    for line in sys.stdin.buffer.read().split():
+        h = line.decode()
+        if not os.path.exists(blob_path(base, h)):
+            missing.append(h)
+    sys.stdout.buffer.write(dumps({"missing": missing, "manifest": _load(base, sid) is not None}))
+    return 0
+
+
+def _load(base: bytes, sid: str) -> bytes | None:
+    try:
+        with open(manifest_path(base, sid), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data if id_matches(sid, data) else None
+
+
+def receive(base: bytes, sid: str) -> None:
+    """Blobs and the manifest sent by the controller: verified, then kept in the on-target store."""
+    pending: list[tuple[bytes, bytes]] = []
+    try:
+        while True:
+            tag, name, data = unpack(sys.stdin.buffer)
+            if tag == b"E":
+                break
+            if tag == b"B":
+                tmp = store_blob(base, name, data)
+                if tmp:
+                    pending.append((tmp, blob_path(base, name)))
+            elif tag == b"M" and id_matches(sid, data):
+                final = manifest_path(base, sid)
+                private_dirs(os.path.dirname(final))
+                pending.append((_temp(final, data), final))
+        commit(base, pending)
+    except OSError as e:
+        abort(pending)
+        raise TargetError("store", f"cannot write under {dec(base)}: {e.strerror}") from e
+    except BaseException:
+        abort(pending)
+        raise
+
+
+def op_restore(args: list[str]) -> int:
+    base = enc(opt(args, "--base"))
+    sid = opt(args, "--id")
+    if "--stdin" in args:
+        receive(base, sid)
+    data = _load(base, sid)
+    if data is None:
+        raise TargetError("unknown", f"snapshot {sid} is not on this host (or its manifest is corrupt)")
+    lines = data.splitlines()
+    header = json.loads(lines[0])
+    want: list[Entry] = [json.loads(x) for x in lines[1:]]
+    roots = parse_roots(header["roots"])
+    check_manifest(roots, want)
+    verify_blobs(base, want)
+    cur = {e["p"]: e for e in scan(roots, Hasher(None), os.path.join(base, b"snapshots"), inodes=True)}
+    changes = Restorer(base, roots, want, cur).run()
+    report = {"snapshot": sid, "host": header["host"], "roots": header["roots"], "changes": changes,
+              "finished": utcnow().isoformat()}
+    record(base, sid, report)
+    sys.stdout.buffer.write(dumps(report))
+    return 0
+
+
+def record(base: bytes, sid: str, report: dict[str, object]) -> None:
+    d = os.path.join(base, b"restores")
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
+    try:
+        private_dirs(d)
+        with open(os.path.join(d, enc(f"{stamp}-{sid}.json")), "wb") as f:
+            f.write(dumps(report))
+    except OSError as e:
+        sys.stderr.write(f"safeapply-restore: could not keep the record: {e.strerror}\n")
+
+
+OPS = {"scan": op_scan, "send": op_send, "read": op_read, "have": op_have, "restore": op_restore}
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] not in OPS:  # installed form: safeapply-restore.py SNAPSHOT_ID
+        here = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
+        argv = ["restore", "--base", here, "--id", argv[0]]
+    if not argv:
+        sys.stderr.write("usage: safeapply-restore.py SNAPSHOT_ID\n")
+        return 2
+    os.umask(0o077)
+    try:
+        return OPS[argv[0]](argv[1:])
+    except TargetError as e:
+        fail_line(e.kind, e.message)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""Target side: checks that run before a restore changes anything, and parent-directory handles that never
+follow a symlink. Stdlib only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from safeapply.snapshot.target.common import CHUNK, Entry, TargetError, blob_path, enc
+
+
+def check_path(p: str, roots: list[bytes]) -> bytes:
+    """An absolute, normalised path inside one of the roots, or a TargetError."""
+    b = enc(p)
+    parts = b.split(b"/")
+    if not b.startswith(b"/") or b"\0" in b or any(x in (b"", b".", b"..") for x in parts[1:]):
+        raise TargetError("unsafe", f"manifest path {p!r} is not a clean absolute path")
+    if not any(b == r or b.startswith(r.rstrip(b"/") + b"/") for r in roots):
+        raise TargetError("unsafe", f"manifest path {p!r} is outside the snapshot's roots")
+    return b
+
+
+def check_manifest(roots: list[bytes], entries: list[Entry]) -> None:
+    """Every path clean and inside a root; every parent a directory of the manifest (no symlink escapes)."""
+    for r in roots:
+        check_path(r.decode("utf-8", "surrogateescape"), [r])
+    kinds: dict[bytes, str] = {}
+    for e in entries:
+        b = check_path(e["p"], roots)
+        if b in kinds:
+            raise TargetError("unsafe", "manifest lists {!r} twice".format(e["p"]))
+        if b not in roots and kinds.get(os.path.dirname(b)) != "d":
+            raise TargetError("unsafe", "manifest path {!r} has no directory parent in the snapshot".format(e["p"]))
+        if e["t"] not in ("d", "f", "l", "p", "s", "c", "b"):
+            raise TargetError("unsafe", "manifest entry {!r} has unknown type {!r}".format(e["p"], e["t"]))
+        if "lk" in e and kinds.get(check_path(e["lk"], roots)) != "f":
+            raise TargetError("unsafe", "hard link {!r} points at {!r}, not an earlier file".format(e["p"], e["lk"]))
+        kinds[b] = e["t"]
+
+
+def verify_blobs(base: bytes, entries: list[Entry]) -> None:
+    """Every blob the restore needs is present and hashes to its name: checked before any change."""
+    done: set[str] = set()
+    for e in entries:
+        h = e.get("h")
+        if e["t"] != "f" or h is None or h in done or "err" in e:
+            continue
+        path = blob_path(base, h)
+        sha = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    sha.update(chunk)
+        except OSError as err:
+            raise TargetError("missing", "blob {} for {!r} is missing: {}".format(h, e["p"], err.strerror)) from err
+        if sha.hexdigest() != h:
+            raise TargetError("corrupt", "blob {} for {!r} is corrupt (hash mismatch)".format(h, e["p"]))
+        done.add(h)
+
+
+class Dirs:
+    """Open directory handles, walked down from / one component at a time with O_NOFOLLOW."""
+
+    FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+    def __init__(self) -> None:
+        self.fds: dict[bytes, int] = {}
+
+    def fd(self, path: bytes) -> int:
+        if path in self.fds:
+            return self.fds[path]
+        if path == b"/":
+            fd = os.open(b"/", self.FLAGS)
+        else:
+            parent = self.fd(os.path.dirname(path))
+            try:
+                fd = os.open(os.path.basename(path), self.FLAGS, dir_fd=parent)
+            except OSError as e:
+                shown = path.decode("utf-8", "replace")
+                raise TargetError("unsafe", f"refusing {shown!r}: {e.strerror} (a symlink or not a directory)") from e
+        if len(self.fds) > 400:
+            self.clear()
+        self.fds[path] = fd
+        return fd
+
+    def at(self, path: bytes) -> tuple[int, bytes]:
+        """(handle of the parent directory, last component) for use with dir_fd= calls."""
+        return self.fd(os.path.dirname(path)), os.path.basename(path)
+
+    def clear(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()

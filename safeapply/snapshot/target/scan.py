@@ -1,0 +1,169 @@
+"""Target side: one walk over the roots -> manifest entries; optionally keeps each file's blob in the
+on-target store (so the host can restore itself without the controller). Stdlib only."""
+
+from __future__ import annotations
+
+import base64
+import grp
+import hashlib
+import os
+import pwd
+import stat
+from collections.abc import Callable, Iterator
+
+from safeapply.snapshot.target.common import (
+    CHUNK,
+    Entry,
+    TargetError,
+    blob_path,
+    dec,
+    enc,
+    private_dirs,
+    write_new,
+)
+
+KIND = {stat.S_IFDIR: "d", stat.S_IFREG: "f", stat.S_IFLNK: "l", stat.S_IFIFO: "p", stat.S_IFSOCK: "s",
+        stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
+INLINE_MAX = 16 << 20
+_names: dict[tuple[str, int], str] = {}
+
+
+def owner_name(kind: str, num: int) -> str:
+    key = (kind, num)
+    if key not in _names:
+        try:
+            _names[key] = pwd.getpwuid(num).pw_name if kind == "u" else grp.getgrgid(num).gr_name
+        except KeyError:
+            _names[key] = ""
+    return _names[key]
+
+
+def xattrs(path: bytes) -> dict[str, str]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in sorted(names):
+        try:
+            out[name] = base64.b64encode(os.getxattr(path, name, follow_symlinks=False)).decode()
+        except OSError:
+            continue
+    return out
+
+
+def walk(root: bytes, skip: bytes | None) -> Iterator[tuple[bytes, os.stat_result]]:
+    """Parents before children, names in byte order, never following a symlink, never leaving a root."""
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return
+    yield root, st
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            names = sorted(os.listdir(d))
+        except OSError:
+            continue
+        subdirs = []
+        for name in names:
+            p = os.path.join(d, name)
+            if skip is not None and (p == skip or p.startswith(skip + b"/")):
+                continue
+            st = os.lstat(p)
+            yield p, st
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(p)
+        stack.extend(reversed(subdirs))
+
+
+def entry(path: bytes, st: os.stat_result) -> Entry:
+    e: Entry = {"p": dec(path), "t": KIND.get(stat.S_IFMT(st.st_mode), "?"), "m": stat.S_IMODE(st.st_mode),
+                "u": st.st_uid, "g": st.st_gid, "un": owner_name("u", st.st_uid), "gn": owner_name("g", st.st_gid),
+                "mt": st.st_mtime_ns, "x": xattrs(path)}
+    if e["t"] == "l":
+        e["l"] = dec(os.readlink(path))
+    elif e["t"] in ("c", "b"):
+        e["rd"] = st.st_rdev
+    elif e["t"] == "f":
+        e["sz"] = st.st_size
+    return e
+
+
+class Hasher:
+    """Hashes regular files; with `base`, also stores each new blob (temp now, renamed after one sync)."""
+
+    def __init__(self, base: bytes | None) -> None:
+        self.base = base
+        self.pending: list[tuple[bytes, bytes]] = []
+        self.seen: set[str] = set()
+
+    def file(self, path: bytes, size: int) -> str:
+        if size <= INLINE_MAX:
+            with open(path, "rb", buffering=0) as f:
+                data = f.read()
+            h = hashlib.sha256(data).hexdigest()
+            self._keep(h, lambda: data)
+            return h
+        h = _hash_big(path)
+        self._keep(h, lambda: _read_checked(path, h))
+        return h
+
+    def _keep(self, h: str, data: Callable[[], bytes]) -> None:
+        if self.base is None or h in self.seen:
+            return
+        self.seen.add(h)
+        final = blob_path(self.base, h)
+        if os.path.exists(final):
+            return
+        content = data()
+        try:
+            private_dirs(os.path.dirname(final))
+            self.pending.append((write_new(final, content), final))
+        except OSError as e:
+            where = dec(self.base)
+            raise TargetError("store", f"cannot write the on-target copy under {where}: {e.strerror or e}") from e
+
+
+def _hash_big(path: bytes) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_checked(path: bytes, h: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != h:
+        raise OSError("changed while being read")
+    return data
+
+
+def scan(roots: list[bytes], hasher: Hasher, skip: bytes | None = None, inodes: bool = False) -> Iterator[Entry]:
+    """Manifest entries for every path under the roots; hard links point at the first name of the inode."""
+    leaders: dict[tuple[int, int], str] = {}
+    for root in roots:
+        for path, st in walk(root, skip):
+            e = entry(path, st)
+            if e["t"] == "f":
+                key = (st.st_dev, st.st_ino)
+                if inodes:
+                    e["i"] = f"{key[0]}:{key[1]}"
+                if st.st_nlink > 1 and key in leaders:
+                    e["lk"] = leaders[key]
+                elif st.st_nlink > 1:
+                    leaders[key] = e["p"]
+                try:
+                    e["h"] = hasher.file(path, st.st_size)
+                except OSError as err:
+                    e["err"] = err.strerror or str(err)
+            yield e
+
+
+def parse_roots(roots: list[str]) -> list[bytes]:
+    return [os.path.normpath(enc(r)) for r in roots]

@@ -1,0 +1,115 @@
+"""Snapshots through the local transport against temp directories (real files, real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from safeapply.errors import SnapshotError, UsageError
+from safeapply.snapshot import Store, diff, listing, restore, take
+from safeapply.snapshot.diff import compare
+from safeapply.transport.local import LocalTransport
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> tuple[LocalTransport, Path, Store, str]:
+    root = tmp_path / "etc"
+    (root / "sub" / "deep").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "a.conf").write_text("one\ntwo\npassword = hunter2\n")
+    (root / "shadow").write_text("root:$6$secret:19000::::::\n")
+    os.link(root / "a.conf", root / "sub" / "a-link")
+    (root / "lnk").symlink_to("a.conf")
+    os.mkfifo(root / "fifo")
+    odd = os.fsencode(root) + b"/odd \n\xff name"
+    with open(odd, "wb") as f:
+        f.write(b"\x00\x01binary")
+    os.chmod(root / "sub", 0o1750)
+    os.chmod(root / "a.conf", 0o4640)
+    os.setxattr(root / "sub" / "deep", "user.note", b"v1")
+    subprocess.run(["setfacl", "-m", "u:nobody:rx", str(root / "sub")], check=True)
+    subprocess.run(["setfacl", "-d", "-m", "g:nogroup:r", str(root / "sub")], check=True)
+    return LocalTransport("local1"), root, Store(tmp_path / "store"), str(tmp_path / "target")
+
+
+def snap(env: tuple[LocalTransport, Path, Store, str]) -> str:
+    t, root, store, base = env
+    return take(t, [str(root)], store, target_base=base).id
+
+
+def test_take_is_incremental_and_kept_on_target(env) -> None:
+    t, root, store, base = env
+    first = take(t, [str(root)], store, target_base=base)
+    assert first.new_blobs == 3 and first.files >= 10
+    second = take(t, [str(root)], store, target_base=base)
+    assert second.new_blobs == 0 and second.bytes_received < first.bytes_received + 10
+    assert Path(base, "snapshots", "manifests", f"{first.id}.jsonl").exists()
+    assert os.access(Path(base, "bin", "safeapply-restore.py"), os.X_OK)
+    for p in store.root.rglob("*"):
+        assert (p.stat().st_mode & 0o777) in (0o700, 0o600), p
+
+
+def test_restore_undoes_every_kind_of_change(env) -> None:
+    t, root, store, base = env
+    sid = snap(env)
+    before = listing(t, [str(root)])
+    (root / "a.conf").write_text("changed\n")
+    (root / "new").write_text("new file")
+    (root / "sub" / "deep").rename(root / "moved")
+    os.chmod(root / "sub", 0o755)
+    os.chown(root / "shadow", 65534, 65534)
+    (root / "lnk").unlink()
+    (root / "lnk").symlink_to("/etc/passwd")
+    os.unlink(os.fsencode(root) + b"/odd \n\xff name")
+    os.rmdir(root / "empty")
+    (root / "empty").write_text("now a file")
+    report = restore(t, sid, store, target_base=base)
+    assert report.changed
+    assert compare(before, listing(t, [str(root)])) == []
+    again = restore(t, sid, store, target_base=base)
+    assert again.changes == ()
+
+
+def test_installed_program_restores_without_the_controller(env) -> None:
+    t, root, _store, base = env
+    sid = snap(env)
+    before = listing(t, [str(root)])
+    (root / "a.conf").write_text("changed\n")
+    out = subprocess.run([f"{base}/bin/safeapply-restore.py", sid], capture_output=True, check=True).stdout
+    assert json.loads(out)["changes"][0]["path"].endswith("a.conf")
+    assert compare(before, listing(t, [str(root)])) == []
+    assert list(Path(base, "restores").glob(f"*-{sid}.json"))
+
+
+def test_diff_redacts_secrets(env) -> None:
+    t, root, store, base = env
+    sid = snap(env)
+    (root / "a.conf").write_text("one\nthree\npassword = swordfish\n")
+    (root / "shadow").write_text("root:$6$other:19000::::::\n")
+    os.chmod(root / "sub", 0o700)
+    got, changes = diff(t, None, store)
+    assert got == sid
+    by = {Path(c.path).name: c for c in changes}
+    assert by["a.conf"].kind == "modified" and "+three" in (by["a.conf"].diff or "")
+    assert "swordfish" not in (by["a.conf"].diff or "") and "hunter2" not in (by["a.conf"].diff or "")
+    assert by["shadow"].secret and by["shadow"].diff is None
+    assert by["sub"].kind == "metadata" and "mode" in by["sub"].fields
+    _, shown = diff(t, sid, store, show_secrets=True)
+    assert "swordfish" in next(c.diff for c in shown if c.path.endswith("a.conf") and c.diff)
+
+
+def test_corrupt_blob_and_unknown_id(env) -> None:
+    t, root, store, base = env
+    sid = snap(env)
+    with pytest.raises(UsageError):
+        restore(t, "nope", store, target_base=base)
+    blob = next(p for p in (store.root / "blobs").rglob("*") if p.is_file())
+    blob.write_bytes(b"evil")
+    (root / "a.conf").write_text("changed\n")
+    with pytest.raises(SnapshotError, match="corrupt"):
+        restore(t, sid, store, target_base=base)
+    assert (root / "a.conf").read_text() == "changed\n"
