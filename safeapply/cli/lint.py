@@ -1,0 +1,89 @@
+"""`safeapply lint`: syntax check + ansible-lint + safeapply's own rules, cached by content."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from safeapply.cli.app import JsonOpt, app
+from safeapply.cli.output import console, emit_json, err_console
+from safeapply.errors import ExitCode
+from safeapply.lint.model import Connection, LintReport, Severity
+
+
+class Format(StrEnum):
+    human = "human"
+    json = "json"
+    sarif = "sarif"
+
+
+@app.command()
+def lint(
+    playbooks: Annotated[list[Path], typer.Argument(help="Playbook file(s) to check.", show_default=False)],
+    profile: Annotated[str | None, typer.Option(
+        help="ansible-lint profile (min, basic, moderate, safety, shared, production). Default: the "
+        "project's .ansible-lint `profile:`, else production.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 16).")] = False,
+    json_out: JsonOpt = False,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format on stdout.")] = Format.human,
+    sarif: Annotated[Path | None, typer.Option(help="Also write SARIF 2.1.0 to this file (code scanning).")] = None,
+    ssh_user: Annotated[str | None, typer.Option(help="User the inventory connects as (lockout checks).")] = None,
+    ssh_port: Annotated[int, typer.Option(help="Port the inventory connects to (lockout checks).")] = 22,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore cached results.")] = False,
+) -> int:
+    """Check playbooks before they run: Ansible's syntax check, ansible-lint and safeapply's rules.
+
+    Blocking findings (the playbook would fail or do harm: syntax/YAML errors, unknown modules, options or
+    values, undefined variables, curl|sh, world-writable /etc files, SSH/firewall lockouts) exit 16.
+    Style and hygiene findings are warnings: shown with their fix, exit 0 unless --strict. A missing file
+    exits 2. Never touches the network; results are cached by content.
+    """
+    from safeapply.lint import lint_paths
+
+    with err_console.status("linting...") if err_console.is_terminal else _nothing():
+        report = lint_paths(playbooks, profile=profile, strict=strict, use_cache=not no_cache,
+                            connection=Connection(user=ssh_user, port=ssh_port))
+    if sarif:
+        from safeapply.lint.sarif import to_sarif
+
+        sarif.write_text(json.dumps(to_sarif(report), indent=2))
+    if json_out or fmt is Format.json:
+        emit_json(report.to_dict())
+    elif fmt is Format.sarif:
+        from safeapply.lint.sarif import to_sarif
+
+        emit_json(to_sarif(report))
+    else:
+        render(report)
+    if report.missing_files:
+        return int(ExitCode.USAGE)
+    return int(ExitCode.LINT) if report.blocking else 0
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def render(report: LintReport) -> None:
+    current = None
+    for f in report.findings:
+        if f.file != current:
+            current = f.file
+            console.print(f"\n[bold]{f.file or '(tools)'}[/bold]")
+        blocking = f.severity is Severity.BLOCKING or report.strict
+        tag = "[red]BLOCK[/red]" if blocking else "[yellow]warn [/yellow]"
+        console.print(f"  {tag} {f.line:>4}  {f.rule}: {f.message}", markup=True, highlight=False)
+        if f.fix:
+            console.print(f"              fix: {f.fix}", markup=False)
+    nb, nw = len(report.blocking), len(report.warnings)
+    verdict = "FAILED" if report.blocking else "passed"
+    cached = " (cached)" if report.cached else ""
+    console.print(f"\nlint {verdict}: {nb} blocking, {nw} warning(s) in {len(report.files)} file(s){cached}")

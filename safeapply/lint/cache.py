@@ -1,0 +1,102 @@
+"""Lint results cached by content: the playbooks, everything beside them, the tool versions and options.
+
+Stdlib only and no Ansible import: a cache hit must answer in well under 0.2 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from safeapply.config import private_dir, state_dir
+
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", ".cache", ".tox", "__pycache__", ".mypy_cache"}
+_MAX_FILES = 5000
+_MAX_SIZE = 512_000
+_CONTENT_SUFFIXES = {"", ".yml", ".yaml", ".j2", ".json", ".cfg", ".ini", ".conf", ".sh", ".py", ".txt", ".toml"}
+TOOLS = ("ansible-core", "ansible-lint", "ansible-compat", "safeapply")
+
+
+def tool_versions() -> dict[str, str]:
+    out = {}
+    for name in TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "none"
+    return out
+
+
+def _collections_fingerprint() -> list[str]:
+    """Which collections are installed (names and their MANIFEST mtimes), without importing Ansible."""
+    env = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or ""
+    roots = [Path(p) for p in env.split(os.pathsep) if p]
+    roots += [Path.home() / ".ansible/collections", Path("/usr/share/ansible/collections")]
+    roots += [Path(p) for p in sys.path if p.endswith("site-packages")]
+    found = []
+    for root in roots:
+        for coll in sorted((root / "ansible_collections").glob("*/*")):
+            manifest = coll / "MANIFEST.json"
+            stamp = manifest.stat().st_mtime_ns if manifest.exists() else 0
+            found.append(f"{coll}:{stamp}")
+    return found
+
+
+def _tree(root: Path, h: Any) -> None:
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            count += 1
+            if count > _MAX_FILES:
+                h.update(b"truncated")
+                return
+            try:
+                if path.stat().st_size > _MAX_SIZE or path.suffix not in _CONTENT_SUFFIXES:
+                    h.update(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())
+                    continue
+                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+            except OSError:
+                h.update(f"{path}:unreadable".encode())
+
+
+def key(paths: list[Path], root: Path, options: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    env = {k: v for k, v in os.environ.items() if k.startswith(("ANSIBLE_", "SAFEAPPLY_LINT"))}
+    h.update(json.dumps([str(p) for p in paths], sort_keys=True).encode())
+    h.update(json.dumps([options, tool_versions(), env, _collections_fingerprint()], sort_keys=True,
+                        default=str).encode())
+    for p in paths:
+        if p.is_file() and not p.resolve().is_relative_to(root.resolve()):
+            h.update(p.read_bytes())
+    _tree(root, h)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    return private_dir(state_dir() / "cache" / "lint")
+
+
+def load(k: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads((cache_dir() / f"{k}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def store(k: str, report: dict[str, Any]) -> None:
+    d = cache_dir()
+    tmp = d / f".{k}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(report))
+        tmp.chmod(0o600)
+        os.replace(tmp, d / f"{k}.json")
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time

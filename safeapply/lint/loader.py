@@ -1,0 +1,108 @@
+"""YAML with line numbers: mappings and lists remember where they start, duplicate keys are recorded.
+
+Plain PyYAML (the C loader when present) is enough here; broken input becomes a finding, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from safeapply.lint.model import Finding, Severity
+
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class LMap(dict[str, Any]):
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class LSeq(list[Any]):
+    line: int = 0
+
+
+@dataclass
+class Loaded:
+    path: Path
+    data: Any = None
+    findings: list[Finding] = field(default_factory=list)
+    text: str = ""
+
+
+class _LineLoader(_Base):  # type: ignore[misc]
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int]] = []
+
+
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> LMap:
+    out = LMap()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        key = key if isinstance(key, str) else str(key)
+        line = key_node.start_mark.line + 1
+        if key in out.key_lines:
+            loader.duplicates.append((key, line))
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = line
+    return out
+
+
+def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> LSeq:
+    out = LSeq(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    return out
+
+
+def _construct_vault(loader: _LineLoader, node: yaml.Node) -> str:
+    return "$ANSIBLE_VAULT;" + str(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+def _construct_unsafe(loader: _LineLoader, node: yaml.Node) -> Any:
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+_LineLoader.add_constructor("!vault", _construct_vault)
+_LineLoader.add_constructor("!unsafe", _construct_unsafe)
+
+
+def _problem_line(exc: yaml.YAMLError) -> int:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return int(mark.line) + 1 if mark is not None else 1
+
+
+def load_yaml(path: Path, display: str) -> Loaded:
+    """Load one YAML file; invalid YAML and duplicate keys become blocking findings."""
+    out = Loaded(path)
+    try:
+        out.text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        out.findings.append(Finding("missing-file", Severity.BLOCKING, display, 0,
+                                    f"cannot read the file: {e.__class__.__name__}: {e}",
+                                    "check the path and its permissions"))
+        return out
+    loader = _LineLoader(out.text)
+    try:
+        out.data = loader.get_single_data()
+    except yaml.YAMLError as e:
+        problem = str(getattr(e, "problem", None) or e).strip()
+        out.findings.append(Finding("yaml-invalid", Severity.BLOCKING, display, _problem_line(e),
+                                    f"invalid YAML: {problem}",
+                                    "fix the indentation/quoting at this line (a value with ': ' or "
+                                    "starting with '{{' must be quoted)"))
+    finally:
+        loader.dispose()
+    for key, line in loader.duplicates:
+        out.findings.append(Finding("duplicate-key", Severity.BLOCKING, display, line,
+                                    f"duplicate key {key!r}: YAML keeps only the last value",
+                                    f"remove or merge the repeated {key!r}"))
+    return out

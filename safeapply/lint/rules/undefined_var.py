@@ -1,0 +1,92 @@
+"""undefined-variable: a template uses a variable that nothing in the project defines.
+
+Sources counted as defining a name: any mapping key in any YAML file of the project (vars, vars_files,
+group_vars, host_vars, role defaults, set_fact, include_vars files), `register:`, loop variables, INI
+inventory `name=value` pairs, Ansible's magic variables and facts, and names the caller passes (the run
+pipeline passes the inventory's variables). Only a name defined nowhere blocks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from safeapply.lint.loader import load_yaml
+from safeapply.lint.model import Finding, Severity
+from safeapply.lint.rules.base import Context
+from safeapply.lint.templates import parse, templates, undeclared
+
+ID = "undefined-variable"
+SEVERITY = Severity.BLOCKING
+DOC = "A template refers to a variable defined nowhere in the playbook, its roles, vars files or inventory."
+
+MAGIC = frozenset("""
+hostvars groups group_names inventory_hostname inventory_hostname_short inventory_dir inventory_file
+playbook_dir play_hosts ansible_play_hosts ansible_play_batch ansible_play_hosts_all role_path role_name
+role_names omit item ansible_loop ansible_loop_var ansible_index_var ansible_facts ansible_version
+ansible_check_mode ansible_diff_mode ansible_run_tags ansible_skip_tags ansible_limit ansible_parent_role_names
+ansible_parent_role_paths ansible_play_name ansible_play_role_names ansible_role_names ansible_search_path
+ansible_config_file ansible_collection_name ansible_dependent_role_names ansible_verbosity environment
+lookup query q now undef range dict lipsum cycler joiner namespace true false none True False None vars
+ansible_forks ansible_inventory_sources ansible_role_name ansible_host ansible_user ansible_port
+""".split())
+_INI_VAR = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=")
+_SKIP_DIRS = {".git", ".venv", "node_modules", ".cache", ".tox", "__pycache__"}
+
+
+def _keys(value: Any, out: set[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.add(str(k))
+            if k in ("register", "loop_var", "index_var") and isinstance(v, str):
+                out.add(v)
+            _keys(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            if isinstance(v, str) and v.isidentifier():
+                out.add(v)  # vars_prompt names, set_fact cacheable lists...
+            _keys(v, out)
+
+
+def defined_names(root: Path, limit: int = 3000) -> set[str]:
+    names: set[str] = set()
+    count = 0
+    for path in sorted(root.rglob("*")):
+        if any(part in _SKIP_DIRS for part in path.relative_to(root).parts) or not path.is_file():
+            continue
+        count += 1
+        if count > limit:
+            break
+        if path.suffix in (".yml", ".yaml", ".json"):
+            _keys(load_yaml(path, str(path)).data, names)
+        elif path.suffix in ("", ".ini", ".cfg", ".hosts", ".inventory") and path.stat().st_size < 1_000_000:
+            try:
+                names.update(_INI_VAR.findall(path.read_text(errors="replace")))
+            except OSError:
+                pass
+    return names
+
+
+def _is_known(name: str, known: set[str]) -> bool:
+    return name in known or name in MAGIC or name.startswith(("ansible_", "facter_", "ohai_"))
+
+
+def check(ctx: Context) -> Iterator[Finding]:
+    known = defined_names(ctx.project.root) | set(ctx.known_vars)
+    reported: set[tuple[str, int, str]] = set()
+    for tpl in templates(ctx.project):
+        try:
+            names = undeclared(parse(tpl.text))
+        except jinja2.TemplateSyntaxError:
+            continue  # jinja-syntax reports it
+        for name in sorted(names - set(tpl.loop_vars)):
+            if _is_known(name, known) or (tpl.file, tpl.line, name) in reported:
+                continue
+            reported.add((tpl.file, tpl.line, name))
+            yield Finding(ID, SEVERITY, tpl.file, tpl.line,
+                          f"variable `{name}` is not defined anywhere in the project",
+                          f"define `{name}` in vars/group_vars/defaults, or use `{name} | default(...)`")

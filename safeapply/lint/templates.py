@@ -1,0 +1,78 @@
+"""Jinja in a playbook: every template string with its line, parsed by Jinja itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+
+from safeapply.lint.project import Project, iter_strings
+
+CONDITIONALS = ("when", "changed_when", "failed_when", "until")
+
+
+@dataclass(frozen=True)
+class Template:
+    file: str
+    line: int
+    text: str  # always a full template: bare conditionals are wrapped in {{ }}
+    loop_vars: tuple[str, ...] = ()
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"])
+
+
+def parse(text: str) -> nodes.Template:
+    """Raise jinja2.TemplateSyntaxError on bad syntax."""
+    return _env().parse(text)
+
+
+def undeclared(ast: nodes.Template) -> set[str]:
+    """Free names, less those guarded by `| default(...)` or `is defined`."""
+    guarded = {n.node.name for n in ast.find_all(nodes.Filter)
+               if n.name in ("default", "d") and isinstance(n.node, nodes.Name)}
+    guarded |= {n.node.name for n in ast.find_all(nodes.Test)
+                if n.name in ("defined", "undefined", "none") and isinstance(n.node, nodes.Name)}
+    return set(meta.find_undeclared_variables(ast)) - guarded
+
+
+def _task_templates(file: str, data: Any, loop_var: str) -> Iterator[Template]:
+    lines = getattr(data, "key_lines", {})
+    for key, value in data.items():
+        line = lines.get(key, getattr(data, "line", 1))
+        if key in CONDITIONALS:
+            for cond in value if isinstance(value, list) else [value]:
+                if isinstance(cond, str) and cond.strip():
+                    text = cond if "{{" in cond else "{{ " + cond + " }}"
+                    yield Template(file, line, text, (loop_var,))
+            continue
+        if isinstance(value, dict) and hasattr(value, "key_lines"):
+            yield from _task_templates(file, value, loop_var)
+            continue
+        for s in iter_strings(value):
+            if "{{" in s or "{%" in s:
+                yield Template(file, line, s, (loop_var,))
+
+
+def templates(project: Project) -> Iterator[Template]:
+    for task in project.tasks:
+        control = task.data.get("loop_control")
+        loop_var = control.get("loop_var", "item") if isinstance(control, dict) else "item"
+        yield from _task_templates(task.file, task.data, str(loop_var))
+    for file, play in project.plays:
+        for key in ("vars", "hosts", "name"):
+            if key in play:
+                yield from _play_key(file, play, key)
+
+
+def _play_key(file: str, play: Any, key: str) -> Iterator[Template]:
+    line = play.key_lines.get(key, play.line)
+    for s in iter_strings(play[key]):
+        if "{{" in s or "{%" in s:
+            yield Template(file, line, s)
