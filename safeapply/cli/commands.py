@@ -6,3 +6,4 @@ from safeapply.cli import misc  # noqa: F401
 from safeapply.cli import sandbox  # noqa: F401
 from safeapply.cli import ping  # noqa: F401
 from safeapply.cli import scan  # noqa: F401
+from safeapply.cli import lint  # noqa: F401
