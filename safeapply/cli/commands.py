@@ -7,3 +7,5 @@ from safeapply.cli import sandbox  # noqa: F401
 from safeapply.cli import ping  # noqa: F401
 from safeapply.cli import scan  # noqa: F401
 from safeapply.cli import lint  # noqa: F401
+from safeapply.cli import snapshot  # noqa: F401
+from safeapply.cli import run  # noqa: F401

@@ -1,0 +1,200 @@
+"""`safeapply run`, `history`, `show RUN`, `rollback RUN`: parse, build objects, call one function, render."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from safeapply import metrics, notify
+from safeapply.apply import TaskEvent
+from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, YesOpt, app
+from safeapply.cli.output import console, emit_json, err_console, interactive
+from safeapply.errors import ExitCode, UsageError
+from safeapply.records import RunRecord, RunStore
+from safeapply.run import Outcome, Pipeline, RunOptions
+from safeapply.run_stages import rollback_run
+
+_MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE",
+         "skipped": "skipped", "ignored": "failed (ignored)"}
+_STYLE = {"changed": "yellow", "failed": "bold red", "unreachable": "bold red", "ok": "green"}
+
+
+class _Reporter:
+    """Live per-host task lines: rich on a TTY, plain lines otherwise (both on stderr with --json)."""
+
+    def __init__(self, quiet_stdout: bool) -> None:
+        self.out = err_console if quiet_stdout else console
+        self.tty = sys.stderr.isatty() if quiet_stdout else sys.stdout.isatty()
+
+    def stage(self, name: str, detail: str = "") -> None:
+        text = f"== {name}{': ' + detail if detail else ''}"
+        self.out.print(f"[bold]{text}[/bold]" if self.tty else text, markup=self.tty)
+
+    def task(self, ev: TaskEvent) -> None:
+        if ev.status == "started":
+            return
+        label = _MARK.get(ev.status, ev.status)
+        msg = f" - {ev.message}" if ev.message else ""
+        if self.tty:
+            style = _STYLE.get(ev.status, "dim")
+            self.out.print(f"  [{style}]{label:>11}[/{style}]  {ev.host}  {ev.task}{msg}", markup=True)
+        else:
+            self.out.print(f"  {label:>11}  {ev.host}  {ev.task}{msg}", markup=False, highlight=False)
+
+
+def _confirm(yes: bool) -> Callable[[list[str]], bool]:
+    def ask(warnings: list[str]) -> bool:
+        if yes:
+            return True
+        for w in warnings:
+            err_console.print(f"warning: {w}", markup=False)
+        if not interactive():
+            return False  # no prompt without a TTY: --yes is the only way on
+        return typer.confirm("Apply despite these warnings?", default=False)
+
+    return ask
+
+
+@app.command()
+def run(
+    playbook: PlaybookArg,
+    inventory: InventoryOpt = None,
+    limit: LimitOpt = None,
+    extra_vars: Annotated[list[str] | None, typer.Option(
+        "--extra-vars", "-e", help="As for ansible-playbook: key=value, JSON or @file. Repeatable.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Ansible check mode with diff; change nothing.")] = False,
+    yes: YesOpt = False,
+    accept_new: AcceptNewOpt = False,
+    settle: Annotated[float, typer.Option(
+        "--settle", envvar="SAFEAPPLY_SETTLE", help="Seconds to watch units for restart loops after apply.")] = 3.0,
+    rollback_packages: Annotated[bool, typer.Option(
+        "--rollback-packages", help="Also revert package installs/upgrades (apt history) on rollback.")] = False,
+    root: Annotated[list[str] | None, typer.Option(
+        "--root", help="Snapshot root (default /etc). Repeatable.")] = None,
+    prompt_file: Annotated[Path | None, typer.Option(
+        "--prompt-file", help="The prompt that produced the playbook (kept in the run record).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="The model that wrote the playbook.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A free note for the run record.")] = None,
+    metrics_dir: Annotated[Path | None, typer.Option(
+        "--metrics-dir", envvar="SAFEAPPLY_METRICS_DIR",
+        help="Write node_exporter textfile metrics here (last status, duration, rollbacks).")] = None,
+    notify_url: Annotated[str | None, typer.Option(
+        "--notify", envvar="SAFEAPPLY_NOTIFY", help="POST a message here on rollback or failure.")] = None,
+    json_out: JsonOpt = False,
+) -> int:
+    """Lint, scan, plan, snapshot, apply, verify — and roll back automatically if anything fails.
+
+    Exit codes: 0 applied and verified, 6 nothing to change, 10-18 stopped before any change,
+    20 rolled back (host restored), 21 rollback failed (a person must look). See `safeapply exit-codes`."""
+    if notify_url:
+        notify.check_url(notify_url)
+    if not playbook.is_file():
+        raise UsageError(f"playbook {playbook} not found", "give the path of a playbook file")
+    opts = RunOptions(playbook, list(inventory or []), limit, list(extra_vars or []), check, yes, accept_new,
+                      settle, rollback_packages, tuple(root or ["/etc"]), prompt_file, model, note)
+    store = RunStore()
+    t0 = time.time()
+    outcome = Pipeline(opts, _Reporter(json_out), _confirm(yes), store=store).run()
+    _after(outcome, store, playbook, metrics_dir, notify_url, time.time() - t0)
+    if json_out:
+        emit_json(outcome.record.to_dict())
+    else:
+        (console if outcome.exit_code in (0, 6) else err_console).print(
+            f"run {outcome.record.id}: {outcome.message} (exit {outcome.exit_code})", markup=False)
+    return outcome.exit_code
+
+
+def _after(outcome: Outcome, store: RunStore, playbook: Path, metrics_dir: Path | None, url: str | None,
+           seconds: float) -> None:
+    rec = outcome.record
+    if metrics_dir is not None:
+        metrics.write(metrics_dir, metrics.RunMetrics(
+            playbook.stem, outcome.exit_code, time.time(), seconds, bool(rec.sections.get("rollback")),
+            store.count_rollbacks(rec.playbook)))
+    if url and outcome.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE):
+        error = notify.post(url, f"safeapply: {rec.status} ({playbook.name})",
+                            f"run {rec.id} on {', '.join(rec.sections.get('hosts') or [])}: {outcome.message}")
+        rec.sections.setdefault("notes", {})["notify"] = error or "delivered"
+        store.save(rec)
+
+
+@app.command()
+def history(
+    limit: Annotated[int, typer.Option("--last", "-n", help="How many runs to list.")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """List recent runs, newest first."""
+    runs = RunStore().list(limit)
+    if json_out:
+        emit_json([_brief(r) for r in runs])
+        return
+    for r in runs:
+        b = _brief(r)
+        hosts = ",".join(r.sections.get("hosts") or []) or "-"
+        console.print(f"{b['id']}  {b['started']}  {b['status']!s:<15} exit {b['exit_code']!s:<4} "
+                      f"{hosts}  {b['playbook']}", markup=False)
+
+
+def _brief(r: RunRecord) -> dict[str, object]:
+    return {"id": r.id, "started": r.started, "status": r.status, "exit_code": r.exit_code,
+            "hosts": r.sections.get("hosts") or [], "playbook": r.playbook, "user": r.user}
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
+         json_out: JsonOpt = False) -> None:
+    """Everything recorded about one run: who, what, lint, plan, snapshots, apply, verify, rollback."""
+    rec = RunStore().get(run_id).to_dict()
+    if json_out:
+        emit_json(rec)
+        return
+    for key in ("id", "status", "exit_code", "started", "finished", "user", "controller", "playbook",
+                "playbook_sha256", "limit", "check_mode", "hosts", "timings"):
+        console.print(f"{key:>16}: {rec.get(key)}", markup=False)
+    console.print(f"{'message':>16}: {(rec.get('notes') or {}).get('message', '')}", markup=False)
+    _show_details(rec)
+
+
+def _show_details(rec: dict[str, object]) -> None:
+    apply = rec.get("apply") or {}
+    if isinstance(apply, dict):
+        console.print(f"{'apply':>16}: {apply.get('status')} (failed {apply.get('failed_hosts')}, "
+                      f"unreachable {apply.get('unreachable_hosts')})", markup=False)
+    for section in ("verify", "rollback"):
+        value = rec.get(section)
+        if isinstance(value, dict):
+            for host, rep in value.items():
+                line = rep.get("outcome") or ("ok" if rep.get("ok") else "FAILED")
+                console.print(f"{section:>16}: {host}: {line}", markup=False)
+                for item in [f.get("message") for f in rep.get("findings", [])] + rep.get("differences", []):
+                    console.print(f"{'':>18}- {item}", markup=False)
+
+
+@app.command("rollback")
+def rollback_cmd(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
+    yes: YesOpt = False,
+    accept_new: AcceptNewOpt = False,
+    rollback_packages: Annotated[bool, typer.Option("--rollback-packages")] = False,
+    json_out: JsonOpt = False,
+) -> int:
+    """Return a past run's hosts to their pre-run snapshot (asks first; needs --yes without a TTY)."""
+    rec = RunStore().get(run_id)
+    if not yes and (not interactive() or not typer.confirm(
+            f"Restore {', '.join(rec.sections.get('snapshots') or {})} to before run {rec.id}?")):
+        raise UsageError("rollback not confirmed", "re-run with --yes")
+    reports = rollback_run(rec, accept_new, rollback_packages)
+    ok = all(r.restored for r in reports)
+    if json_out:
+        emit_json([r.to_dict() for r in reports])
+    else:
+        for r in reports:
+            console.print(f"{r.host}: {r.outcome}", markup=False)
+            for line in r.errors + r.differences:
+                console.print(f"  - {line}", markup=False)
+    return ExitCode.OK if ok else ExitCode.ROLLBACK_FAILED

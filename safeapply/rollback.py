@@ -1,0 +1,255 @@
+"""Put a host back as it was before a run: files, units, containers, (optionally) packages; then check.
+
+Order: restore the snapshot's roots -> `systemctl daemon-reload` -> each unit back to its pre-run state
+(stop what the run started, start what it stopped, enable/disable, restart those whose config came back
+or that the run restarted) -> containers the run created removed, those it stopped started -> packages
+reported (reverted with `rollback_packages`) -> rescan and compare with the pre-run scan.
+
+The snapshot store is reached through `SnapshotOps` (restore + diff), so this module does not care how
+snapshots are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from safeapply.errors import SafeapplyError
+from safeapply.scan import HostState, scan_host
+from safeapply.transport.base import Transport
+
+UNIT_KINDS = ("service", "socket", "timer")
+
+
+class SnapshotOps(Protocol):
+    def restore(self, transport: Transport, snapshot_id: str) -> list[str]:
+        """Restore the roots; return the paths that changed."""
+
+    def diff(self, transport: Transport, snapshot_id: str) -> list[str]:
+        """What differs on the live host from the snapshot (empty: identical)."""
+
+
+@dataclass
+class RollbackReport:
+    host: str
+    snapshot: str
+    restored_paths: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)  # "stop web.service", "docker rm -f x", ...
+    packages: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)  # what still differs after the rollback
+
+    @property
+    def restored(self) -> bool:
+        return not self.errors and not self.differences
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "snapshot": self.snapshot, "outcome": self.outcome,
+                "restored_paths": self.restored_paths, "actions": self.actions, "packages": self.packages,
+                "errors": self.errors, "differences": self.differences}
+
+    @property
+    def outcome(self) -> str:
+        return "restored" if self.restored else "differs"
+
+
+def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops: SnapshotOps,
+                  *, apt_offset: int | None = None, rollback_packages: bool = False) -> RollbackReport:
+    """Roll one host back to `before` (its pre-run scan) and `snapshot_id`; never raises for a step."""
+    rep = RollbackReport(transport.name, snapshot_id)
+    _step(rep, "restore files", lambda: rep.restored_paths.extend(ops.restore(transport, snapshot_id)))
+    _step(rep, "daemon-reload", lambda: _systemctl(transport, rep, "daemon-reload"))
+    now = _scan(rep, transport)
+    if now is not None:
+        argvs = [["systemctl", verb, unit] for verb, unit in unit_actions(before, now, rep.restored_paths)]
+        for argv in argvs + container_actions(before, now):
+            _step(rep, " ".join(argv), partial(_run, transport, rep, argv))
+    if apt_offset is not None:
+        _step(rep, "packages", lambda: _packages(transport, rep, apt_offset, rollback_packages))
+    check_restored(rep, transport, snapshot_id, before, ops)
+    return rep
+
+
+def check_restored(rep: RollbackReport, transport: Transport, snapshot_id: str, before: HostState,
+                   ops: SnapshotOps) -> None:
+    """Rescan and diff the roots: `rep.differences` empty means the host is as before."""
+    try:
+        rep.differences += [f"file {p}" for p in ops.diff(transport, snapshot_id)]
+    except SafeapplyError as e:
+        rep.errors.append(f"snapshot diff: {e}")
+    after = _scan(rep, transport)
+    if after is not None:
+        rep.differences += state_diff(before, after)
+
+
+def _step(rep: RollbackReport, what: str, fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except SafeapplyError as e:
+        rep.errors.append(f"{what}: {e}")
+
+
+def _scan(rep: RollbackReport, transport: Transport) -> HostState | None:
+    try:
+        return scan_host(transport)
+    except SafeapplyError as e:
+        rep.errors.append(f"rescan: {e}")
+        return None
+
+
+def _systemctl(transport: Transport, rep: RollbackReport, *args: str) -> None:
+    _run(transport, rep, ["systemctl", *args])
+
+
+def _run(transport: Transport, rep: RollbackReport, argv: list[str]) -> None:
+    transport.run(argv, sudo=True, timeout=120).check()
+    if argv[:2] != ["systemctl", "daemon-reload"]:
+        rep.actions.append(" ".join(argv))
+
+
+# ---- packages: from apt's own log (/var/log/apt/history.log) -----------------------------------------
+
+APT_LOG = "/var/log/apt/history.log"
+
+
+def apt_log_offset(transport: Transport) -> int | None:
+    """Before the run: the size of apt's history log (None: no apt on this host)."""
+    res = transport.run(["stat", "-c", "%s", APT_LOG], sudo=True, timeout=30)
+    if res.ok:
+        return int(res.text.strip() or 0)
+    return 0 if transport.run(["sh", "-c", "command -v apt-get"], timeout=30).ok else None
+
+
+def parse_apt_history(text: str) -> list[dict[str, str]]:
+    """Install/Upgrade/Downgrade/Remove/Purge lines -> [{action, package, old, new}] in log order."""
+    out: list[dict[str, str]] = []
+    for line in text.splitlines():
+        action, _, rest = line.partition(": ")
+        if action not in ("Install", "Upgrade", "Downgrade", "Remove", "Purge", "Reinstall"):
+            continue
+        for pkg, versions in re.findall(r"([^\s,()]+) \(([^)]*)\)", rest):
+            vs = [v.strip() for v in versions.split(",") if v.strip() != "automatic"]
+            old = vs[0] if action in ("Upgrade", "Downgrade", "Remove", "Purge") and vs else ""
+            new = vs[-1] if action in ("Install", "Upgrade", "Downgrade", "Reinstall") and vs else ""
+            out.append({"action": action.lower(), "package": pkg.split(":")[0], "old": old, "new": new})
+    return out
+
+
+def revert_argv(changes: list[dict[str, str]]) -> list[list[str]]:
+    """apt-get commands that undo the changes: remove what was installed, pin back what was changed."""
+    remove = sorted({c["package"] for c in changes if c["action"] == "install"})
+    back = sorted({f"{c['package']}={c['old']}" for c in changes
+                   if c["action"] in ("upgrade", "downgrade", "remove", "purge") and c["old"]})
+    env = ["env", "DEBIAN_FRONTEND=noninteractive"]
+    cmds = [[*env, "apt-get", "remove", "-y", *remove]] if remove else []
+    if back:
+        cmds.append([*env, "apt-get", "install", "-y", "--allow-downgrades", *back])
+    return cmds
+
+
+def _packages(transport: Transport, rep: RollbackReport, offset: int, revert: bool) -> None:
+    res = transport.run(["tail", "-c", f"+{offset + 1}", APT_LOG], sudo=True, timeout=60)
+    rep.packages = parse_apt_history(res.text) if res.ok else []
+    if revert:
+        for argv in revert_argv(rep.packages):
+            _run(transport, rep, argv)
+
+
+# ---- what to do (pure) -------------------------------------------------------------------------------
+
+def _units(state: HostState) -> dict[str, Any]:
+    return {u.name: u for u in state.units if u.kind in UNIT_KINDS and u.load != "not-found"}
+
+
+def unit_actions(before: HostState, now: HostState, restored: list[str]) -> list[tuple[str, str]]:
+    """(verb, unit) pairs that return each unit to its pre-run state."""
+    old, cur = _units(before), {u.name: u for u in now.units if u.kind in UNIT_KINDS}
+    out: list[tuple[str, str]] = []
+    for name, u in sorted(cur.items()):
+        was = old.get(name)
+        if was is None:
+            if u.active in ("active", "activating", "reloading") or u.sub == "auto-restart":
+                out.append(("stop", name))  # the run created and started it
+            if u.active == "failed" or u.sub == "auto-restart":
+                out.append(("reset-failed", name))
+            continue
+        out += _enable_actions(name, was.enabled, u.enabled)
+        running_before = was.active == "active"
+        running_now = u.active in ("active", "activating", "reloading") and u.sub != "auto-restart"
+        if running_before and (not running_now or u.active == "failed"):
+            out.append(("restart", name))
+        elif not running_before and (running_now or u.sub == "auto-restart"):
+            out.append(("stop", name))
+        elif running_before and (u.main_pid != was.main_pid or _config_restored(name, u, restored)):
+            out.append(("restart", name))
+        if u.active == "failed" and not was.failed:
+            out.append(("reset-failed", name))
+    for name, was in sorted(old.items()):
+        if name not in cur and was.active == "active":
+            out.append(("start", name))
+    return out
+
+
+def _enable_actions(name: str, was: str, now: str) -> list[tuple[str, str]]:
+    if was == now or was not in ("enabled", "disabled", "masked"):
+        return []
+    if now == "masked":
+        return [("unmask", name)] + ([("enable", name)] if was == "enabled" else [])
+    return [({"enabled": "enable", "disabled": "disable", "masked": "mask"}[was], name)]
+
+
+def _config_restored(name: str, unit: Any, restored: list[str]) -> bool:
+    stem = name.rsplit(".", 1)[0].split("@")[0]
+    names = {stem, stem.rstrip("d"), stem + "d"}
+    for p in restored:
+        if p == unit.fragment_path or p.startswith(f"/etc/systemd/system/{name}.d/"):
+            return True
+        parts = PurePosixPath(p).parts
+        if len(parts) > 2 and parts[1] == "etc" and (parts[2] in names or PurePosixPath(p).stem in names):
+            return True
+    return False
+
+
+def container_actions(before: HostState, now: HostState) -> list[list[str]]:
+    old = {c.id: c for c in before.containers}
+    out: list[list[str]] = []
+    for c in now.containers:
+        was = old.get(c.id)
+        if was is None:
+            out.append([c.engine, "rm", "-f", c.id])
+        elif was.running and not c.running:
+            out.append([c.engine, "start", c.id])
+        elif not was.running and c.running:
+            out.append([c.engine, "stop", c.id])
+    return out  # a container the run removed cannot be recreated here: state_diff reports it
+
+
+def state_diff(before: HostState, after: HostState) -> list[str]:
+    """Human lines for what differs in units, listeners and containers (empty: same)."""
+    out: list[str] = []
+    old, new = _units(before), _units(after)
+    for name in sorted(old.keys() | new.keys()):
+        a, b = old.get(name), new.get(name)
+        sa = (a.active, a.enabled) if a else ("absent", "")
+        sb = (b.active, b.enabled) if b else ("absent", "")
+        if _norm(sa) != _norm(sb):
+            out.append(f"unit {name}: was {'/'.join(filter(None, sa))}, now {'/'.join(filter(None, sb))}")
+    la = {(x.proto, x.address, x.port) for x in before.listeners}
+    lb = {(x.proto, x.address, x.port) for x in after.listeners}
+    out += [f"listener {p} {a}:{n} is gone" for p, a, n in sorted(la - lb)]
+    out += [f"listener {p} {a}:{n} is new" for p, a, n in sorted(lb - la)]
+    ca = {(c.name, c.running) for c in before.containers}
+    cb = {(c.name, c.running) for c in after.containers}
+    out += [f"container {n}: was {'running' if r else 'stopped'}, now differs" for n, r in sorted(ca - cb)]
+    out += [f"container {n}: new or changed" for n, _ in sorted(cb - ca) if n not in {x for x, _ in ca}]
+    return out
+
+
+def _norm(state: tuple[str, str]) -> tuple[str, str]:
+    """Only running vs not running counts: inactive and a transient `activating` of a timer job are alike."""
+    active, enabled = state
+    return ("up" if active in ("active", "reloading") else "down", enabled)
