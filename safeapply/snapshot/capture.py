@@ -4,6 +4,7 @@ the store lacks. A listing is the same scan without keeping anything: the state 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,11 +41,12 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     say = progress or (lambda _msg: None)
     say(f"{transport.name}: scanning {', '.join(roots)}")
     args = ["--base", target_base, "--host", transport.name, *_root_args(roots)]
-    raw = call(transport, "scan", args)
+    packed = call(transport, "scan", args)
+    raw = _unpack(transport.name, packed)
     manifest = Manifest.parse(raw)
     missing = sorted(h for h in manifest.blobs() if not store.has_blob(h))
     say(f"{transport.name}: {len(manifest.entries)} paths, fetching {len(missing)} new blobs")
-    received = len(raw)
+    received = len(packed)
     if missing:
         recs, size = fetch(transport, "send", ["--base", target_base], "\n".join(missing).encode())
         received += size
@@ -63,8 +65,15 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
 def listing(transport: Transport, roots: Sequence[str] = ("/etc",)) -> dict[str, Entry]:
     """Content hash and metadata of every path under `roots` right now, keyed by path; nothing is kept.
     Entries look like a manifest's (type, mode, uid/gid, mtime, xattrs/ACLs, hash, link target)."""
-    raw = call(transport, "scan", ["--host", transport.name, *_root_args(roots)])
+    raw = _unpack(transport.name, call(transport, "scan", ["--host", transport.name, *_root_args(roots)]))
     return {e["p"]: e for e in (json.loads(x) for x in raw.splitlines()[1:])}
+
+
+def _unpack(host: str, packed: bytes) -> bytes:
+    try:
+        return zlib.decompress(packed)
+    except zlib.error as e:
+        raise SnapshotError(f"{host}: the manifest arrived damaged: {e}") from e
 
 
 def _root_args(roots: Sequence[str]) -> list[str]:

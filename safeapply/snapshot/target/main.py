@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import sys
+import zlib
 
 from safeapply.snapshot.target.apply import Restorer
 from safeapply.snapshot.target.common import (
@@ -65,7 +66,7 @@ def op_scan(args: list[str]) -> int:
     except BaseException:
         abort(hasher.pending)
         raise
-    sys.stdout.buffer.write(manifest)
+    sys.stdout.buffer.write(zlib.compress(manifest, 6))  # JSON lines shrink ~10x: incrementals stay small
     return 0
 
 
