@@ -19,6 +19,8 @@ _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", ".cache", ".tox", "__pyca
 _MAX_FILES = 5000
 _MAX_SIZE = 512_000
 _CONTENT_SUFFIXES = {"", ".yml", ".yaml", ".j2", ".json", ".cfg", ".ini", ".conf", ".sh", ".py", ".txt", ".toml"}
+_OVERRIDDEN = {"ANSIBLE_INVENTORY_UNPARSED_FAILED", "ANSIBLE_HOST_PATTERN_MISMATCH", "ANSIBLE_DEVEL_WARNING",
+               "ANSIBLE_DEPRECATION_WARNINGS", "ANSIBLE_LOCALHOST_WARNING"}
 TOOLS = ("ansible-core", "ansible-lint", "ansible-compat", "safeapply")
 
 
@@ -68,7 +70,8 @@ def _tree(root: Path, h: Any) -> None:
 
 def key(paths: list[Path], root: Path, options: dict[str, Any]) -> str:
     h = hashlib.sha256()
-    env = {k: v for k, v in os.environ.items() if k.startswith(("ANSIBLE_", "SAFEAPPLY_LINT"))}
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith(("ANSIBLE_", "SAFEAPPLY_LINT")) and k not in _OVERRIDDEN}
     h.update(json.dumps([str(p) for p in paths], sort_keys=True).encode())
     h.update(json.dumps([options, tool_versions(), env, _collections_fingerprint()], sort_keys=True,
                         default=str).encode())

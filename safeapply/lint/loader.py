@@ -62,11 +62,11 @@ def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> LSeq:
 
 
 def _construct_vault(loader: _LineLoader, node: yaml.Node) -> str:
-    return "$ANSIBLE_VAULT;" + str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    return "$ANSIBLE_VAULT;" + str(loader.construct_scalar(node))
 
 
 def _construct_unsafe(loader: _LineLoader, node: yaml.Node) -> Any:
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
+    return loader.construct_scalar(node)
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)

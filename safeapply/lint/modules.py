@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 # Modules whose arguments are free-form or arbitrary keys: their options cannot be checked by name.
-FREE_FORM = frozenset("""
+FREE_FORM = frozenset(str.split("""
 command shell raw script set_fact include_vars add_host group_by meta import_tasks include_tasks
 import_playbook win_shell win_command
-""".split())
+"""))
 
 
 @dataclass(frozen=True)

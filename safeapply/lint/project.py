@@ -10,17 +10,17 @@ from typing import Any
 from safeapply.lint.loader import LMap, load_yaml
 from safeapply.lint.model import Finding, Severity
 
-TASK_KEYWORDS = frozenset("""
-name when register become become_user become_method become_flags become_exe loop loop_control tags notify
-vars args ignore_errors changed_when failed_when until retries delay delegate_to delegate_facts run_once
-no_log environment check_mode diff any_errors_fatal async poll listen collections connection debugger
-ignore_unreachable module_defaults throttle timeout port remote_user block rescue always local_action
-action
-""".split())
-PLAY_KEYS = frozenset("""
-hosts import_playbook include_playbook ansible.builtin.import_playbook tasks pre_tasks post_tasks handlers
-roles vars vars_files vars_prompt gather_facts name become become_user strategy serial
-""".split())
+TASK_KEYWORDS = frozenset(str.split("""
+name when register become become_user become_method become_flags become_exe loop loop_control tags
+notify vars args ignore_errors changed_when failed_when until retries delay delegate_to delegate_facts
+run_once no_log environment check_mode diff any_errors_fatal async poll listen collections connection
+debugger ignore_unreachable module_defaults throttle timeout port remote_user block rescue always
+local_action action
+"""))
+PLAY_KEYS = frozenset(str.split("""
+hosts import_playbook include_playbook ansible.builtin.import_playbook tasks pre_tasks post_tasks
+handlers roles vars vars_files vars_prompt gather_facts name become become_user strategy serial
+"""))
 TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 _IMPORTS = {"import_tasks", "include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_tasks"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,7 @@ def template_text(task: Task, root: Path) -> str:
         for cand in (here / src, here.parent / "templates" / src, here.parent / "files" / src,
                      here / "templates" / src, here / "files" / src):
             if cand.is_file():
-                try:
+                with contextlib.suppress(OSError):
                     parts.append(cand.read_text(errors="replace"))
-                except OSError:
-                    pass
                 break
     return "\n".join(p for p in parts if p)

@@ -61,7 +61,7 @@ def opens(task: Task, info_short: str, port: int, root: Any) -> bool:
         return str(a.get("state", "")) == "enabled" and (a.get("service") == "ssh" or
                                                          str(a.get("port", "")).startswith(f"{port}/"))
     if info_short in ("shell", "command", "raw"):
-        return _allows(command_text(task), port) and "accept" in command_text(task).lower() or bool(
+        return (_allows(command_text(task), port) and "accept" in command_text(task).lower()) or bool(
             re.search(rf"(ufw\s+(allow|limit)\s+({port}|ssh|openssh))|--add-service[= ]ssh|--add-port[= ]{port}",
                       command_text(task), re.I))
     if info_short in ("copy", "template"):

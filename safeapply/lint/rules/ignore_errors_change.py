@@ -14,10 +14,10 @@ ID = "ignore-errors-on-change"
 SEVERITY = Severity.WARNING
 DOC = "ignore_errors on a state-changing task hides a failed change; use failed_when for expected failures."
 
-READ_ONLY = frozenset("""
-debug assert fail stat ping setup gather_facts slurp find getent wait_for wait_for_connection pause set_fact
-include_vars uri get_url package_facts service_facts command shell meta fetch
-""".split())
+READ_ONLY = frozenset(str.split("""
+debug assert fail stat ping setup gather_facts slurp find getent wait_for wait_for_connection pause
+set_fact include_vars uri get_url package_facts service_facts command shell meta fetch
+"""))
 
 
 def check(ctx: Context) -> Iterator[Finding]:

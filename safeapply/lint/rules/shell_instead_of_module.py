@@ -36,7 +36,7 @@ def first_word(command: str) -> str:
 
 
 def check(ctx: Context) -> Iterator[Finding]:
-    for task, info in ctx.tasks("command", "shell"):
+    for task, _info in ctx.tasks("command", "shell"):
         args = args_of(task)
         if any(g in args for g in _GUARDS) or "changed_when" in task.data:
             continue

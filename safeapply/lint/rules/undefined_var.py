@@ -8,6 +8,7 @@ pipeline passes the inventory's variables). Only a name defined nowhere blocks.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,16 +25,17 @@ ID = "undefined-variable"
 SEVERITY = Severity.BLOCKING
 DOC = "A template refers to a variable defined nowhere in the playbook, its roles, vars files or inventory."
 
-MAGIC = frozenset("""
+MAGIC = frozenset(str.split("""
 hostvars groups group_names inventory_hostname inventory_hostname_short inventory_dir inventory_file
 playbook_dir play_hosts ansible_play_hosts ansible_play_batch ansible_play_hosts_all role_path role_name
 role_names omit item ansible_loop ansible_loop_var ansible_index_var ansible_facts ansible_version
-ansible_check_mode ansible_diff_mode ansible_run_tags ansible_skip_tags ansible_limit ansible_parent_role_names
-ansible_parent_role_paths ansible_play_name ansible_play_role_names ansible_role_names ansible_search_path
-ansible_config_file ansible_collection_name ansible_dependent_role_names ansible_verbosity environment
-lookup query q now undef range dict lipsum cycler joiner namespace true false none True False None vars
-ansible_forks ansible_inventory_sources ansible_role_name ansible_host ansible_user ansible_port
-""".split())
+ansible_check_mode ansible_diff_mode ansible_run_tags ansible_skip_tags ansible_limit
+ansible_parent_role_names ansible_parent_role_paths ansible_play_name ansible_play_role_names
+ansible_role_names ansible_search_path ansible_config_file ansible_collection_name
+ansible_dependent_role_names ansible_verbosity environment lookup query q now undef range dict lipsum
+cycler joiner namespace true false none True False None vars ansible_forks ansible_inventory_sources
+ansible_role_name ansible_host ansible_user ansible_port
+"""))
 _INI_VAR = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=")
 _SKIP_DIRS = {".git", ".venv", "node_modules", ".cache", ".tox", "__pycache__"}
 
@@ -64,10 +66,8 @@ def defined_names(root: Path, limit: int = 3000) -> set[str]:
         if path.suffix in (".yml", ".yaml", ".json"):
             _keys(load_yaml(path, str(path)).data, names)
         elif path.suffix in ("", ".ini", ".cfg", ".hosts", ".inventory") and path.stat().st_size < 1_000_000:
-            try:
+            with contextlib.suppress(OSError):
                 names.update(_INI_VAR.findall(path.read_text(errors="replace")))
-            except OSError:
-                pass
     return names
 
 
