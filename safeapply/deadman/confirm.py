@@ -1,0 +1,137 @@
+"""After apply and verification: confirm over a NEW connection and disarm; or, when the host shut us out,
+wait for it to restore itself and verify the restore against the pre-run `/etc` listing and scan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from safeapply.deadman.switch import Armed, disarm, status
+from safeapply.errors import ExitCode, HostKeyError, SafeapplyError
+from safeapply.transport.base import Transport
+
+DEFAULT_MARGIN = 90.0
+COMPARED = ("t", "m", "u", "g", "h", "l", "x", "mt", "rd", "lk", "err")
+Progress = Callable[[str], None]
+
+
+class Connectable(Protocol):
+    name: str
+
+    def connect(self, accept_new_host_keys: bool = False) -> Transport: ...
+
+
+@dataclass
+class Outcome:
+    """disarmed: confirmed in time, nothing restored. restored: the host restored itself and the restore
+    verified (exit 20). rollback-failed: it did not come back, or came back different (exit 21)."""
+
+    host: str
+    status: str  # disarmed | restored | rollback-failed
+    message: str
+    fired: dict[str, Any] | None = None
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode | None:
+        return {"restored": ExitCode.ROLLED_BACK, "rollback-failed": ExitCode.ROLLBACK_FAILED}.get(self.status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "status": self.status, "message": self.message, "fired": self.fired,
+                "differences": self.differences}
+
+
+def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bool = False,
+                    before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
+                    roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
+                    progress: Progress | None = None) -> Outcome:
+    """Open a new connection and disarm. If that fails, the host is shut off from us: say when it restores
+    itself, wait until then (plus `margin_s`) for it to come back, and verify what it restored."""
+    say = progress or (lambda _m: None)
+    try:
+        with host.connect(accept_new_host_keys) as t:
+            fired = disarm(t, armed)
+            if fired is None:
+                return Outcome(host.name, "disarmed", f"{host.name}: confirmed over a new connection; disarmed")
+            say(f"{host.name}: the dead-man's switch fired before it could be disarmed")
+            return verify_restore(t, armed, fired, before_listing, before_scan, roots)
+    except HostKeyError:
+        raise
+    except SafeapplyError as e:
+        say(f"{host.name}: unreachable after apply ({e.message}); the host restores itself at {armed.deadline}")
+    return wait_for_restore(host, armed, accept_new_host_keys=accept_new_host_keys, before_listing=before_listing,
+                            before_scan=before_scan, roots=roots, margin_s=margin_s, poll_s=poll_s, progress=say)
+
+
+def wait_for_restore(host: Connectable, armed: Armed, *, accept_new_host_keys: bool = False,
+                     before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
+                     roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
+                     progress: Progress | None = None) -> Outcome:
+    """Poll until the host is reachable and its switch has fired, or until deadline + margin."""
+    say = progress or (lambda _m: None)
+    give_up = armed.deadline_at + dt.timedelta(seconds=margin_s)
+    last = "not reached yet"
+    while dt.datetime.now(dt.UTC) < give_up:
+        try:
+            with host.connect(accept_new_host_keys) as t:
+                fired = status(t, armed.run_id).get("fired")
+                if fired is not None:
+                    say(f"{host.name}: back; the dead-man's switch fired at {fired.get('fired_at')}")
+                    return verify_restore(t, armed, fired, before_listing, before_scan, roots)
+                last = "reachable, but the switch has not fired yet"
+        except HostKeyError:
+            raise
+        except SafeapplyError as e:
+            last = e.message
+        time.sleep(poll_s)
+    return Outcome(host.name, "rollback-failed",
+                   f"{host.name}: did not come back restored by {give_up.isoformat(timespec='seconds')} "
+                   f"({last}); a person must look")
+
+
+def verify_restore(t: Transport, armed: Armed, fired: dict[str, Any], before_listing: dict[str, dict[str, Any]]
+                   | None, before_scan: Any, roots: Sequence[str]) -> Outcome:
+    """Compare the host now with the pre-run listing and scan; the fired record's failed steps count too."""
+    diffs = [f"step {s.get('step')}: `{' '.join(s.get('argv') or [])}` exited {s.get('rc')}"
+             for s in fired.get("steps", []) if s.get("rc") != 0]
+    if before_listing is not None:
+        from safeapply.snapshot import listing
+
+        diffs += listing_differences(before_listing, listing(t, roots))
+    if before_scan is not None:
+        from safeapply.scan import scan_host
+
+        diffs += scan_differences(before_scan, scan_host(t))
+    if diffs:
+        return Outcome(t.name, "rollback-failed", f"{t.name}: restored itself, but {len(diffs)} differences remain "
+                       f"from the pre-run state; a person must look", fired, diffs)
+    n = len(fired.get("restored") or [])
+    return Outcome(t.name, "restored", f"{t.name}: unreachable after apply; restored itself at "
+                   f"{fired.get('fired_at')} ({n} paths put back) and matches its pre-run state", fired)
+
+
+def listing_differences(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
+    out = [f"{p}: missing after restore" for p in sorted(set(before) - set(after))]
+    out += [f"{p}: not there before the run" for p in sorted(set(after) - set(before))]
+    for p in sorted(set(before) & set(after)):
+        keys = [k for k in COMPARED if before[p].get(k) != after[p].get(k)]
+        if keys:
+            out.append(f"{p}: {', '.join(keys)} differ")
+    return out
+
+
+def scan_differences(before: Any, after: Any) -> list[str]:
+    """Services running and TCP ports listening before the run that are not now."""
+    def running(s: Any) -> set[str]:
+        return {u.name for u in s.units if u.kind == "service" and u.active == "active" and u.sub == "running"}
+
+    def ports(s: Any) -> set[tuple[str, int]]:
+        return {(li.proto, li.port) for li in s.listeners if li.proto == "tcp"}
+
+    out = [f"service {u} was running before the run and is not now" for u in sorted(running(before) - running(after))]
+    out += [f"{proto}/{port} was listening before the run and is not now"
+            for proto, port in sorted(ports(before) - ports(after))]
+    return out

@@ -1,0 +1,325 @@
+"""The dead-man's switch on the target. Stdlib only: runs on the managed host's python3, as root.
+
+Operations (argv[1]):
+
+* `arm` (config JSON on stdin): keep this program and the config under STATE/<run>/, save the firewall
+  ruleset, write a persistent timer+service pair under /usr/local/lib/systemd/system (not /etc: restoring
+  /etc would delete them), enable and start the timer. The timer fires at an absolute UTC deadline with
+  Persistent=true, so a reboot before (or across) the deadline still fires it.
+* `extend RUN DEADLINE`: move the deadline (a keepalive while a long apply runs).
+* `fire RUN` (what the timer's service runs, with no controller): restore the pre-run snapshot with the
+  host's own restore program, daemon-reload, restore the firewall, restart sshd, networking and the units
+  the run touched, write STATE/<run>/fired.json, then remove its own units.
+* `disarm RUN`: stop and remove the timer and service; report a fired record if it fired already.
+* `status RUN`: the config and fired record, if any.
+
+Prints one JSON document on stdout. Errors: exit 3 with a `SAFEAPPLY-ERROR message` line on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+STATE = "/var/lib/safeapply/deadman"
+UNIT_DIR = "/usr/local/lib/systemd/system"
+WANTS = UNIT_DIR + "/timers.target.wants"
+STAMPS = "/var/lib/systemd/timers"
+RUN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+
+
+class Fail(Exception):
+    pass
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run python < 3.11
+
+
+def iso(t: datetime.datetime) -> str:
+    return t.isoformat(timespec="seconds")
+
+
+def unit_name(run: str) -> str:
+    if not RUN_RE.match(run):
+        raise Fail(f"bad run id {run!r}")
+    return "safeapply-deadman-" + run
+
+
+def paths(run: str) -> dict[str, str]:
+    u = unit_name(run)
+    return {"state": os.path.join(STATE, run), "timer": os.path.join(UNIT_DIR, u + ".timer"),
+            "service": os.path.join(UNIT_DIR, u + ".service"), "wants": os.path.join(WANTS, u + ".timer"),
+            "stamp": os.path.join(STAMPS, "stamp-" + u + ".timer"), "unit": u}
+
+
+def sh(argv: list[str], stdin: bytes | None = None, timeout: float = 300) -> dict[str, object]:
+    """Run a command; never raises. The record keeps rc and the tails of its output."""
+    try:
+        p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
+        rc, out, err = p.returncode, p.stdout, p.stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        rc, out, err = 127, b"", str(e).encode()
+    return {"argv": argv, "rc": rc, "stdout": out.decode("utf-8", "replace")[-4000:],
+            "stderr": err.decode("utf-8", "replace")[-2000:]}
+
+
+def write(path: str, data: str, mode: int = 0o644) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+def read_json(path: str) -> dict[str, object] | None:
+    try:
+        with open(path) as f:
+            doc: dict[str, object] = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc
+
+
+def calendar(deadline: str) -> str:
+    t = datetime.datetime.fromisoformat(deadline).astimezone(datetime.timezone.utc)  # noqa: UP017
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def timer_text(run: str, deadline: str) -> str:
+    at = calendar(deadline)
+    return (f"[Unit]\nDescription=safeapply dead-man's switch for run {run} (restores the host at {at} "
+            f"unless disarmed)\n\n[Timer]\nOnCalendar={at}\nPersistent=true\nAccuracySec=1s\n"
+            f"Unit={unit_name(run)}.service\n\n[Install]\nWantedBy=timers.target\n")
+
+
+def service_text(run: str, python: str, prog: str) -> str:
+    return (f"[Unit]\nDescription=safeapply dead-man's switch for run {run}: restore the pre-run state\n\n"
+            f"[Service]\nType=oneshot\nExecStart={python} {prog} fire {run}\nTimeoutStartSec=900\n")
+
+
+def systemctl(*args: str) -> dict[str, object]:
+    return sh(["systemctl", *args])
+
+
+def must(res: dict[str, object]) -> dict[str, object]:
+    if res["rc"] != 0:
+        argv = " ".join(str(a) for a in res["argv"])  # type: ignore[attr-defined]
+        raise Fail(f"`{argv}` exited {res['rc']}: {str(res['stderr']).strip()[-300:]}")
+    return res
+
+
+# ---- arm / extend -------------------------------------------------------------------------------------
+
+def save_firewall(state: str) -> dict[str, str]:
+    saved = {}
+    if shutil.which("nft"):
+        r = sh(["nft", "list", "ruleset"])
+        if r["rc"] == 0:
+            write(os.path.join(state, "nft.rules"), "flush ruleset\n" + str(r["stdout"]), 0o600)
+            saved["nft"] = "saved"
+        else:
+            saved["nft"] = "not saved: " + str(r["stderr"]).strip()[-200:]
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool + "-save") and shutil.which(tool + "-restore"):
+            r = sh([tool + "-save"])
+            if r["rc"] == 0:
+                write(os.path.join(state, tool + ".rules"), str(r["stdout"]), 0o600)
+                saved[tool] = "saved"
+            else:
+                saved[tool] = "not saved: " + str(r["stderr"]).strip()[-200:]
+    return saved
+
+
+def unit_states(units: list[str]) -> dict[str, str]:
+    return {u: str(systemctl("is-active", u)["stdout"]).strip() or "unknown" for u in units}
+
+
+def op_arm(_args: list[str]) -> dict[str, object]:
+    cfg = json.loads(sys.stdin.read())
+    run = cfg["run_id"]
+    p = paths(run)
+    if os.path.exists(p["timer"]):
+        raise Fail(f"run {run} is already armed on this host")
+    os.makedirs(p["state"], mode=0o700, exist_ok=True)
+    prog = os.path.join(p["state"], "deadman.py")
+    write(prog, cfg.pop("src"), 0o700)
+    cfg["firewall"] = save_firewall(p["state"])
+    cfg["unit_states"] = unit_states(cfg.get("units", []))
+    cfg["armed_at"] = iso(now())
+    cfg["boot_id"] = boot_id()
+    write(os.path.join(p["state"], "config.json"), json.dumps(cfg, indent=1, sort_keys=True), 0o600)
+    write(p["service"], service_text(run, sys.executable or "/usr/bin/python3", prog))
+    write(p["timer"], timer_text(run, cfg["deadline"]))
+    os.makedirs(WANTS, mode=0o755, exist_ok=True)
+    if not os.path.lexists(p["wants"]):
+        os.symlink(p["timer"], p["wants"])
+    must(systemctl("daemon-reload"))
+    must(systemctl("start", p["unit"] + ".timer"))
+    return {"armed": True, "unit": p["unit"] + ".timer", "state": p["state"], "config": cfg}
+
+
+def op_extend(args: list[str]) -> dict[str, object]:
+    run, deadline = args[0], args[1]
+    p = paths(run)
+    cfg = read_json(os.path.join(p["state"], "config.json"))
+    if cfg is None or not os.path.exists(p["timer"]):
+        raise Fail(f"run {run} is not armed on this host (fired or disarmed already)")
+    cfg["deadline"] = deadline
+    write(os.path.join(p["state"], "config.json"), json.dumps(cfg, indent=1, sort_keys=True), 0o600)
+    write(p["timer"], timer_text(run, deadline))
+    must(systemctl("daemon-reload"))
+    must(systemctl("restart", p["unit"] + ".timer"))
+    return {"extended": True, "deadline": deadline}
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+# ---- fire ---------------------------------------------------------------------------------------------
+
+def exists(unit: str) -> bool:
+    out = str(systemctl("show", "-p", "LoadState", "--value", unit)["stdout"]).strip()
+    return out not in ("", "not-found")
+
+
+def restore_firewall(state: str, steps: list[dict[str, object]]) -> None:
+    rules = os.path.join(state, "nft.rules")
+    if os.path.exists(rules):
+        steps.append(dict(sh(["nft", "-f", rules]), step="firewall"))
+    for tool in ("iptables", "ip6tables"):
+        f = os.path.join(state, tool + ".rules")
+        if os.path.exists(f):
+            with open(f, "rb") as fh:
+                steps.append(dict(sh([tool + "-restore"], stdin=fh.read()), step="firewall"))
+
+
+def restart_units(cfg: dict[str, object], steps: list[dict[str, object]]) -> None:
+    """sshd first (it is what lets a person in), then networking, then the units the run touched, each
+    back to its pre-run state: active before -> restarted, inactive before -> stopped."""
+    ssh = next((u for u in ("ssh.service", "sshd.service") if exists(u)), None)
+    if ssh:
+        steps.append(dict(systemctl("restart", ssh), step="sshd"))
+    for u in ("networking.service", "systemd-networkd.service", "NetworkManager.service"):
+        if exists(u) and str(systemctl("is-active", u)["stdout"]).strip() == "active":
+            steps.append(dict(systemctl("restart", u), step="networking"))
+    before = cfg.get("unit_states") or {}
+    assert isinstance(before, dict)
+    for u, was in sorted(before.items()):
+        if u in ("ssh.service", "sshd.service"):
+            continue
+        verb = "restart" if was in ("active", "activating", "reloading") else "stop"
+        steps.append(dict(systemctl(verb, u), step="unit"))
+
+
+def restore_snapshot(cfg: dict[str, object], steps: list[dict[str, object]]) -> dict[str, object] | None:
+    sid = cfg.get("snapshot_id")
+    if not sid:
+        steps.append({"step": "restore", "rc": 0, "skipped": "no snapshot id given at arm time"})
+        return None
+    prog = os.path.join(str(cfg.get("base") or "/var/lib/safeapply"), "bin", "safeapply-restore.py")
+    r = sh([sys.executable or "/usr/bin/python3", prog, str(sid)], timeout=600)
+    report = None
+    if r["rc"] == 0:
+        try:
+            report = json.loads(str(r["stdout"]))
+            r["stdout"] = f"{len(report.get('changes', []))} changes"
+        except ValueError:
+            pass
+    steps.append(dict(r, step="restore"))
+    return report
+
+
+def op_fire(args: list[str]) -> dict[str, object]:
+    run = args[0]
+    p = paths(run)
+    fired_path = os.path.join(p["state"], "fired.json")
+    done = read_json(fired_path)
+    if done is not None:
+        return done
+    cfg = read_json(os.path.join(p["state"], "config.json"))
+    if cfg is None:
+        raise Fail(f"no config for run {run} under {STATE}")
+    started = now()
+    steps: list[dict[str, object]] = []
+    report = restore_snapshot(cfg, steps)
+    steps.append(dict(systemctl("daemon-reload"), step="daemon-reload"))
+    restore_firewall(p["state"], steps)
+    restart_units(cfg, steps)
+    rec = {"run_id": run, "snapshot_id": cfg.get("snapshot_id"), "deadline": cfg.get("deadline"),
+           "armed_at": cfg.get("armed_at"), "fired_at": iso(started), "finished": iso(now()),
+           "rebooted_since_arm": boot_id() != cfg.get("boot_id"),
+           "ok": all(s.get("rc") == 0 for s in steps), "steps": steps,
+           "restored": (report or {}).get("changes", []) if report else []}
+    write(fired_path, json.dumps(rec, indent=1, sort_keys=True), 0o600)
+    remove_units(p)
+    return rec
+
+
+def remove_units(p: dict[str, str]) -> None:
+    for k in ("wants", "timer", "service", "stamp"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p[k])
+    systemctl("daemon-reload")
+
+
+# ---- disarm / status ----------------------------------------------------------------------------------
+
+def op_disarm(args: list[str]) -> dict[str, object]:
+    run = args[0]
+    p = paths(run)
+    systemctl("stop", p["unit"] + ".timer")
+    for _ in range(900):  # it may be firing right now: let it finish rather than cut a restore in half
+        state = str(systemctl("is-active", p["unit"] + ".service")["stdout"]).strip()
+        if state not in ("activating", "deactivating", "reloading"):
+            break
+        time.sleep(1)
+    remove_units(p)
+    fired = read_json(os.path.join(p["state"], "fired.json"))
+    if fired is None:
+        shutil.rmtree(p["state"], ignore_errors=True)
+    return {"disarmed": fired is None, "fired": fired}
+
+
+def op_status(args: list[str]) -> dict[str, object]:
+    p = paths(args[0])
+    armed = os.path.exists(p["timer"])
+    return {"armed": armed, "config": read_json(os.path.join(p["state"], "config.json")),
+            "fired": read_json(os.path.join(p["state"], "fired.json"))}
+
+
+OPS = {"arm": op_arm, "extend": op_extend, "fire": op_fire, "disarm": op_disarm, "status": op_status}
+
+
+def main(argv: list[str]) -> int:
+    os.umask(0o022)
+    if not argv or argv[0] not in OPS:
+        sys.stderr.write("usage: deadman.py arm|extend|fire|disarm|status RUN\n")
+        return 2
+    try:
+        out = OPS[argv[0]](argv[1:])
+    except (Fail, OSError, KeyError, ValueError) as e:
+        msg = str(e).replace("\n", " ")
+        sys.stderr.write(f"SAFEAPPLY-ERROR {msg}\n")
+        return 3
+    sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
