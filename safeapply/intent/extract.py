@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from safeapply.intent.load import UNRESOLVED, ResolvedTask
+from safeapply.intent.load import UNRESOLVED, ResolvedTask, as_list
 from safeapply.intent.model import Bind, ContainerOp, FileWrite, Intent, Note, UnitOp
 from safeapply.intent.ports import (
     PortSpec,
@@ -58,8 +58,8 @@ class Extractor:
         for problem in rt.unresolved:
             self.note("unresolved", problem, rt)
         if rt.ref.handler and rt.action in SERVICE_MODULES and isinstance(rt.args.get("name"), str):
-            self.handlers[rt.task.get_name()] = unit_name(rt.args["name"])
-            self.handlers[str(getattr(rt.task, "listen", "") or "")] = unit_name(rt.args["name"])
+            for key in [rt.task.name, rt.task.get_name(), *as_list(getattr(rt.task, "listen", None))]:
+                self.handlers[str(key)] = unit_name(rt.args["name"])
         handler = getattr(self, f"_{rt.action}", None)
         if rt.action in SERVICE_MODULES:
             self._service(rt)
@@ -202,7 +202,7 @@ class Extractor:
             self.note("unresolved", "docker_compose: neither `definition` nor `project_src` is known", rt)
             return None
         names = a.get("files") or COMPOSE_FILES
-        for n in names if isinstance(names, list) else [names]:
+        for n in names if isinstance(names, list | tuple) else [names]:
             content = self.written.get(posixpath.join(src, str(n)))
             if content is not None:
                 data = yaml.safe_load(content)

@@ -148,7 +148,7 @@ class PlaybookLoader:
                 available_variables={**variables, _loop_var(task): item})
             args = resolve(t, dict(task.args), "args", problems)
             yield ResolvedTask(ref=ref, action=task.action.rsplit(".", 1)[-1], args=args, unresolved=problems,
-                               task=task, templar=t, notify=list(task.notify or []))
+                               task=task, templar=t, notify=as_list(task.notify))
 
     @staticmethod
     def _loop_items(task: Any, templar: Any) -> tuple[list[Any], str | None]:
@@ -166,6 +166,12 @@ class PlaybookLoader:
 
 
 _NO_LOOP = object()
+
+
+def as_list(value: Any) -> list[str]:
+    if not value:
+        return []
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
 
 
 def _loop_var(task: Any) -> str:
