@@ -50,9 +50,29 @@ def read(path: str) -> str | None:
 
 
 def systemd_units() -> dict[str, Any]:
+    return finish(start_systemd_units())
+
+
+def start_systemd_units() -> subprocess.Popen[bytes] | dict[str, Any]:
+    """Start `systemctl show` (the slow part) so the /proc walk runs while systemd answers."""
     if not os.path.isdir("/run/systemd/system"):
         return {"rc": -1, "out": "", "err": "systemd is not running (no /run/systemd/system)"}
-    return run(["systemctl", "show", "--all", "--no-pager", "-p", ",".join(UNIT_PROPERTIES), "--", *UNIT_PATTERNS])
+    argv = ["systemctl", "show", "--all", "--no-pager", "-p", ",".join(UNIT_PROPERTIES), "--", *UNIT_PATTERNS]
+    if shutil.which(argv[0]) is None:
+        return {"rc": 127, "out": "", "err": "systemctl: not installed"}
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+
+def finish(p: subprocess.Popen[bytes] | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(p, dict):
+        return p
+    try:
+        out, err = p.communicate(timeout=CMD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return {"rc": 124, "out": "", "err": "systemctl: timed out"}
+    return {"rc": p.returncode, "out": out.decode("utf-8", "replace"), "err": err.decode("utf-8", "replace")}
 
 
 def listening_inodes(tables: dict[str, str | None]) -> set[str]:
@@ -143,12 +163,13 @@ def facts() -> dict[str, Any]:
 
 
 def collect() -> dict[str, Any]:
+    units = start_systemd_units()
     tables = {name: read("/proc/net/" + name) for name in PROC_NET}
     owners = socket_owners(listening_inodes(tables))
     pids = sorted({p for ps in owners.values() for p in ps})
     return {
         "version": PROBE_VERSION,
-        "units": systemd_units(),
+        "units": finish(units),
         "proc_net": tables,
         "socket_owners": owners,
         "processes": {str(p): process_info(p) for p in pids},
