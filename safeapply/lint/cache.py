@@ -15,7 +15,7 @@ from typing import Any
 
 from safeapply.config import private_dir, state_dir
 
-_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", ".cache", ".tox", "__pycache__", ".mypy_cache"}
+_SKIP_DIRS = {".ansible", ".git", ".venv", "venv", "node_modules", ".cache", ".tox", "__pycache__", ".mypy_cache"}
 _MAX_FILES = 5000
 _MAX_SIZE = 512_000
 _CONTENT_SUFFIXES = {"", ".yml", ".yaml", ".j2", ".json", ".cfg", ".ini", ".conf", ".sh", ".py", ".txt", ".toml"}
@@ -51,8 +51,10 @@ def _collections_fingerprint() -> list[str]:
 
 def _tree(root: Path, h: Any) -> None:
     count = 0
+    own_state = state_dir().resolve()  # our cache may live inside the project: never hash it
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS
+                             and (Path(dirpath) / d).resolve() != own_state)
         for name in sorted(filenames):
             path = Path(dirpath) / name
             count += 1

@@ -61,7 +61,8 @@ def split_action(task: LMap) -> tuple[str, Any]:
             continue
         args: Any = value
         if isinstance(task.get("args"), dict):
-            args = {**(value if isinstance(value, dict) else {}), **task["args"]}
+            base = value if isinstance(value, dict) else {"_raw_params": value} if isinstance(value, str) else {}
+            args = {**base, **task["args"]}
         return key, args
     for key in ("action", "local_action"):
         if isinstance(task.get(key), str):
