@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safeapply.errors import LintFailed, PreflightBlocked, Terminated, UsageError
@@ -91,7 +92,33 @@ def lint(opts: RunOptions) -> LintOutcome:
         v = h.vars
         conns[name] = Connection(user=str(v.get("ansible_user") or "root"), port=int(v.get("ansible_port") or 22),
                                  password_auth=bool(v.get("ansible_password") or v.get("ansible_ssh_pass")))
-    return LintOutcome(lint_paths([opts.playbook], connection=conns))
+    return LintOutcome(lint_paths([opts.playbook], connection=conns, known_vars=extra_var_names(opts.extra_vars)))
+
+
+def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:
+    """Names that -e defines (k=v pairs, JSON/YAML, @file): lint must not call them undefined."""
+    import shlex
+
+    import yaml
+
+    names: set[str] = set()
+    for ev in extra_vars:
+        text = ev
+        if ev.startswith("@"):
+            try:
+                text = Path(ev[1:]).read_text()
+            except OSError:
+                continue
+        if text.lstrip().startswith(("{", "---")) or ev.startswith("@"):
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError:
+                doc = None
+            if isinstance(doc, dict):
+                names.update(str(k) for k in doc)
+            continue
+        names.update(t.split("=", 1)[0] for t in shlex.split(text) if "=" in t)
+    return frozenset(names)
 
 
 # ---- plan -------------------------------------------------------------------------------------------
