@@ -86,7 +86,7 @@ def test_installed_program_restores_without_the_controller(env) -> None:
 
 
 def test_diff_redacts_secrets(env) -> None:
-    t, root, store, base = env
+    t, root, store, _base = env
     sid = snap(env)
     (root / "a.conf").write_text("one\nthree\npassword = swordfish\n")
     (root / "shadow").write_text("root:$6$other:19000::::::\n")
