@@ -184,11 +184,15 @@ def op_extend(args: list[str]) -> dict[str, object]:
 
 
 def boot_id() -> str:
+    """The kernel's boot id and PID 1's start time: a container that rebooted has a new PID 1."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
+            kernel = f.read().strip()
+        with open("/proc/1/stat") as f:
+            start = f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
         return ""
+    return kernel + "/" + start
 
 
 # ---- fire ---------------------------------------------------------------------------------------------
