@@ -56,15 +56,17 @@ def _lint(files: list[Path], root: Path, profile: str | None, conns: dict[str, C
           known_vars: frozenset[str], ansible_lint: bool) -> LintReport:
     from safeapply.lint import external, modules
     from safeapply.lint.project import load_project
+    from safeapply.lint.quick import needs_mock
     from safeapply.lint.rules import run_rules
     from safeapply.lint.rules.base import Context
 
     project = load_project(files, root)
-    infos = {t.action: modules.resolve(t.action) for t in project.tasks if t.action}
-    mocks = sorted(a for a, i in infos.items() if i.fqcn is None)
-    not_installed = {i.collection for i in infos.values() if not i.installed}
+    mocks = sorted({t.action for t in project.tasks if t.action and needs_mock(t.action)})
     existing = [f for f in files if f.is_file()]
+    # started before Ansible is imported here, so that both run at once
     running = external.start(existing, root, profile, mocks) if ansible_lint and existing else None
+    infos = {t.action: modules.resolve(t.action) for t in project.tasks if t.action}
+    not_installed = {i.collection for i in infos.values() if not i.installed}
     ctx = Context(project, modules.resolve, conns, known_vars)
     own = project.findings + list(run_rules(ctx))
     theirs = external.collect(running, not_installed) if running else []
