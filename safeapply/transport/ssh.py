@@ -122,7 +122,9 @@ def _collect(
                 out.append(data)
         while chan.recv_stderr_ready():
             err.append(chan.recv_stderr(CHUNK))
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        # sshd may send exit-status before the last output: finish only once EOF has arrived too
+        done = chan.exit_status_ready() and (chan.eof_received or chan.closed)
+        if done and not chan.recv_ready() and not chan.recv_stderr_ready():
             return chan.recv_exit_status(), b"".join(out), b"".join(err)
         if deadline is not None and time.monotonic() > deadline:
             chan.close()
