@@ -35,4 +35,22 @@ systemctl daemon-reload && systemctl enable --now node_exporter.service"
 step "preflight: SSH with a verified host key, python3, sudo"
 expect 0 $SA ping -i "$WORK/inventory.yml"
 
-step "done"
+step "(a) the incident: 'containerize' the agent while its unit still holds :9090 -> blocked before any change"
+expect 17 $SA run playbooks/examples/seed-02-agent-container.yml -i "$WORK/inventory.yml" --yes \
+  --model demo-model --note "demo (a): seed scenario"
+
+step "(b) a playbook that edits, adds and deletes files under /etc, then starts a crash-looping unit -> rolled back"
+expect 20 $SA run playbooks/demo/break-etc.yml -i "$WORK/inventory.yml" --yes --note "demo (b)"
+snap=$($SA show last --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"]["web1"]["id"])')
+echo "pre-run snapshot: $snap; what differs on the host now:"
+$SA diff web1 "$snap" -i "$WORK/inventory.yml" | tee "$WORK/diff.txt"
+grep -q "web1: 0 changes since" "$WORK/diff.txt" || { echo "demo: the host was not restored exactly" >&2; exit 1; }
+
+step "(c) a good playbook (web service + user checks in good.verify.yml) -> applied and verified"
+expect 0 $SA run playbooks/demo/good.yml -i "$WORK/inventory.yml" --yes --note "demo (c)"
+
+step "the run history"
+$SA history
+$SA show last
+
+step "done: every case behaved as described"

@@ -75,7 +75,7 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
     cfg = merged_config(find_config(root), root, mocks, Path(tmp.name))
     argv = [sys.executable, "-m", "ansiblelint", "--offline", "--nocolor", "-f", "codeclimate", "-c", str(cfg)]
     argv += ["--profile", profile] if profile else []
-    argv += [str(f) for f in files]
+    argv += [str(f.resolve()) for f in files]  # cwd is the project root: relative paths would not resolve
     env = {**os.environ, **OFFLINE_ENV}
     try:
         proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
