@@ -4,8 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SA=${SAFEAPPLY:-.venv/bin/safeapply}
 export SAFEAPPLY_SANDBOX_PREFIX=${SAFEAPPLY_SANDBOX_PREFIX:-demo}
-export SAFEAPPLY_STATE_DIR=${SAFEAPPLY_STATE_DIR:-/var/tmp/safeapply-demo-state}
 WORK=$(mktemp -d /tmp/safeapply-demo.XXXXXX)
+export SAFEAPPLY_STATE_DIR=${SAFEAPPLY_STATE_DIR:-$WORK/state}   # a fresh history for each demo
 cleanup() { $SA sandbox down --all >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

@@ -34,6 +34,12 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
+def _own_code_fingerprint() -> list[str]:
+    """safeapply's lint code itself (its version stays the same during development): sizes and mtimes."""
+    here = Path(__file__).parent
+    return sorted(f"{p.relative_to(here)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in here.rglob("*.py"))
+
+
 def _collections_fingerprint() -> list[str]:
     """Which collections are installed (names and their MANIFEST mtimes), without importing Ansible."""
     env = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or ""
@@ -75,8 +81,8 @@ def key(paths: list[Path], root: Path, options: dict[str, Any]) -> str:
     env = {k: v for k, v in os.environ.items()
            if k.startswith(("ANSIBLE_", "SAFEAPPLY_LINT")) and k not in _OVERRIDDEN}
     h.update(json.dumps([str(p) for p in paths], sort_keys=True).encode())
-    h.update(json.dumps([options, tool_versions(), env, _collections_fingerprint()], sort_keys=True,
-                        default=str).encode())
+    fingerprint = [options, tool_versions(), env, _collections_fingerprint(), _own_code_fingerprint()]
+    h.update(json.dumps(fingerprint, sort_keys=True, default=str).encode())
     for p in paths:
         if p.is_file() and not p.resolve().is_relative_to(root.resolve()):
             h.update(p.read_bytes())
