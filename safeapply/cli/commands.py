@@ -9,3 +9,4 @@ from safeapply.cli import scan  # noqa: F401
 from safeapply.cli import lint  # noqa: F401
 from safeapply.cli import snapshot  # noqa: F401
 from safeapply.cli import run  # noqa: F401
+from safeapply.cli import deadman  # noqa: F401

@@ -131,13 +131,14 @@ class DeadmanGuard:
         armed = self._current(h.name)
         out = confirm_or_wait(_Connector(h.name, h.connect), armed, margin_s=self.margin_s, progress=self.say)
         self.outcomes[h.name] = out
-        self._note(h.name, armed=armed.to_dict(), **out.to_dict(), outcome=out.status)
+        data = {k: v for k, v in out.to_dict().items() if k not in ("host", "status")}
+        self._note(h.name, armed=armed.to_dict(), outcome=out.status, **data)
 
-    def _note(self, host: str, **data: Any) -> None:
+    def _note(self, name: str, **data: Any) -> None:
         assert self.rec is not None
         with self._lock:
             snaps = self.rec.sections.setdefault("snapshots", {})
-            entry = snaps.setdefault(host, {})
+            entry = snaps.setdefault(name, {})
             entry["deadman"] = {**entry.get("deadman", {}), **data}
             self._save()
 

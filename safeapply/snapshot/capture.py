@@ -40,26 +40,34 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     store = store or Store()
     say = progress or (lambda _msg: None)
     say(f"{transport.name}: scanning {', '.join(roots)}")
-    args = ["--base", target_base, "--host", transport.name, *_root_args(roots)]
-    packed = call(transport, "scan", args)
-    raw = _unpack(transport.name, packed)
+    known = store.latest_blobs(transport.name)
+    args = ["--base", target_base, "--host", transport.name, "--stream", *_root_args(roots)]
+    recs, received = fetch(transport, "scan", args, b"".join(bytes.fromhex(h) for h in sorted(known)))
+    blobs = {name: data for tag, name, data in recs if tag == b"B"}
+    packed = [data for tag, _name, data in recs if tag == b"M"]
+    if len(packed) != 1:
+        raise SnapshotError(f"{transport.name}: the snapshot stream carried no manifest")
+    raw = _unpack(transport.name, packed[0])
     manifest = Manifest.parse(raw)
-    missing = sorted(h for h in manifest.blobs() if not store.has_blob(h))
-    say(f"{transport.name}: {len(manifest.entries)} paths, fetching {len(missing)} new blobs")
-    received = len(packed)
-    if missing:
-        recs, size = fetch(transport, "send", ["--base", target_base], "\n".join(missing).encode())
-        received += size
-        got = {name: data for tag, name, data in recs if tag == b"B"}
-        if set(got) != set(missing):
-            lost = sorted(set(missing) - set(got))
-            raise SnapshotError(f"{transport.name}: {len(lost)} blobs vanished from the on-target store "
-                                f"{target_base} (first {lost[0][:12]})", "take the snapshot again")
-        store.put_blobs(got)
+    missing = sorted(h for h in manifest.blobs() - blobs.keys() if not store.has_blob(h))
+    if missing:  # the store lost blobs since the last snapshot: fetch them from the on-target copy
+        received += _fetch_missing(transport, target_base, missing, blobs)
+    say(f"{transport.name}: {len(manifest.entries)} paths, {len(blobs)} new blobs, {received} bytes")
+    store.put_blobs({h: d for h, d in blobs.items() if h in manifest.blobs()})
     store.save_manifest(raw)
     say(f"{transport.name}: snapshot {manifest.id}")
     return SnapshotInfo(manifest.id, transport.name, manifest.created, manifest.roots, len(manifest.entries),
-                        manifest.size, len(missing), received, tuple(manifest.unreadable))
+                        manifest.size, len(blobs), received, tuple(manifest.unreadable))
+
+
+def _fetch_missing(transport: Transport, base: str, missing: list[str], into: dict[str, bytes]) -> int:
+    recs, size = fetch(transport, "send", ["--base", base], "\n".join(missing).encode())
+    into.update((name, data) for tag, name, data in recs if tag == b"B")
+    lost = sorted(set(missing) - into.keys())
+    if lost:
+        raise SnapshotError(f"{transport.name}: {len(lost)} blobs vanished from the on-target store "
+                            f"{base} (first {lost[0][:12]})", "take the snapshot again")
+    return size
 
 
 def listing(transport: Transport, roots: Sequence[str] = ("/etc",)) -> dict[str, Entry]:

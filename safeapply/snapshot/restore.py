@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from safeapply.errors import SnapshotError
 from safeapply.snapshot.capture import Progress
 from safeapply.snapshot.remote import TARGET_BASE, call, stream_of
 from safeapply.snapshot.store import Store
@@ -36,12 +37,16 @@ def restore(transport: Transport, snapshot_id: str, store: Store | None = None,
     blobs = sorted(manifest.blobs())
     for h in blobs:
         store.get_blob(h)  # verify every blob before touching the host
-    base = ["--base", target_base, "--id", snapshot_id]
-    have = json.loads(call(transport, "have", base, stdin="\n".join(blobs).encode()))
-    items = [] if have["manifest"] else [(b"M", snapshot_id, manifest.raw)]
-    items += [(b"B", h, store.get_blob(h)) for h in have["missing"]]
-    say(f"{transport.name}: sending {len(items)} missing items, restoring {', '.join(manifest.roots)}")
-    out = call(transport, "restore", [*base, "--stdin"], stdin=stream_of(items).getvalue())
+    args = ["--base", target_base, "--id", snapshot_id, "--stdin"]
+    say(f"{transport.name}: restoring {', '.join(manifest.roots)} to {snapshot_id}")
+    out = call(transport, "restore", args, stdin=stream_of([(b"M", snapshot_id, manifest.raw)]).getvalue())
+    need = json.loads(out).get("need")
+    if need:  # the host's own copy lacks blobs: send them, then restore (nothing was changed yet)
+        say(f"{transport.name}: sending {len(need)} blobs the host lacks")
+        items = [(b"M", snapshot_id, manifest.raw)] + [(b"B", h, store.get_blob(h)) for h in need]
+        out = call(transport, "restore", args, stdin=stream_of(items).getvalue())
     report = json.loads(out)
+    if "need" in report:
+        raise SnapshotError(f"{transport.name}: blobs still missing after sending them: {report['need'][:3]}")
     say(f"{transport.name}: {len(report['changes'])} changes")
     return RestoreReport(transport.name, snapshot_id, tuple(report["changes"]))

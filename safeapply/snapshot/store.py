@@ -121,6 +121,17 @@ class Store:
                 out.append(Summary(sid, m.host, m.created, len(m.entries), m.size))
         return sorted(out, key=lambda s: s.created)
 
+    def latest_blobs(self, host: str) -> set[str]:
+        """Blobs of the host's newest snapshot that the store holds: what a new snapshot need not send."""
+        for sid in reversed(self.ids()):
+            try:
+                m = self.load(sid)
+            except SnapshotError:
+                continue
+            if m.host == host:
+                return {h for h in m.blobs() if self.has_blob(h)}
+        return set()
+
     def resolve(self, host: str, ref: str | None) -> str:
         """`latest` (or None), a full id, or a unique prefix of one of HOST's snapshots."""
         mine = [s.id for s in self.summaries(host)]

@@ -52,11 +52,16 @@ def dumps(obj: object) -> bytes:
 
 
 def op_scan(args: list[str]) -> int:
+    """Walk the roots. With --stream: read known blob hashes (32 bytes each) from stdin and answer with one
+    stream: every other blob as it is read, then the manifest; else just the zlib'd manifest."""
     roots = parse_roots(opts(args, "--root"))
     base = enc(opt(args, "--base")) or None
-    hasher = Hasher(base)
-    now = utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    header = {"format": FORMAT, "host": opt(args, "--host"), "created": now, "roots": [dec(r) for r in roots]}
+    out = sys.stdout.buffer
+    stream = "--stream" in args
+    known = sys.stdin.buffer.read() if stream else b""
+    hasher = Hasher(base, out if stream else None, {known[i: i + 32].hex() for i in range(0, len(known), 32)})
+    header = {"format": FORMAT, "host": opt(args, "--host"), "created": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+              "roots": [dec(r) for r in roots]}
     skip = os.path.join(base, b"snapshots") if base else None
     try:
         body = [dumps(e) for e in scan(roots, hasher, skip, inodes="--inodes" in args)]
@@ -66,7 +71,8 @@ def op_scan(args: list[str]) -> int:
     except BaseException:
         abort(hasher.pending)
         raise
-    sys.stdout.buffer.write(zlib.compress(manifest, 6))  # JSON lines shrink ~10x: incrementals stay small
+    packed = zlib.compress(manifest, 6)  # JSON lines shrink ~10x: incrementals stay small
+    out.write(pack(b"M", "", packed) + b"E" if stream else packed)
     return 0
 
 
@@ -124,18 +130,6 @@ def op_read(args: list[str]) -> int:
     return 0
 
 
-def op_have(args: list[str]) -> int:
-    base = enc(opt(args, "--base"))
-    sid = opt(args, "--id")
-    missing = []
-    for line in sys.stdin.buffer.read().split():
-        h = line.decode()
-        if not os.path.exists(blob_path(base, h)):
-            missing.append(h)
-    sys.stdout.buffer.write(dumps({"missing": missing, "manifest": _load(base, sid) is not None}))
-    return 0
-
-
 def _load(base: bytes, sid: str) -> bytes | None:
     try:
         with open(manifest_path(base, sid), "rb") as f:
@@ -183,7 +177,12 @@ def op_restore(args: list[str]) -> int:
     want: list[Entry] = [json.loads(x) for x in lines[1:]]
     roots = parse_roots(header["roots"])
     check_manifest(roots, want)
-    verify_blobs(base, want)
+    need = verify_blobs(base, want)
+    if need and "--stdin" in args:  # nothing changed yet: the controller sends these and calls again
+        sys.stdout.buffer.write(dumps({"need": need}))
+        return 0
+    if need:
+        raise TargetError("corrupt", f"{len(need)} blobs of {sid} are missing or corrupt, e.g. {need[0]}")
     cur = {e["p"]: e for e in scan(roots, Hasher(None), os.path.join(base, b"snapshots"), inodes=True)}
     changes = Restorer(base, roots, want, cur).run()
     report = {"snapshot": sid, "host": header["host"], "roots": header["roots"], "changes": changes,
@@ -204,7 +203,7 @@ def record(base: bytes, sid: str, report: dict[str, object]) -> None:
         sys.stderr.write(f"safeapply-restore: could not keep the record: {e.strerror}\n")
 
 
-OPS = {"scan": op_scan, "send": op_send, "read": op_read, "have": op_have, "restore": op_restore}
+OPS = {"scan": op_scan, "send": op_send, "read": op_read, "restore": op_restore}
 
 
 def main(argv: list[str]) -> int:

@@ -38,24 +38,29 @@ def check_manifest(roots: list[bytes], entries: list[Entry]) -> None:
         kinds[b] = e["t"]
 
 
-def verify_blobs(base: bytes, entries: list[Entry]) -> None:
-    """Every blob the restore needs is present and hashes to its name: checked before any change."""
+def verify_blobs(base: bytes, entries: list[Entry]) -> list[str]:
+    """Blobs the restore needs that are missing or do not hash to their name (those are deleted).
+    Checked before any change."""
+    bad: list[str] = []
     done: set[str] = set()
     for e in entries:
         h = e.get("h")
         if e["t"] != "f" or h is None or h in done or "err" in e:
             continue
+        done.add(h)
         path = blob_path(base, h)
         sha = hashlib.sha256()
         try:
             with open(path, "rb") as f:
                 while chunk := f.read(CHUNK):
                     sha.update(chunk)
-        except OSError as err:
-            raise TargetError("missing", "blob {} for {!r} is missing: {}".format(h, e["p"], err.strerror)) from err
+        except OSError:
+            bad.append(h)
+            continue
         if sha.hexdigest() != h:
-            raise TargetError("corrupt", "blob {} for {!r} is corrupt (hash mismatch)".format(h, e["p"]))
-        done.add(h)
+            os.unlink(path)
+            bad.append(h)
+    return bad
 
 
 class Dirs:

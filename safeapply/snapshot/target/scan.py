@@ -10,6 +10,7 @@ import os
 import pwd
 import stat
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from safeapply.snapshot.target.common import (
     CHUNK,
@@ -18,6 +19,7 @@ from safeapply.snapshot.target.common import (
     blob_path,
     dec,
     enc,
+    pack,
     private_dirs,
     write_new,
 )
@@ -96,10 +98,12 @@ def entry(path: bytes, st: os.stat_result) -> Entry:
 class Hasher:
     """Hashes regular files; with `base`, also stores each new blob (temp now, renamed after one sync)."""
 
-    def __init__(self, base: bytes | None) -> None:
+    def __init__(self, base: bytes | None, out: BinaryIO | None = None, known: set[str] | None = None) -> None:
         self.base = base
         self.pending: list[tuple[bytes, bytes]] = []
         self.seen: set[str] = set()
+        self.out = out  # blobs not in `known` are streamed here as they are read (one pass, one call)
+        self.known = known or set()
 
     def file(self, path: bytes, size: int) -> str:
         if size <= INLINE_MAX:
@@ -113,9 +117,13 @@ class Hasher:
         return h
 
     def _keep(self, h: str, data: Callable[[], bytes]) -> None:
-        if self.base is None or h in self.seen:
+        if h in self.seen:
             return
         self.seen.add(h)
+        if self.out is not None and h not in self.known:
+            self.out.write(pack(b"B", h, data()))
+        if self.base is None:
+            return
         final = blob_path(self.base, h)
         if os.path.exists(final):
             return
