@@ -113,3 +113,42 @@ def test_corrupt_blob_and_unknown_id(env) -> None:
     with pytest.raises(SnapshotError, match="corrupt"):
         restore(t, sid, store, target_base=base)
     assert (root / "a.conf").read_text() == "changed\n"
+
+
+def test_unreadable_file_is_listed_not_dropped() -> None:
+    import shutil
+    import tempfile
+
+    from safeapply.snapshot.bundle import bootstrap
+
+    root = Path(tempfile.mkdtemp(prefix="safeapply-test-"))  # pytest's tmp_path is not open to nobody
+    os.chmod(root, 0o755)
+    try:
+        _scan_as_nobody(root, bootstrap())
+    finally:
+        shutil.rmtree(root)
+
+
+def _scan_as_nobody(root: Path, code: str) -> None:
+    (root / "secret").write_text("x")
+    os.chmod(root / "secret", 0o600)
+    (root / "open").write_text("y")
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "python3", "-c", code, "scan", "--host", "h",
+                           "--root", str(root)], capture_output=True, check=True)
+    import zlib
+
+    entries = {Path(e["p"]).name: e for e in map(json.loads, zlib.decompress(proc.stdout).splitlines()[1:])}
+    assert entries["secret"]["err"] == "Permission denied" and "h" not in entries["secret"]
+    assert "h" in entries["open"]
+
+
+def test_corrupt_blob_on_the_target_is_replaced_from_the_controller(env) -> None:
+    t, root, store, base = env
+    sid = snap(env)
+    for p in Path(base, "snapshots", "blobs").rglob("*"):
+        if p.is_file():
+            p.write_bytes(b"rot")
+    (root / "a.conf").write_text("changed\n")
+    report = restore(t, sid, store, target_base=base)
+    assert any(c["path"].endswith("a.conf") for c in report.changes)
+    assert (root / "a.conf").read_text().startswith("one\n")

@@ -177,3 +177,37 @@ def test_live_symlink_in_a_parent_is_never_followed(host_a, state) -> None:
         assert host_a.sh("cat /etc/snapsub/f").strip() == "inside"
     finally:
         host_a.sh("rm -rf /etc/snapsub /tmp/outside")
+
+
+def test_disk_full_on_target_during_restore(sandbox_factory, state) -> None:
+    from safeapply.errors import SnapshotError
+    from safeapply.snapshot import restore
+
+    host = sandbox_factory("snapfull2")
+    host.sh("mkdir -p /srv/tiny && mount -t tmpfs -o size=64k tmpfs /srv/tiny && "
+            "head -c 20000 /dev/urandom > /srv/tiny/a && echo original > /srv/tiny/b")
+    try:
+        with host.transport() as t:
+            sid = take(t, ["/srv/tiny"], state).id
+            host.sh("rm /srv/tiny/a && echo changed > /srv/tiny/b && "
+                    "(dd if=/dev/zero of=/srv/tiny/fill bs=1k count=100 2>/dev/null || true)")
+            with pytest.raises(SnapshotError, match="nothing was changed"):
+                restore(t, sid, state)
+            assert host.sh("cat /srv/tiny/b").strip() == "changed"
+            assert host.sh("ls -A /srv/tiny").split() == ["b", "fill"]
+            host.sh("rm /srv/tiny/fill")
+            before = host.sh("sha256sum /srv/tiny/b")
+            report = restore(t, sid, state)
+        assert {c["path"] for c in report.changes} >= {"/srv/tiny/a", "/srv/tiny/b"}
+        assert before != host.sh("sha256sum /srv/tiny/b")
+        assert host.sh("cat /srv/tiny/b").strip() == "original"
+    finally:
+        host.sh("umount /srv/tiny")
+
+
+def test_several_hosts_in_parallel(host_a, host_b, state, capsys) -> None:
+    rc, out, _ = cli(capsys, "snapshot", "all", "-i", str(host_a.inventory), "-i", str(host_b.inventory), "--json")
+    assert rc == 0
+    assert set(json.loads(out)) == {"a", "b"}
+    rc, out, _ = cli(capsys, "snapshots", "--json")
+    assert rc == 0 and {s["host"] for s in json.loads(out)} == {"a", "b"}

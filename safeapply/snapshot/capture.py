@@ -27,6 +27,7 @@ class SnapshotInfo:
     size: int
     new_blobs: int
     bytes_received: int
+    bytes_sent: int
     unreadable: tuple[str, ...]
 
     def as_dict(self) -> dict[str, object]:
@@ -42,7 +43,8 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     say(f"{transport.name}: scanning {', '.join(roots)}")
     known = store.latest_blobs(transport.name)
     args = ["--base", target_base, "--host", transport.name, "--stream", *_root_args(roots)]
-    recs, received = fetch(transport, "scan", args, b"".join(bytes.fromhex(h) for h in sorted(known)))
+    request = b"".join(bytes.fromhex(h) for h in sorted(known))
+    recs, received = fetch(transport, "scan", args, request)
     blobs = {name: data for tag, name, data in recs if tag == b"B"}
     packed = [data for tag, _name, data in recs if tag == b"M"]
     if len(packed) != 1:
@@ -57,7 +59,7 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     store.save_manifest(raw)
     say(f"{transport.name}: snapshot {manifest.id}")
     return SnapshotInfo(manifest.id, transport.name, manifest.created, manifest.roots, len(manifest.entries),
-                        manifest.size, len(blobs), received, tuple(manifest.unreadable))
+                        manifest.size, len(blobs), received, len(request), tuple(manifest.unreadable))
 
 
 def _fetch_missing(transport: Transport, base: str, missing: list[str], into: dict[str, bytes]) -> int:

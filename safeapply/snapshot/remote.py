@@ -19,6 +19,8 @@ WHAT = {
     "corrupt": "a blob or manifest does not verify; nothing was changed",
     "missing": "a blob is missing; nothing was changed",
     "protocol": "the byte stream was cut short",
+    "space": "the host's disk is full; nothing was changed",
+    "partial": "the host was changed in part: restore again once the cause is fixed",
 }
 
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import stat
 
-from safeapply.snapshot.target.common import TMP_PREFIX, Entry, blob_path, enc, sync_fs
+from safeapply.snapshot.target.common import TMP_PREFIX, Entry, TargetError, blob_path, enc, sync_fs
 from safeapply.snapshot.target.safety import Dirs
 
 IFMT = {"f": stat.S_IFREG, "p": stat.S_IFIFO, "s": stat.S_IFSOCK, "c": stat.S_IFCHR, "b": stat.S_IFBLK}
@@ -50,20 +50,29 @@ class Restorer:
         try:
             try:
                 self.stage_new_content(parents_ready=False)
-            except BaseException:
-                self.drop_temps()
-                raise
-            self.remove_extra()
-            self.make_dirs()
-            self.stage_new_content(parents_ready=True)
-            sync_fs(self.base)
-            self.commit_temps()
-            self.relink()
-            self.fix_metadata()
+            except OSError as e:
+                raise TargetError("space", f"cannot stage new files ({e.strerror}: {_name(e)}); "
+                                  "nothing was changed") from e
+            try:
+                self.change()
+            except OSError as e:
+                raise TargetError("partial", f"restore stopped after {len(self.changes)} changes: "
+                                  f"{e.strerror}: {_name(e)}; run it again or look at the host") from e
         finally:
             self.drop_temps()
             self.dirs.clear()
         return self.changes
+
+    def change(self) -> None:
+        self.remove_extra()
+        self.make_dirs()
+        self.stage_new_content(parents_ready=True)
+        for root in sorted(self.roots):  # temps must be durable before they replace anything
+            top = enc(root) if os.path.isdir(enc(root)) else os.path.dirname(enc(root))
+            sync_fs(top)
+        self.commit_temps()
+        self.relink()
+        self.fix_metadata()
 
     def unchanged(self, e: Entry) -> bool:
         cur = self.cur.get(e["p"])
@@ -221,6 +230,11 @@ def _cur_groups(cur: dict[str, Entry], wanted: dict[str, Entry]) -> dict[str, fr
         if e["t"] == "f" and p in wanted:
             by_ino.setdefault(e["i"], set()).add(p)
     return {p: frozenset(g) for g in by_ino.values() for p in g}
+
+
+def _name(e: OSError) -> str:
+    name = e.filename
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
 def _kind(e: Entry) -> str:
