@@ -84,6 +84,7 @@ class Restorer:
     def stage_new_content(self, parents_ready: bool) -> None:
         staged = {e["p"] for _t, e in self.temps}
         for e in self.want:
+            self.dirs.trim()
             if e["t"] == "d" or "lk" in e or e["p"] in staged or self.unchanged(e):
                 continue
             if "err" in e:
@@ -135,6 +136,7 @@ class Restorer:
     # -- phase 2: structure ----------------------------------------------------------------------------
     def remove_extra(self) -> None:
         for p in sorted(self.cur, key=enc, reverse=True):
+            self.dirs.trim()
             c, w = self.cur[p], self.wanted.get(p)
             if w is not None and (c["t"] == "d") == (w["t"] == "d"):
                 continue
@@ -150,6 +152,7 @@ class Restorer:
 
     def make_dirs(self) -> None:
         for e in self.want:
+            self.dirs.trim()
             if e["t"] == "d" and e["p"] not in self.cur:
                 dfd, name = self.dirs.at(enc(e["p"]))
                 os.mkdir(name, 0o700, dir_fd=dfd)
@@ -157,6 +160,7 @@ class Restorer:
 
     def commit_temps(self) -> None:
         for tmp, e in self.temps:
+            self.dirs.trim()
             dfd, name = self.dirs.at(enc(e["p"]))
             os.rename(os.path.basename(tmp), name, src_dir_fd=dfd, dst_dir_fd=dfd)
             self.fresh.add(e["p"])
@@ -167,6 +171,7 @@ class Restorer:
         for e in self.want:
             if "lk" not in e:
                 continue
+            self.dirs.trim()
             ldfd, lname = self.dirs.at(enc(e["lk"]))
             lead = os.lstat(lname, dir_fd=ldfd)
             dfd, name = self.dirs.at(enc(e["p"]))
@@ -188,6 +193,7 @@ class Restorer:
         files = [e for e in self.want if e["t"] != "d" and "lk" not in e and e["p"] not in self.fresh]
         dirs = sorted((e for e in self.want if e["t"] == "d"), key=lambda e: enc(e["p"]), reverse=True)
         for e in files + dirs:
+            self.dirs.trim()
             if "err" in e:
                 continue
             b = enc(e["p"])

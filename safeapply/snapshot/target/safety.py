@@ -83,14 +83,17 @@ class Dirs:
             except OSError as e:
                 shown = path.decode("utf-8", "replace")
                 raise TargetError("unsafe", f"refusing {shown!r}: {e.strerror} (a symlink or not a directory)") from e
-        if len(self.fds) > 400:
-            self.clear()
         self.fds[path] = fd
         return fd
 
     def at(self, path: bytes) -> tuple[int, bytes]:
         """(handle of the parent directory, last component) for use with dir_fd= calls."""
         return self.fd(os.path.dirname(path)), os.path.basename(path)
+
+    def trim(self) -> None:
+        """Between operations (never inside one, which may hold two handles): bound the open handles."""
+        if len(self.fds) > 400:
+            self.clear()
 
     def clear(self) -> None:
         for fd in self.fds.values():
