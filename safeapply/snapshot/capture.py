@@ -55,8 +55,7 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     if missing:  # the store lost blobs since the last snapshot: fetch them from the on-target copy
         received += _fetch_missing(transport, target_base, missing, blobs)
     say(f"{transport.name}: {len(manifest.entries)} paths, {len(blobs)} new blobs, {received} bytes")
-    store.put_blobs({h: d for h, d in blobs.items() if h in manifest.blobs()})
-    store.save_manifest(raw)
+    store.save({h: d for h, d in blobs.items() if h in manifest.blobs()}, raw)
     say(f"{transport.name}: snapshot {manifest.id}")
     return SnapshotInfo(manifest.id, transport.name, manifest.created, manifest.roots, len(manifest.entries),
                         manifest.size, len(blobs), received, len(request), tuple(manifest.unreadable))

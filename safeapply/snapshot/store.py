@@ -44,7 +44,16 @@ class Store:
 
     def put_blobs(self, blobs: dict[str, bytes]) -> None:
         """Write verified blobs all-or-nothing: temps, one sync, renames."""
+        self.save(blobs, None)
+
+    def save_manifest(self, raw: bytes) -> str:
+        return self.save({}, raw)
+
+    def save(self, blobs: dict[str, bytes], manifest: bytes | None) -> str:
+        """Blobs, then the manifest that needs them, with one sync: a snapshot exists only once complete.
+        Returns the snapshot id (or "" without a manifest). Any failure leaves no temp file behind."""
         pending: list[tuple[Path, Path]] = []
+        sid = snapshot_id(manifest) if manifest is not None else ""
         try:
             for h, data in blobs.items():
                 if hashlib.sha256(data).hexdigest() != h:
@@ -52,20 +61,9 @@ class Store:
                 final = self.blob_path(h)
                 if not final.exists():
                     pending.append((self._temp(final, data), final))
-            self._commit(pending)
-        except OSError as e:
-            raise SnapshotError(f"cannot write to the snapshot store {self.root}: {e.strerror}",
-                                "free some space or run `safeapply prune`") from e
-        finally:
-            for tmp, _ in pending:
-                tmp.unlink(missing_ok=True)
-
-    def save_manifest(self, raw: bytes) -> str:
-        sid = snapshot_id(raw)
-        final = self.root / "manifests" / f"{sid}.jsonl"
-        pending: list[tuple[Path, Path]] = []
-        try:
-            pending.append((self._temp(final, raw), final))
+            if manifest is not None:
+                final = self.root / "manifests" / f"{sid}.jsonl"
+                pending.append((self._temp(final, manifest), final))
             self._commit(pending)
         except OSError as e:
             raise SnapshotError(f"cannot write to the snapshot store {self.root}: {e.strerror}",
