@@ -236,6 +236,9 @@ class Pipeline:
         except (KeyboardInterrupt, Terminated):
             self.ui.stage("interrupted", "rolling back every host before exiting")
             self._rollback(self.hosts)
+            restored = [h for h in self.hosts if h.rollback and h.rollback.restored]
+            for g in self.guards:  # disarm where we restored; elsewhere the switch still restores at its deadline
+                g.confirm(restored)
             raise
 
     # ---- helpers ---------------------------------------------------------------------------------------

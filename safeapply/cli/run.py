@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,10 +15,13 @@ from safeapply import metrics, notify
 from safeapply.apply import TaskEvent
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, YesOpt, app
 from safeapply.cli.output import console, emit_json, err_console, interactive
-from safeapply.errors import ExitCode, UsageError
+from safeapply.errors import ExitCode, SafeapplyError, UsageError
 from safeapply.records import RunRecord, RunStore
 from safeapply.run import Outcome, Pipeline, RunOptions
 from safeapply.run_stages import rollback_run
+
+if TYPE_CHECKING:
+    from safeapply.deadman.guard import DeadmanGuard
 
 _MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE",
          "skipped": "skipped", "ignored": "failed (ignored)"}
@@ -85,6 +89,11 @@ def run(
         help="Write node_exporter textfile metrics here (last status, duration, rollbacks).")] = None,
     notify_url: Annotated[str | None, typer.Option(
         "--notify", envvar="SAFEAPPLY_NOTIFY", help="POST a message here on rollback or failure.")] = None,
+    deadman_deadline: Annotated[float, typer.Option(
+        "--deadman-deadline", envvar="SAFEAPPLY_DEADMAN_DEADLINE",
+        help="Seconds after the controller last reached a host before that host restores its pre-run snapshot "
+        "by itself (the dead-man's switch, armed before apply, disarmed after verification). 0 turns it off."
+    )] = 300.0,
     json_out: JsonOpt = False,
 ) -> int:
     """Lint, scan, plan, snapshot, apply, verify — and roll back automatically if anything fails.
@@ -99,7 +108,11 @@ def run(
                       settle, rollback_packages, tuple(root or ["/etc"]), prompt_file, model, note)
     store = RunStore()
     t0 = time.time()
-    outcome = Pipeline(opts, _Reporter(json_out), _confirm(yes), store=store).run()
+    guards = _deadman_guards(deadman_deadline) if deadman_deadline > 0 and not check else []
+    pipeline = Pipeline(opts, _Reporter(json_out), _confirm(yes), guards=list(guards), store=store)
+    for guard in guards:
+        guard.bind(pipeline.rec, store)
+    outcome = pipeline.run()
     _after(outcome, store, playbook, metrics_dir, notify_url, time.time() - t0)
     if json_out:
         emit_json(outcome.record.to_dict())
@@ -107,6 +120,12 @@ def run(
         (console if outcome.exit_code in (0, 6) else err_console).print(
             f"run {outcome.record.id}: {outcome.message} (exit {outcome.exit_code})", markup=False)
     return outcome.exit_code
+
+
+def _deadman_guards(deadline: float) -> list[DeadmanGuard]:
+    from safeapply.deadman.guard import DeadmanGuard
+
+    return [DeadmanGuard(deadline, progress=lambda m: err_console.print(m, markup=False))]
 
 
 def _after(outcome: Outcome, store: RunStore, playbook: Path, metrics_dir: Path | None, url: str | None,
@@ -149,7 +168,14 @@ def _brief(r: RunRecord) -> dict[str, object]:
 def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
          json_out: JsonOpt = False) -> None:
     """Everything recorded about one run: who, what, lint, plan, snapshots, apply, verify, rollback."""
-    rec = RunStore().get(run_id).to_dict()
+    store = RunStore()
+    record = store.get(run_id)
+    if record.finished is None:  # the controller died mid-run: ask the hosts what their switch did
+        from safeapply.deadman.story import host_connector, refresh
+
+        with contextlib.suppress(SafeapplyError):
+            refresh(record, store, host_connector(record))
+    rec = record.to_dict()
     if json_out:
         emit_json(rec)
         return
