@@ -145,10 +145,14 @@ def _scan_as_nobody(root: Path, code: str) -> None:
 def test_corrupt_blob_on_the_target_is_replaced_from_the_controller(env) -> None:
     t, root, store, base = env
     sid = snap(env)
-    for p in Path(base, "snapshots", "blobs").rglob("*"):
-        if p.is_file():
-            p.write_bytes(b"rot")
+    from safeapply.snapshot.target.packs import Packs
+
+    for path, off, n in [loc for locs in Packs(os.fsencode(base)).where.values() for loc in locs]:
+        with open(path, "r+b") as f:  # every blob on the host rots in place
+            f.seek(off)
+            f.write(b"~" * n)
     (root / "a.conf").write_text("changed\n")
     report = restore(t, sid, store, target_base=base)
     assert any(c["path"].endswith("a.conf") for c in report.changes)
+    assert restore(t, sid, store, target_base=base).changes == ()
     assert (root / "a.conf").read_text().startswith("one\n")

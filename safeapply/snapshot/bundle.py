@@ -10,7 +10,7 @@ import zlib
 from functools import cache
 from importlib import resources
 
-PARTS = ("common.py", "scan.py", "safety.py", "apply.py", "main.py")
+PARTS = ("common.py", "packs.py", "scan.py", "safety.py", "apply.py", "main.py")
 _OWN_IMPORT = re.compile(r"^\s*from safeapply\.snapshot\.target\.\w+ import ")
 
 

@@ -12,7 +12,8 @@ import contextlib
 import os
 import stat
 
-from safeapply.snapshot.target.common import TMP_PREFIX, Entry, TargetError, blob_path, enc, sync_fs
+from safeapply.snapshot.target.common import TMP_PREFIX, Entry, TargetError, enc, sync_fs
+from safeapply.snapshot.target.packs import Packs
 from safeapply.snapshot.target.safety import Dirs
 
 IFMT = {"f": stat.S_IFREG, "p": stat.S_IFIFO, "s": stat.S_IFSOCK, "c": stat.S_IFCHR, "b": stat.S_IFBLK}
@@ -31,8 +32,8 @@ def same_node(cur: Entry | None, want: Entry) -> bool:
 
 
 class Restorer:
-    def __init__(self, base: bytes, roots: list[bytes], want: list[Entry], cur: dict[str, Entry]) -> None:
-        self.base, self.want, self.cur = base, want, cur
+    def __init__(self, packs: Packs, roots: list[bytes], want: list[Entry], cur: dict[str, Entry]) -> None:
+        self.packs, self.want, self.cur = packs, want, cur
         self.roots = {r.decode("utf-8", "surrogateescape") for r in roots}
         self.before = set(cur)
         self.wanted = {e["p"]: e for e in want}
@@ -116,16 +117,19 @@ class Restorer:
         return os.path.join(os.path.dirname(b), tmp)
 
     def _write_blob(self, dfd: int, tmp: bytes, h: str) -> None:
+        data = self.packs.get(h)
+        if data is None:
+            raise TargetError("corrupt", f"blob {h} went missing or corrupt during the restore")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
         try:
-            with open(blob_path(self.base, h), "rb") as src, os.fdopen(fd, "wb", closefd=False) as dst:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         except BaseException:
-            os.close(fd)
             os.unlink(tmp, dir_fd=dfd)
             raise
-        os.close(fd)
+        finally:
+            os.close(fd)
 
     def drop_temps(self) -> None:
         for tmp, _e in self.temps:

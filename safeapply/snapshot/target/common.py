@@ -37,10 +37,6 @@ def dec(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-def blob_path(base: bytes, h: str) -> bytes:
-    return os.path.join(base, b"snapshots", b"blobs", b"sha256", enc(h[:2]), enc(h))
-
-
 def manifest_path(base: bytes, sid: str) -> bytes:
     return os.path.join(base, b"snapshots", b"manifests", enc(sid) + b".jsonl")
 
@@ -122,24 +118,22 @@ def unpack(f: BinaryIO) -> tuple[bytes, str, bytes]:
     return tag, name, read_exact(f, dlen)
 
 
-def store_blob(base: bytes, h: str, data: bytes) -> bytes | None:
-    """Put one verified blob; return the temp path to rename after a sync, or None if already there."""
-    if hashlib.sha256(data).hexdigest() != h:
-        raise TargetError("corrupt", f"blob {h} does not match its hash")
-    final = blob_path(base, h)
-    if os.path.exists(final):
-        return None
-    private_dirs(os.path.dirname(final))
-    return write_new(final, data)
-
-
-def commit(base: bytes, pending: list[tuple[bytes, bytes]]) -> None:
-    """Make temps durable with one sync, then rename each into place."""
-    if not pending:
-        return
-    sync_fs(base)
+def commit(pending: list[tuple[bytes, bytes]]) -> None:
+    """Make each temp durable, rename it into place, then make the renames durable."""
+    for tmp, _final in pending:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     for tmp, final in pending:
         os.rename(tmp, final)
+    for d in {os.path.dirname(final) for _tmp, final in pending}:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def abort(pending: list[tuple[bytes, bytes]]) -> None:

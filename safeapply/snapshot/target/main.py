@@ -5,6 +5,7 @@ Stdlib only. Errors: one `SAFEAPPLY-ERROR kind message` line on stderr and exit 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import sys
@@ -16,7 +17,6 @@ from safeapply.snapshot.target.common import (
     Entry,
     TargetError,
     abort,
-    blob_path,
     commit,
     dec,
     enc,
@@ -26,9 +26,10 @@ from safeapply.snapshot.target.common import (
     pack,
     private_dirs,
     snapshot_id,
-    store_blob,
     unpack,
+    write_new,
 )
+from safeapply.snapshot.target.packs import Packs, PackWriter
 from safeapply.snapshot.target.safety import check_manifest, verify_blobs
 from safeapply.snapshot.target.scan import Hasher, parse_roots, scan
 
@@ -59,59 +60,51 @@ def op_scan(args: list[str]) -> int:
     out = sys.stdout.buffer
     stream = "--stream" in args
     known = sys.stdin.buffer.read() if stream else b""
-    hasher = Hasher(base, out if stream else None, {known[i: i + 32].hex() for i in range(0, len(known), 32)})
+    writer = PackWriter(base) if base else None
+    hasher = Hasher(writer, Packs(base) if base else None, out if stream else None,
+                    {known[i: i + 32].hex() for i in range(0, len(known), 32)})
     header = {"format": FORMAT, "host": opt(args, "--host"), "created": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
               "roots": [dec(r) for r in roots]}
     skip = os.path.join(base, b"snapshots") if base else None
     try:
         body = [dumps(e) for e in scan(roots, hasher, skip, inodes="--inodes" in args)]
         manifest = dumps(header) + b"".join(body)
-        if base is not None:
-            keep_on_target(base, manifest, hasher)
-    except BaseException:
-        abort(hasher.pending)
-        raise
+        if base is not None and writer is not None:
+            keep_on_target(base, manifest, writer)
+    finally:
+        if writer is not None:
+            writer.abort()  # a no-op once committed
     packed = zlib.compress(manifest, 6)  # JSON lines shrink ~10x: incrementals stay small
     out.write(pack(b"M", "", packed) + b"E" if stream else packed)
     return 0
 
 
-def keep_on_target(base: bytes, manifest: bytes, hasher: Hasher) -> None:
+def keep_on_target(base: bytes, manifest: bytes, writer: PackWriter) -> None:
+    """The host's own copy: the new blobs' pack, the manifest and the restore program, each durable."""
     sid = snapshot_id(manifest)
-    final = manifest_path(base, sid)
+    pending: list[tuple[bytes, bytes]] = []
     try:
+        pending += writer.files()
+        final = manifest_path(base, sid)
         private_dirs(os.path.dirname(final))
-        private_dirs(os.path.join(base, b"bin"))
-        hasher.pending.append((_temp(final, manifest), final))
+        pending.append((write_new(final, manifest), final))
         if SRC:
+            private_dirs(os.path.join(base, b"bin"))
             prog = os.path.join(base, b"bin", b"safeapply-restore.py")
-            hasher.pending.append((_temp(prog, b"#!/usr/bin/env python3\n" + SRC.encode()), prog))
-        commit(base, hasher.pending)
+            pending.append((write_new(prog, b"#!/usr/bin/env python3\n" + SRC.encode(), 0o700), prog))
+        commit(pending)
     except OSError as e:
+        abort(pending)
         raise TargetError("store", f"cannot write the on-target copy under {dec(base)}: {e.strerror}") from e
-    os.chmod(os.path.join(base, b"bin", b"safeapply-restore.py"), 0o700) if SRC else None
-
-
-def _temp(final: bytes, data: bytes) -> bytes:
-    from safeapply.snapshot.target.common import write_new
-
-    return write_new(final, data)
 
 
 def op_send(args: list[str]) -> int:
-    base = enc(opt(args, "--base"))
+    packs = Packs(enc(opt(args, "--base")))
     out = sys.stdout.buffer
     for line in sys.stdin.buffer.read().split():
         h = line.decode()
-        try:
-            with open(blob_path(base, h), "rb") as f:
-                data = f.read()
-        except OSError:
-            data = None
-        import hashlib
-
-        ok = data is not None and hashlib.sha256(data).hexdigest() == h
-        out.write(pack(b"B", h, data) if ok and data is not None else pack(b"M", h, b""))
+        data = packs.get(h)
+        out.write(pack(b"M", h, b"") if data is None else pack(b"B", h, data))
     out.write(b"E")
     return 0
 
@@ -141,6 +134,7 @@ def _load(base: bytes, sid: str) -> bytes | None:
 
 def receive(base: bytes, sid: str) -> None:
     """Blobs and the manifest sent by the controller: verified, then kept in the on-target store."""
+    writer = PackWriter(base)
     pending: list[tuple[bytes, bytes]] = []
     try:
         while True:
@@ -148,20 +142,23 @@ def receive(base: bytes, sid: str) -> None:
             if tag == b"E":
                 break
             if tag == b"B":
-                tmp = store_blob(base, name, data)
-                if tmp:
-                    pending.append((tmp, blob_path(base, name)))
+                if hashlib.sha256(data).hexdigest() != name:
+                    raise TargetError("corrupt", f"blob {name} arrived corrupt")
+                writer.add(name, data)
             elif tag == b"M" and id_matches(sid, data):
                 final = manifest_path(base, sid)
                 private_dirs(os.path.dirname(final))
-                pending.append((_temp(final, data), final))
-        commit(base, pending)
+                pending.append((write_new(final, data), final))
+        pending += writer.files()
+        commit(pending)
     except OSError as e:
         abort(pending)
         raise TargetError("store", f"cannot write under {dec(base)}: {e.strerror}") from e
     except BaseException:
         abort(pending)
         raise
+    finally:
+        writer.abort()
 
 
 def op_restore(args: list[str]) -> int:
@@ -177,14 +174,15 @@ def op_restore(args: list[str]) -> int:
     want: list[Entry] = [json.loads(x) for x in lines[1:]]
     roots = parse_roots(header["roots"])
     check_manifest(roots, want)
-    need = verify_blobs(base, want)
+    packs = Packs(base)
+    need = verify_blobs(packs, want)
     if need and "--stdin" in args:  # nothing changed yet: the controller sends these and calls again
         sys.stdout.buffer.write(dumps({"need": need}))
         return 0
     if need:
         raise TargetError("corrupt", f"{len(need)} blobs of {sid} are missing or corrupt, e.g. {need[0]}")
     cur = {e["p"]: e for e in scan(roots, Hasher(None), os.path.join(base, b"snapshots"), inodes=True)}
-    changes = Restorer(base, roots, want, cur).run()
+    changes = Restorer(packs, roots, want, cur).run()
     report = {"snapshot": sid, "host": header["host"], "roots": header["roots"], "changes": changes,
               "finished": utcnow().isoformat()}
     record(base, sid, report)

@@ -3,10 +3,10 @@ follow a symlink. Stdlib only."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 
-from safeapply.snapshot.target.common import CHUNK, Entry, TargetError, blob_path, enc
+from safeapply.snapshot.target.common import Entry, TargetError, enc
+from safeapply.snapshot.target.packs import Packs
 
 
 def check_path(p: str, roots: list[bytes]) -> bytes:
@@ -38,29 +38,10 @@ def check_manifest(roots: list[bytes], entries: list[Entry]) -> None:
         kinds[b] = e["t"]
 
 
-def verify_blobs(base: bytes, entries: list[Entry]) -> list[str]:
-    """Blobs the restore needs that are missing or do not hash to their name (those are deleted).
-    Checked before any change."""
-    bad: list[str] = []
-    done: set[str] = set()
-    for e in entries:
-        h = e.get("h")
-        if e["t"] != "f" or h is None or h in done or "err" in e:
-            continue
-        done.add(h)
-        path = blob_path(base, h)
-        sha = hashlib.sha256()
-        try:
-            with open(path, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    sha.update(chunk)
-        except OSError:
-            bad.append(h)
-            continue
-        if sha.hexdigest() != h:
-            os.unlink(path)
-            bad.append(h)
-    return bad
+def verify_blobs(packs: Packs, entries: list[Entry]) -> list[str]:
+    """Blobs the restore needs that are missing or do not hash to their name. Checked before any change."""
+    needed = {e["h"] for e in entries if e["t"] == "f" and "h" in e and "err" not in e}
+    return sorted(h for h in needed if packs.get(h) is None)
 
 
 class Dirs:

@@ -12,17 +12,8 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from safeapply.snapshot.target.common import (
-    CHUNK,
-    Entry,
-    TargetError,
-    blob_path,
-    dec,
-    enc,
-    pack,
-    private_dirs,
-    write_new,
-)
+from safeapply.snapshot.target.common import CHUNK, Entry, TargetError, dec, enc, pack
+from safeapply.snapshot.target.packs import Packs, PackWriter
 
 KIND = {stat.S_IFDIR: "d", stat.S_IFREG: "f", stat.S_IFLNK: "l", stat.S_IFIFO: "p", stat.S_IFSOCK: "s",
         stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
@@ -96,14 +87,14 @@ def entry(path: bytes, st: os.stat_result) -> Entry:
 
 
 class Hasher:
-    """Hashes regular files; with `base`, also stores each new blob (temp now, renamed after one sync)."""
+    """Hashes regular files; streams blobs the controller lacks to `out`; adds blobs the on-target store
+    lacks to `writer` (one pack file per snapshot)."""
 
-    def __init__(self, base: bytes | None, out: BinaryIO | None = None, known: set[str] | None = None) -> None:
-        self.base = base
-        self.pending: list[tuple[bytes, bytes]] = []
-        self.seen: set[str] = set()
-        self.out = out  # blobs not in `known` are streamed here as they are read (one pass, one call)
+    def __init__(self, writer: PackWriter | None = None, have: Packs | None = None, out: BinaryIO | None = None,
+                 known: set[str] | None = None) -> None:
+        self.writer, self.have, self.out = writer, have, out
         self.known = known or set()
+        self.seen: set[str] = set()
 
     def file(self, path: bytes, size: int) -> str:
         if size <= INLINE_MAX:
@@ -122,17 +113,12 @@ class Hasher:
         self.seen.add(h)
         if self.out is not None and h not in self.known:
             self.out.write(pack(b"B", h, data()))
-        if self.base is None:
+        if self.writer is None or (self.have is not None and h in self.have):
             return
-        final = blob_path(self.base, h)
-        if os.path.exists(final):
-            return
-        content = data()
         try:
-            private_dirs(os.path.dirname(final))
-            self.pending.append((write_new(final, content), final))
+            self.writer.add(h, data())
         except OSError as e:
-            where = dec(self.base)
+            where = dec(self.writer.dir)
             raise TargetError("store", f"cannot write the on-target copy under {where}: {e.strerror or e}") from e
 
 

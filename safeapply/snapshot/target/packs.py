@@ -1,0 +1,93 @@
+"""Target side: the on-target blob store. Blobs live in append-once pack files (BASE/snapshots/packs/*.pack,
+one per snapshot or delivery, records as in the byte stream) so a snapshot writes one file, not hundreds.
+Every read is verified against the hash. Stdlib only."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+import time
+
+from safeapply.snapshot.target.common import TMP_PREFIX, pack, private_dirs
+
+
+def packs_dir(base: bytes) -> bytes:
+    return os.path.join(base, b"snapshots", b"packs")
+
+
+class Packs:
+    """Where each blob is: hash -> [(pack file, offset, length)], read from the packs' record headers."""
+
+    def __init__(self, base: bytes) -> None:
+        self.where: dict[str, list[tuple[bytes, int, int]]] = {}
+        d = packs_dir(base)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if name.endswith(b".pack"):
+                self._index(os.path.join(d, name))
+
+    def _index(self, path: bytes) -> None:
+        with open(path, "rb") as f, contextlib.suppress(struct.error, UnicodeDecodeError):
+            while f.read(1) == b"B":
+                (nlen,) = struct.unpack(">H", f.read(2))
+                h = f.read(nlen).decode("ascii")
+                (dlen,) = struct.unpack(">Q", f.read(8))
+                self.where.setdefault(h, []).append((path, f.tell(), dlen))
+                f.seek(dlen, 1)
+
+    def __contains__(self, h: str) -> bool:
+        return h in self.where
+
+    def get(self, h: str) -> bytes | None:
+        """The blob's bytes from the first copy that verifies, or None."""
+        for path, off, n in self.where.get(h, []):
+            try:
+                with open(path, "rb") as f:
+                    f.seek(off)
+                    data = f.read(n)
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() == h:
+                return data
+        return None
+
+
+class PackWriter:
+    """Collects new blobs into one temp pack; `files()` lists (temp, final) pairs to commit."""
+
+    def __init__(self, base: bytes) -> None:
+        self.dir = packs_dir(base)
+        self.tmp: bytes | None = None
+        self.fd = -1
+        self.added: set[str] = set()
+
+    def add(self, h: str, data: bytes) -> None:
+        if h in self.added:
+            return
+        if self.tmp is None:
+            private_dirs(self.dir)
+            self.tmp = os.path.join(self.dir, TMP_PREFIX + os.urandom(6).hex().encode() + b".tmp")
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        rec = pack(b"B", h, data)
+        view = memoryview(rec)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.added.add(h)
+
+    def files(self) -> list[tuple[bytes, bytes]]:
+        """Close the pack and hand it over: from now on the caller commits or removes it."""
+        if self.tmp is None:
+            return []
+        os.close(self.fd)
+        tmp, self.tmp, self.fd = self.tmp, None, -1
+        name = b"%d-%s.pack" % (time.time_ns(), os.urandom(4).hex().encode())
+        return [(tmp, os.path.join(self.dir, name))]
+
+    def abort(self) -> None:
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+            self.tmp, self.fd = None, -1
