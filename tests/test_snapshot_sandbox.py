@@ -211,3 +211,20 @@ def test_several_hosts_in_parallel(host_a, host_b, state, capsys) -> None:
     assert set(json.loads(out)) == {"a", "b"}
     rc, out, _ = cli(capsys, "snapshots", "--json")
     assert rc == 0 and {s["host"] for s in json.loads(out)} == {"a", "b"}
+
+
+def test_bind_mounted_file_is_rewritten_in_place(host_a, state) -> None:
+    """Containers bind-mount /etc/hosts and friends: rename over a mount point fails, so write in place."""
+    from safeapply.snapshot import restore
+
+    host_a.sh("echo orig > /root/bound && touch /etc/snapbound && mount --bind /root/bound /etc/snapbound")
+    try:
+        with host_a.transport() as t:
+            sid = take(t, ["/etc"], state).id
+            host_a.sh("echo changed > /etc/snapbound")
+            report = restore(t, sid, state)
+        assert [c["path"] for c in report.changes if c["action"] != "metadata"] == ["/etc/snapbound"]
+        assert host_a.sh("cat /etc/snapbound").strip() == "orig"
+        assert host_a.sh("findmnt -n /etc/snapbound | wc -l").strip() == "1"
+    finally:
+        host_a.sh("umount /etc/snapbound; rm -f /etc/snapbound /root/bound")

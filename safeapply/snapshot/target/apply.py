@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import os
 import stat
 
@@ -166,8 +167,13 @@ class Restorer:
         for tmp, e in self.temps:
             self.dirs.trim()
             dfd, name = self.dirs.at(enc(e["p"]))
-            os.rename(os.path.basename(tmp), name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            self.fresh.add(e["p"])
+            try:
+                os.rename(os.path.basename(tmp), name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                self.fresh.add(e["p"])
+            except OSError as err:
+                if err.errno != errno.EBUSY or e["t"] != "f":
+                    raise
+                _overwrite(dfd, os.path.basename(tmp), name)  # a bind-mounted file: keep the mount
             self.note(e, "replaced" if e["p"] in self.before else "created", _kind(e))
         self.temps.clear()
 
@@ -240,6 +246,22 @@ def _cur_groups(cur: dict[str, Entry], wanted: dict[str, Entry]) -> dict[str, fr
         if e["t"] == "f" and p in wanted:
             by_ino.setdefault(e["i"], set()).add(p)
     return {p: frozenset(g) for g in by_ino.values() for p in g}
+
+
+def _overwrite(dfd: int, src: bytes, dst: bytes) -> None:
+    """Copy src's bytes into the existing file dst (not atomic: only for mount points), then drop src."""
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    out = os.open(dst, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, dir_fd=dfd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(out, view):]
+        os.fsync(out)
+    finally:
+        os.close(out)
+    os.unlink(src, dir_fd=dfd)
 
 
 def _name(e: OSError) -> str:
