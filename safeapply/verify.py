@@ -208,14 +208,17 @@ def verify_host(reconnect: Callable[[], Transport], before: HostState, expect: E
     except SafeapplyError as e:
         report.findings.append(Finding(before.host, "ssh", "ssh", f"new SSH connection failed: {e}"))
         return report
-    with transport:
-        after = scan_host(transport)
-        settled = None
-        if settle > 0 and needs_settle(before, after, expect):
-            time.sleep(settle)
-            settled = scan_host(transport)
-        report.after = settled or after
-        report.findings += compare(before, after, settled, expect)
-        report.findings += run_checks(transport, checks or [])
-        report.checks_run = len(checks or [])
+    try:
+        with transport:
+            after = scan_host(transport)
+            settled = None
+            if settle > 0 and needs_settle(before, after, expect):
+                time.sleep(settle)
+                settled = scan_host(transport)
+            report.after = settled or after
+            report.findings += compare(before, after, settled, expect)
+            report.findings += run_checks(transport, checks or [])
+            report.checks_run = len(checks or [])
+    except SafeapplyError as e:  # e.g. a firewall rule that cuts the connection a moment after apply
+        report.findings.append(Finding(before.host, "ssh", "ssh", f"lost the host during verification: {e}"))
     return report

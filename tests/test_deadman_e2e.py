@@ -1,10 +1,7 @@
 """End to end: `safeapply run` with the dead-man's switch on real sandbox hosts. Each lockout — (a) sshd
 moved / login user forbidden, (b) firewall drops TCP/22, (c) controller SIGKILLed mid-apply — ends with
 the host restored by itself, its original /etc, exit 20 and a run record that says so; a good run
-disarms and nothing restores afterwards.
-
-Until `safeapply run` wires the guard itself (option --deadman-deadline), runs go through
-tests/deadman_run.py, which builds exactly what the `run` command builds plus `DeadmanGuard`."""
+disarms and nothing restores afterwards."""
 
 from __future__ import annotations
 
@@ -31,18 +28,10 @@ LOCKOUT = ROOT / "playbooks" / "lockout"
 DEADLINE = "20"
 
 
-def _cli_has_guard() -> bool:
-    out = subprocess.run([str(Path(sys.executable).parent / "safeapply"), "run", "--help"],
-                         capture_output=True, text=True, check=False).stdout
-    return "--deadman-deadline" in out
-
-
 def _argv(sb, playbook: str) -> list[str]:
     pb = str(LOCKOUT / playbook)
-    if _cli_has_guard():
-        return [str(Path(sys.executable).parent / "safeapply"), "run", pb, "-i", str(sb.inventory), "--yes",
-                "--deadman-deadline", DEADLINE]
-    return [sys.executable, str(ROOT / "tests" / "deadman_run.py"), DEADLINE, pb, "-i", str(sb.inventory)]
+    return [str(Path(sys.executable).parent / "safeapply"), "run", pb, "-i", str(sb.inventory), "--yes",
+            "--deadman-deadline", DEADLINE]
 
 
 def _env(state: Path) -> dict[str, str]:
@@ -89,8 +78,7 @@ def test_sshd_lockout_restores_itself(sandbox_factory, tmp_path: Path, monkeypat
 def test_firewall_lockout_restores_itself(sandbox_factory, tmp_path: Path, monkeypatch, capsys) -> None:
     sb = sandbox_factory("e2e-nft")
     rc, err = sb.sh_rc("nft list ruleset")
-    if rc != 0:
-        pytest.skip(f"nft does not work inside the sandbox (needs CAP_NET_ADMIN in supervise.sh): {err.strip()}")
+    assert rc == 0, f"nft must work inside the sandbox (CAP_NET_ADMIN in supervise.sh): {err.strip()}"
     before = _before(sb)
     proc = _run(sb, "nft-drop-ssh.yml", tmp_path)
     assert proc.returncode == 20, proc.stdout + proc.stderr

@@ -3,6 +3,7 @@ are rejected unless the caller opted in (accept-new). paramiko/socket errors bec
 
 from __future__ import annotations
 
+import logging
 import select
 import shlex
 import socket
@@ -19,6 +20,9 @@ from safeapply.errors import AuthError, HostKeyError, UnreachableError, UsageErr
 from safeapply.transport.base import Input, Transport
 
 CHUNK = 1 << 20
+# paramiko logs from its own threads (e.g. "Error reading SSH protocol banner" while a host is shut out); without a
+# handler Python prints those to stderr. The error that matters reaches the caller as a safeapply error instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
