@@ -119,36 +119,99 @@ class ApplyRequest:
 
 def run_playbook(req: ApplyRequest, on_event: EventSink | None = None) -> ApplyResult:
     """Run the playbook (check+diff mode when `req.check`) and return what happened, per host."""
+    with prestart(req, on_event) as pending:
+        return pending.go()
+
+
+@contextmanager
+def prestart(req: ApplyRequest, on_event: EventSink | None = None) -> Iterator[PendingPlaybook]:
+    """Start ansible-playbook now, held before its first play (so before it touches any host) until `go()`.
+
+    Its start-up (about a second of imports and parsing) then overlaps with whatever the caller does
+    meanwhile. Leaving the block without `go()` stops it: no task has run.
+    """
     playbook = req.playbook.resolve()
     if not playbook.is_file():
         raise UsageError(f"playbook {req.playbook} not found", "give the path of a playbook file")
-    collector = _Collector(on_event)
-    with tempfile.TemporaryDirectory(prefix="safeapply-runner-") as pdd, _cancel_on_signals() as cancel:
-        runner = ansible_runner.run(
-            private_data_dir=pdd,
+    pending = PendingPlaybook(req, playbook, on_event)
+    try:
+        yield pending
+    finally:
+        pending.close()
+
+
+class PendingPlaybook:
+    """An ansible-runner job in its own thread, its ansible-playbook held at the gate (ansible_callbacks/)."""
+
+    def __init__(self, req: ApplyRequest, playbook: Path, on_event: EventSink | None) -> None:
+        self.req = req
+        self.collector = _Collector(on_event)
+        self.cancel = _CancelFlag()
+        self.result: ApplyResult | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="safeapply-runner-")
+        self._gate = Path(self._tmp.name) / "gate"
+        envvars = {"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_ansible(), "SAFEAPPLY_APPLY_GATE": str(self._gate),
+                   "ANSIBLE_CALLBACK_PLUGINS": _callback_plugins(), **_host_key_checking(), **req.envvars}
+        self._thread, self._runner = ansible_runner.run_async(
+            private_data_dir=self._tmp.name,
             project_dir=str(playbook.parent),
             playbook=str(playbook),
             inventory=[_abs_source(s) for s in req.inventory],
             limit=req.limit,
             cmdline=_cmdline(req),
-            envvars={"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_ansible(), **req.envvars},
+            envvars=envvars,
             settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True},
             quiet=True,
             suppress_env_files=True,
-            event_handler=collector.handle,
-            cancel_callback=cancel.is_set,
+            event_handler=self.collector.handle,
+            cancel_callback=self.cancel.is_set,
         )
-        result = ApplyResult(status=str(runner.status), rc=int(runner.rc or 0), check=req.check)
+
+    def go(self) -> ApplyResult:
+        """Let the playbook run; wait for it. Ctrl-C/SIGTERM meanwhile cancel it (see `interrupted_by`)."""
+        with _cancel_on_signals(self.cancel):
+            self._open_gate("go")
+            while self._thread.is_alive():
+                self._thread.join(0.2)  # short joins: the signal handlers run in this (main) thread
+        self.result = self._result()
+        return self.result
+
+    def close(self) -> None:
+        if self.result is None:
+            self._open_gate("stop")
+            self.cancel.stopped = True
+            self._thread.join()
+        self._tmp.cleanup()
+
+    def _open_gate(self, word: str) -> None:
+        tmp = self._gate.with_suffix(".tmp")
+        tmp.write_text(word)
+        os.replace(tmp, self._gate)
+
+    def _result(self) -> ApplyResult:
+        runner, collector = self._runner, self.collector
+        result = ApplyResult(status=str(runner.status), rc=int(runner.rc or 0), check=self.req.check)
         result.hosts = _host_stats(runner.stats or collector.stats or {})
         if result.rc != 0 and not result.hosts:
             result.error = _output_tail(runner)  # it stopped before any host ran: a syntax error, say
-    result.failures = collector.failures
-    result.changed_tasks = collector.changed
-    result.diffs = collector.diffs
-    result.interrupted_by = cancel.signum
-    for host in collector.seen_hosts - result.hosts.keys():
-        result.hosts[host] = HostStats()  # a host that never reached the stats event
-    return result
+        result.failures = collector.failures
+        result.changed_tasks = collector.changed
+        result.diffs = collector.diffs
+        result.interrupted_by = self.cancel.signum
+        for host in collector.seen_hosts - result.hosts.keys():
+            result.hosts[host] = HostStats()  # a host that never reached the stats event
+        return result
+
+
+def _callback_plugins() -> str:
+    """Our gate first, then whatever the user configured (runner appends its own directory)."""
+    ours = str(Path(__file__).parent / "ansible_callbacks")
+    return os.pathsep.join(filter(None, (ours, os.environ.get("ANSIBLE_CALLBACK_PLUGINS"))))
+
+
+def _host_key_checking() -> dict[str, str]:
+    """ansible-runner turns host key checking OFF unless told; keep Ansible's own default (on)."""
+    return {"ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True")}
 
 
 def _path_with_ansible() -> str:
@@ -261,17 +324,17 @@ def _message(res: dict[str, Any]) -> str:
 class _CancelFlag:
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.stopped = False  # the caller gave up before `go()`
 
     def is_set(self) -> bool:
-        return self.signum is not None
+        return self.signum is not None or self.stopped
 
 
 @contextmanager
-def _cancel_on_signals() -> Iterator[_CancelFlag]:
+def _cancel_on_signals(flag: _CancelFlag) -> Iterator[None]:
     """While runner runs, SIGINT/SIGTERM ask it to cancel (it then stops ansible-playbook cleanly)."""
-    flag = _CancelFlag()
     if threading.current_thread() is not threading.main_thread():
-        yield flag
+        yield
         return
 
     def _note(signum: int, _frame: FrameType | None) -> None:
@@ -279,7 +342,7 @@ def _cancel_on_signals() -> Iterator[_CancelFlag]:
 
     old = {s: signal.signal(s, _note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield flag
+        yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -1,6 +1,7 @@
 """`safeapply run`: the pipeline, and the one place that knows the stage order.
 
-    lint | (connect -> lock -> scan -> snapshot), overlapped  ->  plan  ->  [check: apply --check, stop]
+    start ansible-lint and ansible-playbook (held at its gate)  ->  resolve hosts
+    -> lint | (connect -> lock -> scan -> snapshot), overlapped  ->  plan  ->  [check: apply --check, stop]
     -> guards.arm  ->  apply (rollback on Ctrl-C/SIGTERM)  ->  verify  ->  guards.confirm
     -> rollback the failed hosts -> verify the rollback  ->  record, metrics, notify
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from safeapply import run_stages as stages
-from safeapply.apply import ApplyRequest, ApplyResult, TaskEvent, run_playbook
+from safeapply.apply import ApplyRequest, ApplyResult, PendingPlaybook, TaskEvent, prestart
 from safeapply.errors import ExitCode, SafeapplyError, Terminated, UsageError
 from safeapply.lock import host_lock
 from safeapply.records import RunRecord, RunStore, new_record, provenance
@@ -121,11 +122,19 @@ class Pipeline:
 
     def _run(self) -> tuple[int, str]:
         checks = load_checks(checks_file_for(self.opts.playbook))
-        with self._stage("resolve"):
-            intents = stages.intents(self.opts)
-            self.hosts = [HostRun(n, stages.connector(self.opts, n)) for n in intents]
-        with ExitStack() as locks, ThreadPoolExecutor(max_workers=2) as pool:
-            lint_f = pool.submit(self._timed, "lint", stages.lint, self.opts)
+        with ExitStack() as stack:
+            # the two slow subprocesses first, so that they overlap with everything up to apply:
+            # ansible-lint (unless cached), and ansible-playbook held at its gate before the first play
+            early_lint = stages.start_lint(self.opts)
+            stack.callback(early_lint.close)
+            pending = stack.enter_context(prestart(self._request(), self.ui.task))
+            with self._stage("resolve"):
+                intents = stages.intents(self.opts)
+                self.hosts = [HostRun(n, stages.connector(self.opts, n)) for n in intents]
+            locks = stack.enter_context(ExitStack())  # released before the playbook is stopped
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+            stack.callback(early_lint.stop)  # on an error before lint ends: do not wait for ansible-lint
+            lint_f = pool.submit(self._timed, "lint", stages.lint, self.opts, early_lint)
             self._prepare_hosts(locks)
             lint = lint_f.result()
             self.rec.sections["lint"] = lint.to_dict()
@@ -141,13 +150,13 @@ class Pipeline:
                 raise UsageError("the plan has warnings and the run was not confirmed",
                                  "review them, then re-run with --yes")
             if self.opts.check:
-                return self._check_mode()
-            for g in self.guards:
-                g.arm(self.hosts)
+                return self._check_mode(pending)
+            self._guards("arm", self.hosts)
             with self._rollback_on_interrupt():
-                result = self._apply()
+                result = self._apply(pending)
                 result.raise_if_interrupted()
             return self._verify_and_rollback(result, checks)
+        raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
 
     # ---- stages ----------------------------------------------------------------------------------------
     def _prepare_hosts(self, locks: ExitStack) -> None:
@@ -170,17 +179,19 @@ class Pipeline:
             h.snapshot = stages.snapshot(h.transport, self.opts.roots)
             h.apt_offset = apt_log_offset(h.transport)
 
-    def _apply(self, check: bool = False) -> ApplyResult:
-        req = ApplyRequest(self.opts.playbook, list(self.opts.inventory), self.opts.limit,
-                           list(self.opts.extra_vars), check=check)
-        with self._stage("apply" if not check else "check"):
-            result = run_playbook(req, self.ui.task)
+    def _request(self) -> ApplyRequest:
+        return ApplyRequest(self.opts.playbook, list(self.opts.inventory), self.opts.limit,
+                            list(self.opts.extra_vars), check=self.opts.check)
+
+    def _apply(self, pending: PendingPlaybook) -> ApplyResult:
+        with self._stage("apply" if not self.opts.check else "check"):
+            result = pending.go()
         self.rec.sections["apply"] = result.to_dict()
         self.store.save(self.rec)
         return result
 
-    def _check_mode(self) -> tuple[int, str]:
-        result = self._apply(check=True)
+    def _check_mode(self, pending: PendingPlaybook) -> tuple[int, str]:
+        result = self._apply(pending)
         if not result.ok:
             return ExitCode.ERROR, _apply_failure(result)
         if not result.changed:
@@ -192,8 +203,7 @@ class Pipeline:
         with self._stage("verify"):
             _parallel(good, lambda h: self._verify(h, checks))
         self.rec.sections["verify"] = {h.name: h.verify.to_dict() for h in good if h.verify}
-        for g in self.guards:
-            g.confirm(self.hosts)
+        self._guards("confirm", self.hosts)
         failed = [h for h in self.hosts if not result.host_ok(h.name) or (h.verify and not h.verify.ok)]
         if not failed:
             if not result.changed:
@@ -250,6 +260,14 @@ class Pipeline:
             yield
         finally:
             self.timings[name] = round(self.timings.get(name, 0) + time.monotonic() - t0, 3)
+
+    def _guards(self, step: str, hosts: list[HostRun]) -> None:
+        """Every guard's arm (before apply) or confirm (after verify), timed as a stage of its own."""
+        if not self.guards:
+            return
+        with self._stage(step):
+            for g in self.guards:
+                g.arm(hosts) if step == "arm" else g.confirm(hosts)
 
     def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         with self._stage(name):

@@ -19,11 +19,13 @@ from safeapply.verify import Expectation
 
 if TYPE_CHECKING:
     from safeapply.intent import Intent
+    from safeapply.lint.engine import EarlyLint
     from safeapply.records import RunRecord
     from safeapply.rollback import RollbackReport
     from safeapply.run import RunOptions
 
-__all__ = ["Terminated", "connector", "intents", "lint", "now_iso", "plan", "rollback_run", "snapshot", "snapshot_ops"]
+__all__ = ["Terminated", "connector", "intents", "lint", "now_iso", "plan", "rollback_run", "snapshot", "snapshot_ops",
+           "start_lint"]
 
 
 def now_iso() -> str:
@@ -84,7 +86,14 @@ class LintOutcome:
                              first.fix or "fix the playbook, or see `safeapply lint` for all findings")
 
 
-def lint(opts: RunOptions) -> LintOutcome:
+def start_lint(opts: RunOptions) -> EarlyLint:
+    """ansible-lint starts now (no inventory needed), unless its result for this content is cached."""
+    from safeapply.lint.engine import start
+
+    return start([opts.playbook])
+
+
+def lint(opts: RunOptions, early: EarlyLint | None = None) -> LintOutcome:
     from safeapply.lint import Connection, lint_paths
 
     conns = {}
@@ -92,7 +101,8 @@ def lint(opts: RunOptions) -> LintOutcome:
         v = h.vars
         conns[name] = Connection(user=str(v.get("ansible_user") or "root"), port=int(v.get("ansible_port") or 22),
                                  password_auth=bool(v.get("ansible_password") or v.get("ansible_ssh_pass")))
-    return LintOutcome(lint_paths([opts.playbook], connection=conns, known_vars=extra_var_names(opts.extra_vars)))
+    return LintOutcome(lint_paths([opts.playbook], connection=conns, known_vars=extra_var_names(opts.extra_vars),
+                                  early=early))
 
 
 def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:

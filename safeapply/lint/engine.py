@@ -1,15 +1,22 @@
-"""One lint pass: cache check, our YAML walk, ansible-lint started in parallel, our rules, merge.
+"""One lint pass: ansible-lint started first (or its cached result), our YAML walk and rules meanwhile, merge.
 
 The only module that knows the order. Pure data out (a LintReport); nothing printed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from safeapply.lint import cache
+from safeapply.lint import cache, external
 from safeapply.lint.model import Connection, Finding, LintReport, Severity
+
+if TYPE_CHECKING:
+    from safeapply.lint.project import Project
 
 # ansible-lint rules that one of ours reports better (with a fix) at the same file and line.
 SUPERSEDES = {
@@ -21,59 +28,132 @@ SUPERSEDES = {
 
 
 def project_root(paths: list[Path]) -> Path:
-    from safeapply.lint.external import find_config
-
     first = next((p for p in paths if p.exists()), paths[0]).resolve().parent
-    config = find_config(first)
+    config = external.find_config(first)
     if config is None:
         return first
     return config.parent.parent if config.parent.name == ".config" else config.parent
 
 
+@dataclass
+class EarlyLint:
+    """ansible-lint, started (or found in the cache) as early as possible; `lint_paths` finishes the job.
+
+    ansible-lint's findings depend on the files, profile and tools only, not on the inventory: they are
+    cached apart, so a caller that does not know the hosts yet can still start (or skip) the subprocess.
+    """
+
+    files: list[Path]
+    root: Path
+    profile: str | None
+    base_key: str  # "" when the cache is not used
+    ansible_lint: bool
+    running: external.Running | None = None
+    cached: list[Finding] | None = None  # ansible-lint's findings from the cache
+    project: Project | None = None
+    collected: bool = False
+
+    @property
+    def external_key(self) -> str:
+        return _derive(self.base_key, {"part": "ansible-lint"}) if self.base_key else ""
+
+    def stop(self) -> None:
+        """The caller gives up (any thread): ansible-lint is killed, a pending `lint_paths` returns soon."""
+        if self.running is not None:
+            external.stop(self.running)
+
+    def close(self) -> None:
+        if self.running is not None and not self.collected:
+            external.discard(self.running)
+        self.running = None
+
+
+def start(paths: list[Path] | list[str], *, profile: str | None = None, use_cache: bool = True,
+          ansible_lint: bool = True) -> EarlyLint:
+    """Start ansible-lint now unless its result for this content is cached. No Ansible import."""
+    files = [Path(p) for p in paths]
+    root = project_root(files)
+    base = cache.key(files, root, {"profile": profile}) if use_cache else ""
+    early = EarlyLint(files, root, profile, base, ansible_lint)
+    existing = [f for f in files if f.is_file()]
+    if not ansible_lint or not existing:
+        return early
+    if base and (hit := cache.load(early.external_key)) is not None:
+        early.cached = [Finding.from_dict(f) for f in hit.get("findings", [])]
+        return early
+    from safeapply.lint.project import load_project
+    from safeapply.lint.quick import needs_mock
+
+    early.project = load_project(files, root)
+    mocks = sorted({t.action for t in early.project.tasks if t.action and needs_mock(t.action)})
+    early.running = external.start(existing, root, profile, mocks)
+    return early
+
+
 def lint_paths(paths: list[Path] | list[str], *, profile: str | None = None, strict: bool = False,
                connection: Connection | Mapping[str, Connection] | None = None,
                known_vars: frozenset[str] = frozenset(), use_cache: bool = True,
-               ansible_lint: bool = True) -> LintReport:
-    """Lint playbooks; `connection` (one, or per host name) is what lockout rules protect."""
-    files = [Path(p) for p in paths]
+               ansible_lint: bool = True, early: EarlyLint | None = None) -> LintReport:
+    """Lint playbooks; `connection` (one, or per host name) is what lockout rules protect.
+
+    `early` is what `start()` gave for the same paths and options (ansible-lint already running)."""
+    early = early or start(paths, profile=profile, use_cache=use_cache, ansible_lint=ansible_lint)
+    try:
+        return _finish(early, strict, connection, known_vars)
+    finally:
+        early.close()  # ansible-lint never collected (a cache hit, or an error on the way): end it
+
+
+def _finish(early: EarlyLint, strict: bool, connection: Connection | Mapping[str, Connection] | None,
+            known_vars: frozenset[str]) -> LintReport:
     conns = {"": connection} if isinstance(connection, Connection) else dict(connection or {})
-    root = project_root(files)
-    options = {"profile": profile, "conns": sorted((h, repr(c)) for h, c in conns.items()),
-               "vars": sorted(known_vars), "ansible_lint": ansible_lint}
-    k = cache.key(files, root, options) if use_cache else ""
+    options = {"conns": sorted((h, repr(c)) for h, c in conns.items()), "vars": sorted(known_vars),
+               "ansible_lint": early.ansible_lint}
+    k = _derive(early.base_key, options) if early.base_key else ""
     if k and (hit := cache.load(k)):
         report = LintReport.from_dict(hit)
         report.cached, report.strict = True, strict
         return report
-    report = _lint(files, root, profile, conns, known_vars, ansible_lint)
-    if k:
+    report = _lint(early, conns, known_vars)
+    if k and not any(f.rule == "ansible-lint" for f in report.findings):  # never cache a tool failure
         cache.store(k, report.to_dict())
     report.strict = strict
     return report
 
 
-def _lint(files: list[Path], root: Path, profile: str | None, conns: dict[str, Connection],
-          known_vars: frozenset[str], ansible_lint: bool) -> LintReport:
-    from safeapply.lint import external, modules
+def _derive(base: str, options: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([base, options], sort_keys=True).encode()).hexdigest()
+
+
+def _lint(early: EarlyLint, conns: dict[str, Connection], known_vars: frozenset[str]) -> LintReport:
+    from safeapply.lint import modules
     from safeapply.lint.project import load_project
-    from safeapply.lint.quick import needs_mock
     from safeapply.lint.rules import run_rules
     from safeapply.lint.rules.base import Context
 
-    project = load_project(files, root)
-    mocks = sorted({t.action for t in project.tasks if t.action and needs_mock(t.action)})
-    existing = [f for f in files if f.is_file()]
-    # started before Ansible is imported here, so that both run at once
-    running = external.start(existing, root, profile, mocks) if ansible_lint and existing else None
+    files = early.files
+    project = early.project or load_project(files, early.root)
     infos = {t.action: modules.resolve(t.action) for t in project.tasks if t.action}
     not_installed = {i.collection for i in infos.values() if not i.installed}
     ctx = Context(project, modules.resolve, conns, known_vars)
     own = project.findings + list(run_rules(ctx))
-    theirs = external.collect(running, not_installed) if running else []
+    theirs = _theirs(early, not_installed)
     findings = sorted(own + _without_superseded(theirs, own),
                       key=lambda f: (f.file, f.line, f.severity is not Severity.BLOCKING, f.rule))
     return LintReport(findings=findings, files=[project.display(f) for f in files],
-                      profile=profile or "production", tools=cache.tool_versions())
+                      profile=early.profile or "production", tools=cache.tool_versions())
+
+
+def _theirs(early: EarlyLint, not_installed: set[str]) -> list[Finding]:
+    if early.cached is not None:
+        return early.cached
+    if early.running is None:
+        return []
+    early.collected = True
+    theirs = external.collect(early.running, not_installed)
+    if early.external_key and not any(f.rule == "ansible-lint" for f in theirs):  # never cache a tool failure
+        cache.store(early.external_key, {"findings": [f.to_dict() for f in theirs]})
+    return theirs
 
 
 def _without_superseded(theirs: list[Finding], own: list[Finding]) -> list[Finding]:

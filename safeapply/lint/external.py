@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from safeapply.lint.model import Finding, Severity
 
 CONFIG_NAMES = (".ansible-lint", ".ansible-lint.yml", ".ansible-lint.yaml", ".config/ansible-lint.yml",
@@ -44,6 +42,8 @@ def find_config(start: Path) -> Path | None:
 
 
 def merged_config(config: Path | None, root: Path, mocks: list[str], out_dir: Path) -> Path:
+    import yaml  # not at the top: a cache hit never needs it
+
     data: dict[str, Any] = {}
     if config:
         try:
@@ -104,6 +104,20 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
         return [_finding(item, not_installed) for item in items if isinstance(item, dict)]
     finally:
         run.tmp.cleanup()
+
+
+def stop(run: Running) -> None:
+    """End it early (any thread may call this): a `collect` running meanwhile returns a tool problem."""
+    if run.proc is not None and run.proc.poll() is None:
+        run.proc.kill()
+
+
+def discard(run: Running) -> None:
+    """Never collected (the answer came from the cache, or the caller gave up): end it and clean up."""
+    stop(run)
+    if run.proc is not None:
+        run.proc.communicate()
+    run.tmp.cleanup()
 
 
 def _tool_problem(message: str) -> Finding:
