@@ -11,17 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safeapply import metrics, notify
-from safeapply.apply import TaskEvent
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, YesOpt, app
 from safeapply.cli.output import console, emit_json, err_console, interactive
 from safeapply.errors import ExitCode, SafeapplyError, UsageError
-from safeapply.records import RunRecord, RunStore
-from safeapply.run import Outcome, Pipeline, RunOptions
-from safeapply.run_stages import rollback_run
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported inside the commands: `import safeapply.cli` stays cheap
+    from safeapply.apply import TaskEvent
     from safeapply.deadman.guard import DeadmanGuard
+    from safeapply.records import RunRecord, RunStore
+    from safeapply.run import Outcome
 
 _MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE",
          "skipped": "skipped", "ignored": "failed (ignored)"}
@@ -100,6 +98,10 @@ def run(
 
     Exit codes: 0 applied and verified, 6 nothing to change, 10-18 stopped before any change,
     20 rolled back (host restored), 21 rollback failed (a person must look). See `safeapply exit-codes`."""
+    from safeapply import notify
+    from safeapply.records import RunStore
+    from safeapply.run import Pipeline, RunOptions
+
     if notify_url:
         notify.check_url(notify_url)
     if not playbook.is_file():
@@ -130,6 +132,8 @@ def _deadman_guards(deadline: float) -> list[DeadmanGuard]:
 
 def _after(outcome: Outcome, store: RunStore, playbook: Path, metrics_dir: Path | None, url: str | None,
            seconds: float) -> None:
+    from safeapply import metrics, notify
+
     rec = outcome.record
     if metrics_dir is not None:
         metrics.write(metrics_dir, metrics.RunMetrics(
@@ -148,6 +152,8 @@ def history(
     json_out: JsonOpt = False,
 ) -> None:
     """List recent runs, newest first."""
+    from safeapply.records import RunStore
+
     runs = RunStore().list(limit)
     if json_out:
         emit_json([_brief(r) for r in runs])
@@ -168,6 +174,8 @@ def _brief(r: RunRecord) -> dict[str, object]:
 def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
          json_out: JsonOpt = False) -> None:
     """Everything recorded about one run: who, what, lint, plan, snapshots, apply, verify, rollback."""
+    from safeapply.records import RunStore
+
     store = RunStore()
     record = store.get(run_id)
     if record.finished is None:  # the controller died mid-run: ask the hosts what their switch did
@@ -210,6 +218,9 @@ def rollback_cmd(
     json_out: JsonOpt = False,
 ) -> int:
     """Return a past run's hosts to their pre-run snapshot (asks first; needs --yes without a TTY)."""
+    from safeapply.records import RunStore
+    from safeapply.run_stages import rollback_run
+
     rec = RunStore().get(run_id)
     if not yes and (not interactive() or not typer.confirm(
             f"Restore {', '.join(rec.sections.get('snapshots') or {})} to before run {rec.id}?")):
