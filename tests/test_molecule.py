@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,8 +32,10 @@ def _run(argv: list[str], env: dict[str, str], timeout: int) -> subprocess.Compl
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="molecule's sandboxes are systemd-nspawn hosts: run as root")
-def test_molecule_default_scenario(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+def test_molecule_default_scenario() -> None:
+    # a short directory: SSH control sockets live in it, and a Unix socket path has at most 107 bytes
+    work = Path(tempfile.mkdtemp(prefix="mol-", dir="/tmp"))
+    env = _env(work)
     cleanup = _run([str(BIN / "safeapply"), "sandbox", "down", "--all"], env, 300)  # a killed earlier run
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     try:
@@ -42,4 +46,5 @@ def test_molecule_default_scenario(tmp_path: Path) -> None:
         left = _run([str(BIN / "safeapply"), "sandbox", "leftovers"], env, 120)
         if left.returncode != 0:
             _run([str(BIN / "safeapply"), "sandbox", "down", "--all"], env, 300)
+        shutil.rmtree(work, ignore_errors=True)
     assert left.returncode == 0, f"molecule left sandboxes behind: {left.stdout}{left.stderr}"

@@ -87,12 +87,12 @@ def test_unknown_host_key_rejected_unless_accept_new(host_a, tmp_path, capsys) -
 def test_changed_host_key_is_rejected_even_with_accept_new(host_a, host_b, tmp_path, capsys) -> None:
     known = tmp_path / "known_hosts"
     b_key = host_b.paths.known_hosts.read_text().split(maxsplit=1)[1]
-    known.write_text(f"{host_a.name} {b_key}")
+    known.write_text(f"{host_a.paths.machine} {b_key}")
     args = f'-o ProxyCommand="ip netns exec {host_a.paths.netns} nc 127.0.0.1 %p" -o UserKnownHostsFile={known}'
     inv = _inventory(tmp_path, host_a, ansible_ssh_common_args=args)
     rc, out = _ping(capsys, "-i", str(inv), "--accept-new-host-keys")
     assert rc == ExitCode.HOST_KEY, out
-    assert "CHANGED" in out and f"ssh-keygen -R '{host_a.name}' -f {known}" in out
+    assert "CHANGED" in out and f"ssh-keygen -R '{host_a.paths.machine}' -f {known}" in out
 
 
 def test_no_sudo(host_a, tmp_path, capsys) -> None:

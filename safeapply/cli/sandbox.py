@@ -78,6 +78,9 @@ def list_(json_out: JsonOpt = False) -> None:
 @sandbox_app.command("inventory")
 def inventory(names: Annotated[list[str] | None, typer.Argument(show_default=False)] = None) -> None:
     """Print an inventory (YAML) of running sandboxes, for `-i`."""
+    missing = sorted(set(names or []) - set(sb.known_names()))
+    if missing:
+        raise UsageError(f"no sandbox {', '.join(missing)}", "`safeapply sandbox list` shows the ones that exist")
     sys.stdout.write(_snippet(names or sb.known_names()))
 
 

@@ -112,7 +112,7 @@ def _seed_files(p: SandboxPaths) -> None:
     hostkey = m / "etc/ssh/ssh_host_ed25519_key"
     _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{p.name}", "-f", str(hostkey))
     pub = Path(str(hostkey) + ".pub").read_text().split()
-    p.known_hosts.write_text(f"{p.name} {pub[0]} {pub[1]}\n")
+    p.known_hosts.write_text(f"{p.machine} {pub[0]} {pub[1]}\n")
     authorized = Path(str(controller_key()) + ".pub").read_bytes()
     for user in ("root", "deploy", "nosudo"):
         uid, gid, home = _passwd_ids(m, user)
@@ -127,7 +127,7 @@ def _seed_files(p: SandboxPaths) -> None:
 def _write_client_files(p: SandboxPaths) -> None:
     key = controller_key()
     p.ssh_config.write_text(
-        f"Host {p.name}\n  HostName {p.name}\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+        f"Host {p.name}\n  HostName {p.machine}\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
         f"  BatchMode yes\n  UserKnownHostsFile {p.known_hosts}\n  StrictHostKeyChecking yes\n"
         f"  ProxyCommand {p.proxy_command}\n  LogLevel ERROR\n  ConnectTimeout 5\n"
     )
@@ -136,7 +136,8 @@ def _write_client_files(p: SandboxPaths) -> None:
 
 def inventory_vars(p: SandboxPaths, user: str = "root") -> dict[str, str]:
     return {
-        "ansible_host": p.name,
+        # the prefixed name: unique across prefixes, so Ansible's ControlPath (host, port, user) is too
+        "ansible_host": p.machine,
         "ansible_user": user,
         "ansible_ssh_private_key_file": str(controller_key()),
         "ansible_ssh_common_args": f'-o ProxyCommand="{p.proxy_command}" '
