@@ -9,9 +9,6 @@ from rich.markup import escape
 
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, app
 from safeapply.cli.output import console, emit_json
-from safeapply.inventory import resolve_hosts
-from safeapply.parallel import per_host
-from safeapply.preflight import connect_and_check
 
 
 @app.command()
@@ -24,6 +21,10 @@ def ping(
 ) -> None:
     """Check that each host is reachable over SSH with a known host key, has python3, and allows sudo -n.
     Exits with the code of the first failing host (see `safeapply exit-codes`)."""
+    from safeapply.inventory import resolve_hosts
+    from safeapply.parallel import per_host
+    from safeapply.preflight import connect_and_check
+
     hosts = resolve_hosts(inventory, pattern, limit)
     results = per_host(hosts, lambda h: connect_and_check(h, accept_new_host_keys))
     if json_out:

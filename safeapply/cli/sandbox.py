@@ -7,13 +7,10 @@ import sys
 from typing import Annotated
 
 import typer
-import yaml
 
-from safeapply import sandbox as sb
 from safeapply.cli.app import JsonOpt, app
 from safeapply.cli.output import console, emit_json, err_console
 from safeapply.errors import UsageError
-from safeapply.sandbox.host import inventory_vars, require_host_support
 
 sandbox_app = typer.Typer(
     help="Disposable local test hosts: Debian bookworm booted with systemd-nspawn (systemd as PID 1, sshd), "
@@ -27,6 +24,11 @@ NamesArg = Annotated[list[str], typer.Argument(help="Sandbox names: 1-20 of a-z,
 
 
 def _snippet(names: list[str]) -> str:
+    import yaml
+
+    from safeapply import sandbox as sb
+    from safeapply.sandbox.host import inventory_vars
+
     hosts = {n: inventory_vars(sb.SandboxPaths(n)) for n in names}
     return yaml.safe_dump({"all": {"hosts": hosts}}, sort_keys=False)
 
@@ -34,6 +36,9 @@ def _snippet(names: list[str]) -> str:
 @sandbox_app.command("up")
 def up(names: NamesArg, json_out: JsonOpt = False) -> None:
     """Boot sandboxes in parallel (builds the rootfs once, ~1 min) and print an inventory for `-i`."""
+    from safeapply import sandbox as sb
+    from safeapply.sandbox.host import require_host_support
+
     require_host_support()
     if not sb.rootfs.rootfs_path().exists():
         err_console.print("building the sandbox rootfs (debootstrap, about a minute, once)...")
@@ -51,6 +56,9 @@ def down(
     all_: Annotated[bool, typer.Option("--all", help="Remove every sandbox of this prefix, and leftovers.")] = False,
 ) -> None:
     """Stop and remove sandboxes (their overlay, netns and cgroups)."""
+    from safeapply import sandbox as sb
+    from safeapply.sandbox.host import require_host_support
+
     require_host_support()
     if all_:
         removed = sb.down_all()
@@ -66,6 +74,8 @@ def down(
 @sandbox_app.command("list")
 def list_(json_out: JsonOpt = False) -> None:
     """List sandboxes of this prefix."""
+    from safeapply import sandbox as sb
+
     infos = [sb.info(sb.SandboxPaths(n)) for n in sb.known_names()]
     if json_out:
         emit_json([i.to_dict() for i in infos])
@@ -78,6 +88,8 @@ def list_(json_out: JsonOpt = False) -> None:
 @sandbox_app.command("inventory")
 def inventory(names: Annotated[list[str] | None, typer.Argument(show_default=False)] = None) -> None:
     """Print an inventory (YAML) of running sandboxes, for `-i`."""
+    from safeapply import sandbox as sb
+
     missing = sorted(set(names or []) - set(sb.known_names()))
     if missing:
         raise UsageError(f"no sandbox {', '.join(missing)}", "`safeapply sandbox list` shows the ones that exist")
@@ -87,6 +99,8 @@ def inventory(names: Annotated[list[str] | None, typer.Argument(show_default=Fal
 @sandbox_app.command("leftovers")
 def leftovers(json_out: JsonOpt = False) -> None:
     """List what a killed run left behind (netns, mounts, cgroups, processes); exit 1 if anything."""
+    from safeapply import sandbox as sb
+
     left = sb.leftovers()
     if json_out:
         emit_json(left)
@@ -100,6 +114,8 @@ def leftovers(json_out: JsonOpt = False) -> None:
 @sandbox_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ssh(name: Annotated[str, typer.Argument(show_default=False)], ctx: typer.Context) -> None:
     """Open a root shell (or run a command) in a sandbox, with OpenSSH."""
+    from safeapply import sandbox as sb
+
     p = sb.SandboxPaths(name)
     if not p.ssh_config.exists():
         raise UsageError(f"no sandbox {name}", "`safeapply sandbox list` shows the ones that exist")

@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, app
 from safeapply.cli.output import console, emit_json, err_console
 from safeapply.errors import PreflightBlocked, SafeapplyError, UsageError
-from safeapply.inventory import Host, resolve_hosts
-from safeapply.parallel import per_host
-from safeapply.plan import BLOCKING, Finding, blocking, expectations, plan
-from safeapply.scan import HostState, scan_host
+
+if TYPE_CHECKING:  # imported inside the commands: `import safeapply.cli` stays cheap
+    from safeapply.inventory import Host
+    from safeapply.plan import Finding
+    from safeapply.scan import HostState
 
 ExtraVarsOpt = Annotated[
     list[str] | None,
@@ -30,6 +30,9 @@ StateOpt = Annotated[
 
 
 def _scan(hosts: Sequence[Host], accept_new: bool) -> dict[str, HostState | SafeapplyError]:
+    from safeapply.parallel import per_host
+    from safeapply.scan import scan_host
+
     def one(h: Host) -> HostState:
         with h.connect(accept_new) as t:
             state = scan_host(t)
@@ -61,6 +64,9 @@ def scan(
     their process and unit, docker/podman containers, quadlet files and basic facts. Read-only: one probe
     program on the host's python3 (as root via sudo -n when possible). `--json` output can be fed to
     `safeapply plan --state`."""
+    from safeapply.inventory import resolve_hosts
+    from safeapply.scan import HostState
+
     hosts = resolve_hosts(inventory, pattern, limit)
     results = _scan(hosts, accept_new_host_keys)
     if json_out:
@@ -75,6 +81,8 @@ def scan(
 
 
 def _render_state(s: HostState) -> None:
+    from rich.table import Table
+
     f = s.facts
     free = ", ".join(f"{k} {v / 2**30:.1f} GiB free" for k, v in f.disk_free.items() if v is not None)
     console.print(f"[bold]{s.host}[/]: {f.os_pretty or f.os_id}, init {f.init}, {free}, "
@@ -101,6 +109,8 @@ def _render_state(s: HostState) -> None:
 
 
 def _load_states(path: Path) -> dict[str, HostState]:
+    from safeapply.scan import HostState
+
     try:
         data = json.loads(path.read_text())
         return {name: HostState.from_dict(d) for name, d in data.items() if "error" not in d}
@@ -125,6 +135,9 @@ def plan_cmd(
     by Ansible itself; what cannot be resolved is shown, never guessed. Exits 17 (preflight blocked) when
     any finding blocks; warnings alone exit 0. Read-only."""
     from safeapply.intent import playbook_intent
+    from safeapply.inventory import resolve_hosts
+    from safeapply.plan import blocking, expectations, plan
+    from safeapply.scan import HostState
 
     intents = playbook_intent(playbook, inventory or [], limit, extra_vars or [])
     states: dict[str, HostState | SafeapplyError] = dict(_load_states(state)) if state else {}
@@ -150,6 +163,8 @@ def plan_cmd(
 
 
 def _render_plan(report: dict[str, Any], json_out: bool) -> None:
+    from safeapply.plan import BLOCKING
+
     if json_out:
         emit_json(report)
         return

@@ -5,19 +5,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, YesOpt, app
 from safeapply.cli.output import console, emit_json, err_console, interactive
 from safeapply.errors import UsageError
-from safeapply.inventory import Host, resolve_hosts
-from safeapply.parallel import per_host
-from safeapply.snapshot import Store, diff, restore, take
-from safeapply.snapshot.manifest import show_path
+
+if TYPE_CHECKING:  # imported inside the commands: `import safeapply.cli` stays cheap
+    from safeapply.inventory import Host
 
 RootOpt = Annotated[
     list[str] | None,
@@ -29,6 +27,8 @@ HostArg = Annotated[str, typer.Argument(help="One inventory host.", show_default
 @contextmanager
 def progress(quiet: bool) -> Iterator[Callable[[str], None]]:
     """A spinner line per message on a terminal; plain lines on stderr otherwise."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     lock = threading.Lock()
     if quiet or not err_console.is_terminal:
         def plain(msg: str) -> None:
@@ -50,6 +50,8 @@ def progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
 
 def one_host(inventory: list[str] | None, name: str) -> Host:
+    from safeapply.inventory import resolve_hosts
+
     hosts = resolve_hosts(inventory, name)
     if len(hosts) != 1:
         raise UsageError(f"{name!r} matches {len(hosts)} hosts; name exactly one")
@@ -67,6 +69,11 @@ def snapshot(
 ) -> None:
     """Snapshot /etc (or --root dirs) of each host: content, owner, mode, mtime, xattrs, ACLs. Only blobs the
     store lacks are sent; a copy is also kept on each host under /var/lib/safeapply. Exit 15 if one failed."""
+    from safeapply.inventory import resolve_hosts
+    from safeapply.parallel import per_host
+    from safeapply.snapshot import Store, take
+    from safeapply.snapshot.manifest import show_path
+
     roots = root or ["/etc"]
     hosts = resolve_hosts(inventory, pattern, limit)
     store = Store()
@@ -97,6 +104,8 @@ def snapshots(
     json_out: JsonOpt = False,
 ) -> None:
     """List stored snapshots (oldest first) with their dates, path counts and content sizes."""
+    from safeapply.snapshot import Store
+
     rows = Store().summaries(host)
     if json_out:
         emit_json([r.__dict__ for r in rows])
@@ -119,6 +128,9 @@ def diff_cmd(
 ) -> None:
     """What changed on HOST since a snapshot: added, removed, modified, metadata-only, with unified diffs of
     text files. Secrets (shadow, private keys, password/secret/token values) are redacted by default."""
+    from safeapply.snapshot import Store, diff
+    from safeapply.snapshot.manifest import show_path
+
     h = one_host(inventory, host)
     with h.connect(accept_new_host_keys) as t:
         sid, changes = diff(t, snapshot_id, Store(), show_secrets, secret_path or ())
@@ -144,6 +156,9 @@ def restore_cmd(
 ) -> None:
     """Put HOST's snapshotted roots back exactly: content, deleted files, files created since (removed),
     owner, mode, mtime, xattrs, ACLs. Everything is verified first. Asks unless --yes."""
+    from safeapply.snapshot import Store, restore
+    from safeapply.snapshot.manifest import show_path
+
     h = one_host(inventory, host)
     store = Store()
     sid = store.resolve(h.name, snapshot_id)
@@ -167,6 +182,8 @@ def prune(
     json_out: JsonOpt = False,
 ) -> None:
     """Delete all but the newest N snapshots of each host, then the blobs no snapshot needs."""
+    from safeapply.snapshot import Store
+
     gone, freed = Store().prune(keep)
     if json_out:
         emit_json({"removed": gone, "freed_bytes": freed})
