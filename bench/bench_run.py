@@ -1,6 +1,6 @@
 """`safeapply run` vs bare `ansible-playbook` on the same passing playbook and sandbox, side by side.
 
-Usage: SAFEAPPLY_SANDBOX_PREFIX=hr .venv/bin/python bench/bench_run.py [--rounds N]
+Usage: SAFEAPPLY_SANDBOX_PREFIX=hr .venv/bin/python bench/bench_run.py [--rounds N] [--no-deadman]
 
 Boots one sandbox and runs, every round, three commands one after the other (the playbook changes a file
 every round, so every run applies something):
@@ -60,8 +60,8 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, float]
     return took, timings
 
 
-def one_round(i: int, inv: str, pb: Path, env: dict[str, str], lint_cache: Path) -> Round:
-    safe = [str(BIN / "safeapply"), "run", str(pb), "-i", inv, "--yes", "--json"]
+def one_round(i: int, inv: str, pb: Path, env: dict[str, str], lint_cache: Path, extra: list[str]) -> Round:
+    safe = [str(BIN / "safeapply"), "run", str(pb), "-i", inv, "--yes", "--json", *extra]
     out = {"bare": timed([str(BIN / "ansible-playbook"), "-i", inv, str(pb), "-e", f"round=b{i}"], env)}
     shutil.rmtree(lint_cache, ignore_errors=True)
     out["cold"] = timed([*safe, "-e", f"round=c{i}"], env)
@@ -88,6 +88,8 @@ def report(results: list[Round]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-deadman", action="store_true",
+                    help="safeapply run --deadman-deadline 0 (no dead-man's switch: arm/confirm and its settle)")
     args = ap.parse_args()
     name = "bench"
     sb.up(name)
@@ -101,7 +103,8 @@ def main() -> None:
                    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
             results = []
             for i in range(args.rounds + 1):  # round 0 warms the OS page cache and the snapshot store
-                r = one_round(i, inv, pb, env, state / "cache" / "lint")
+                extra = ["--deadman-deadline", "0"] if args.no_deadman else []
+                r = one_round(i, inv, pb, env, state / "cache" / "lint", extra)
                 print(f"round {i}{' (warm-up)' if not i else ''}: "
                       + "  ".join(f"{k} {r[k][0]:.2f}s" for k in KINDS), flush=True)
                 if i:
