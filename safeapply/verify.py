@@ -193,8 +193,13 @@ def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bo
     if expect.units or expect.containers:
         return True
     old = {u.name: (u.active, u.main_pid, u.n_restarts) for u in before.units}
-    return any(old.get(u.name) != (u.active, u.main_pid, u.n_restarts)
-               for u in after.units if u.kind == "service")
+    for u in after.units:
+        if u.kind != "service" or u.name.startswith("safeapply-"):  # our own dead-man's switch units
+            continue
+        now = (u.active, u.main_pid, u.n_restarts)
+        if (u.name in old and old[u.name] != now) or (u.name not in old and u.active != "inactive"):
+            return True
+    return False
 
 
 # ---- doing it ----------------------------------------------------------------------------------------

@@ -66,6 +66,15 @@ def test_needs_settle_only_when_units_moved() -> None:
     assert needs_settle(before, before, Expectation(units=frozenset({"a.service"})))
 
 
+def test_new_inactive_units_and_our_own_do_not_settle() -> None:
+    before = _state(_u("a.service"))
+    deadman = _u("safeapply-deadman-r1.service", "activating", "start")
+    assert not needs_settle(before, _state(_u("a.service"), deadman), Expectation())
+    assert not needs_settle(before, _state(_u("a.service"), _u("new.service", "inactive", "dead")), Expectation())
+    assert needs_settle(before, _state(_u("a.service"), _u("new.service", "activating", "auto-restart")),
+                        Expectation())
+
+
 def test_load_checks(tmp_path: Path) -> None:
     pb = tmp_path / "site.yml"
     assert checks_file_for(pb) == tmp_path / "site.verify.yml"
