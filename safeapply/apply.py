@@ -10,6 +10,7 @@ KeyboardInterrupt / Terminated so that the caller's rollback context manager run
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -25,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 import ansible_runner
+import psutil
 
 from safeapply.errors import ConfigError, Terminated, UsageError
 
@@ -173,6 +175,8 @@ class PendingPlaybook:
             self._open_gate("go")
             while self._thread.is_alive():
                 self._thread.join(0.2)  # short joins: the signal handlers run in this (main) thread
+                if self.cancel.signum and not self.cancel.workers_killed:
+                    self.cancel.kill_workers()
         self.result = self._result()
         return self.result
 
@@ -325,9 +329,36 @@ class _CancelFlag:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.stopped = False  # the caller gave up before `go()`
+        self.workers_killed = False
+
+    def kill_workers(self) -> None:
+        """runner stops ansible-playbook only; its workers and their commands would live on, orphaned.
+        Each worker leads a session of its own (ansible calls setsid), which its commands inherit. So:
+        stop ansible-playbook (no new worker can appear; runner's cancel still ends it: SIGHUP, then SIGCONT)
+        and kill every process in its workers' sessions."""
+        self.workers_killed = True
+        for main in _playbook_children():
+            with contextlib.suppress(psutil.Error, OSError):
+                main.suspend()
+                sessions = {os.getsid(p.pid) for p in main.children(recursive=True)} - {
+                    os.getsid(0), os.getsid(main.pid)}
+                for proc in psutil.process_iter():
+                    with contextlib.suppress(psutil.Error, OSError):
+                        if os.getsid(proc.pid) in sessions:
+                            proc.kill()
 
     def is_set(self) -> bool:
         return self.signum is not None or self.stopped
+
+
+def _playbook_children() -> list[psutil.Process]:
+    """Our ansible-playbook children (never our SSH ProxyCommands)."""
+    out = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if any("ansible-playbook" in part for part in child.cmdline()):
+                out.append(child)
+    return out
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import psutil
 import pytest
 
 from safeapply.apply import ApplyRequest, TaskEvent, run_playbook
@@ -89,7 +90,7 @@ def test_sigterm_cancels_and_reports(tmp_path: Path) -> None:
   gather_facts: false
   tasks:
     - name: long
-      command: sleep 60
+      command: sleep 6173
 """)
 
     def on_event(ev: TaskEvent) -> None:
@@ -102,6 +103,10 @@ def test_sigterm_cancels_and_reports(tmp_path: Path) -> None:
     with pytest.raises(Terminated):
         res.raise_if_interrupted()
     assert signal.getsignal(signal.SIGTERM) is not None  # our handler was put back
+    # nothing of the playbook lives on: not ansible-playbook's workers, not the task's command
+    left = [p for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and (p.info["cmdline"][:2] == ["sleep", "6173"] or str(pb) in p.info["cmdline"])]
+    assert not left, left
 
 
 def test_missing_playbook(tmp_path: Path) -> None:
