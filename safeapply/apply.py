@@ -303,12 +303,29 @@ class _Collector:
             self.changed.append(ev)
             if res.get("diff"):
                 diff = res["diff"]
-                self.diffs.setdefault(ev.host, []).extend(diff if isinstance(diff, list) else [diff])
+                diffs = diff if isinstance(diff, list) else [diff]
+                self.diffs.setdefault(ev.host, []).extend(_redacted(d) for d in diffs)
         self._emit(ev)
 
     def _emit(self, ev: TaskEvent) -> None:
         if self.sink is not None:
             self.sink(ev)
+
+
+def _redacted(diff: Any) -> Any:
+    """A task's diff as kept in the run record and shown: secret files masked, secret-named values masked."""
+    from safeapply.snapshot.redact import MASK, is_secret, patterns, redact_text
+
+    if not isinstance(diff, dict):
+        return diff
+    out = dict(diff)
+    paths = [str(out.get(k) or "") for k in ("before_header", "after_header")]
+    texts = [k for k in ("before", "after", "prepared") if isinstance(out.get(k), str)]
+    secret = any(p and is_secret(p, None, patterns()) for p in paths) or any(
+        is_secret("", out[k].encode(errors="replace"), ()) for k in texts)
+    for k in texts:
+        out[k] = MASK if secret else "".join(redact_text(out[k].splitlines(keepends=True)))
+    return out
 
 
 def _task_event(data: dict[str, Any], status: str, message: str = "") -> TaskEvent:

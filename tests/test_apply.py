@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -119,3 +120,19 @@ def test_syntax_error_reported(tmp_path: Path) -> None:
     res = run_playbook(ApplyRequest(pb, [str(_inventory(tmp_path))]))
     assert not res.ok and res.rc != 0 and res.hosts == {}
     assert "no_such_module_here" in res.error
+
+
+def test_diffs_in_the_result_are_redacted(tmp_path: Path) -> None:
+    conf, key = tmp_path / "app.conf", tmp_path / "server.key"
+    pb = _playbook(tmp_path, f"""
+- hosts: h1
+  gather_facts: false
+  tasks:
+    - copy: {{dest: "{conf}", content: "port = 80\\npassword = hunter2\\n"}}
+    - copy: {{dest: "{key}", content: "not even a real key\\n"}}
+""")
+    res = run_playbook(ApplyRequest(pb, [str(_inventory(tmp_path))], check=True))
+    assert res.ok and res.diffs["h1"], res
+    text = json.dumps(res.to_dict())
+    assert "port = 80" in text and "<redacted>" in text
+    assert "hunter2" not in text and "not even a real key" not in text
