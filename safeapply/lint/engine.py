@@ -157,7 +157,8 @@ def _theirs(early: EarlyLint, not_installed: set[str]) -> list[Finding]:
 
 
 def _without_superseded(theirs: list[Finding], own: list[Finding]) -> list[Finding]:
-    covered = {(f.file, f.line, tag) for f in own for tag in SUPERSEDES.get(f.rule, ())}
+    covered = {(f.file, line, tag) for f in own for tag in SUPERSEDES.get(f.rule, ())
+               for line in (f.line, f.task_line) if line}
     broken_files = {f.file for f in own if f.rule in ("yaml-invalid", "not-a-playbook", "missing-file")}
     return [f for f in theirs if (f.file, f.line, f.rule.split("[")[0]) not in covered
             and not (f.file in broken_files and f.severity is Severity.BLOCKING)]

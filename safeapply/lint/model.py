@@ -30,6 +30,7 @@ class Finding:
     message: str
     fix: str = ""
     source: str = "safeapply"  # or "ansible-lint"
+    task_line: int = 0  # where the task starts, when `line` points inside it (ansible-lint reports the task)
 
     @property
     def location(self) -> str:

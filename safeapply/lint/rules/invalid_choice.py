@@ -45,4 +45,4 @@ def check(ctx: Context) -> Iterator[Finding]:
                 line = getattr(task.args, "key_lines", {}).get(key, task.line)
                 yield Finding(ID, SEVERITY, task.file, line,
                               f"`{info.fqcn}` option `{key}` does not accept {bad!r} "
-                              f"(choices: {', '.join(str_choices)})", fix)
+                              f"(choices: {', '.join(str_choices)})", fix, task_line=task.line)

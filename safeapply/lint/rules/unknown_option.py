@@ -37,4 +37,4 @@ def check(ctx: Context) -> Iterator[Finding]:
                 f"valid options: {', '.join(sorted(info.options))}"
             line = getattr(task.args, "key_lines", {}).get(key, task.line)
             yield Finding(ID, SEVERITY, task.file, line,
-                          f"`{info.fqcn}` has no option `{key}`", fix)
+                          f"`{info.fqcn}` has no option `{key}`", fix, task_line=task.line)
