@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from safeapply.cli.app import JsonOpt, app
 from safeapply.cli.output import console, emit_json, err_console
@@ -77,10 +78,10 @@ def render(report: LintReport) -> None:
     for f in report.findings:
         if f.file != current:
             current = f.file
-            console.print(f"\n[bold]{f.file or '(tools)'}[/bold]")
+            console.print(f"\n[bold]{escape(f.file or '(tools)')}[/bold]")
         blocking = f.severity is Severity.BLOCKING or report.strict
         tag = "[red]BLOCK[/red]" if blocking else "[yellow]warn [/yellow]"
-        console.print(f"  {tag} {f.line:>4}  {f.rule}: {f.message}", markup=True, highlight=False)
+        console.print(f"  {tag} {f.line:>4}  {escape(f.rule)}: {escape(f.message)}", highlight=False)
         if f.fix:
             console.print(f"              fix: {f.fix}", markup=False)
     nb, nw = len(report.blocking), len(report.warnings)

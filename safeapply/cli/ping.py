@@ -35,7 +35,8 @@ def ping(
             if isinstance(r, Exception):
                 console.print(f"[red]FAIL[/] {name}: {escape(str(r))}")
             else:
-                console.print(f"[green]ok[/]   {name}: user {r.user}, root via {r.root_via}, python {r.python}")
+                console.print(f"[green]ok[/]   {escape(name)}: user {escape(r.user)}, root via {r.root_via}, "
+                              f"python {r.python}")
     errors = [r for r in results.values() if isinstance(r, Exception)]
     if errors:
         raise errors[0]

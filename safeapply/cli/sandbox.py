@@ -82,7 +82,7 @@ def list_(json_out: JsonOpt = False) -> None:
         return
     for i in infos:
         state = f"running (leader PID {i.leader_pid})" if i.running else "not running"
-        console.print(f"{i.name:<20} {state:<28} inventory {i.inventory}")
+        console.print(f"{i.name:<20} {state:<28} inventory {i.inventory}", markup=False)
 
 
 @sandbox_app.command("inventory")

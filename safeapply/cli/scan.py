@@ -85,7 +85,7 @@ def _render_state(s: HostState) -> None:
 
     f = s.facts
     free = ", ".join(f"{k} {v / 2**30:.1f} GiB free" for k, v in f.disk_free.items() if v is not None)
-    console.print(f"[bold]{s.host}[/]: {f.os_pretty or f.os_id}, init {f.init}, {free}, "
+    console.print(f"[bold]{escape(s.host)}[/]: {escape(f.os_pretty or f.os_id)}, init {f.init}, {free}, "
                   f"bindv6only={int(f.bindv6only)}")
     t = Table("proto", "address", "port", "pid", "process", "unit", box=None, pad_edge=False)
     for lst in s.listeners:
@@ -101,9 +101,9 @@ def _render_state(s: HostState) -> None:
     for c in s.containers:
         ports = ", ".join(f"{p.host_ip or '*'}:{p.host_port}->{p.container_port}/{p.proto}" for p in c.ports)
         console.print(f"  container {c.name} ({c.engine}, {c.image}) {c.state} {ports} "
-                      f"restart={c.restart_policy or '-'} net={c.network_mode or '-'}")
+                      f"restart={c.restart_policy or '-'} net={c.network_mode or '-'}", markup=False)
     for q in s.quadlets:
-        console.print(f"  quadlet {q.path}: {q.image} publish={','.join(q.publish) or '-'}")
+        console.print(f"  quadlet {q.path}: {q.image} publish={','.join(q.publish) or '-'}", markup=False)
     for n in s.notes:
         console.print(f"  [dim]note: {escape(n)}[/]")
 

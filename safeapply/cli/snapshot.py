@@ -111,7 +111,8 @@ def snapshots(
         emit_json([r.__dict__ for r in rows])
         return
     for r in rows:
-        console.print(f"{r.id}  {r.host}  {r.created[:19].replace('T', ' ')}  {r.files} paths  {_size(r.size)}")
+        console.print(f"{r.id}  {r.host}  {r.created[:19].replace('T', ' ')}  {r.files} paths  {_size(r.size)}",
+                      markup=False)
 
 
 @app.command("diff")
