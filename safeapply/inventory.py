@@ -3,8 +3,10 @@ and how to reach each one: a Transport built from its connection variables and ~
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,8 @@ def _check_sources(sources: list[str]) -> None:
 
 
 def load(sources: list[str] | None) -> tuple[Any, Any, Any]:
-    """Ansible's InventoryManager/VariableManager/DataLoader for these sources (ansible.cfg's default if none)."""
+    """Ansible's InventoryManager/VariableManager/DataLoader for these sources (ansible.cfg's default if none).
+    An inventory that does not parse is a UsageError naming the file and the first reason, in one line."""
     from ansible import constants as C
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
@@ -63,11 +66,35 @@ def load(sources: list[str] | None) -> tuple[Any, Any, Any]:
     srcs = list(sources) if sources else [str(p) for p in C.DEFAULT_HOST_LIST if Path(p).exists()]
     _check_sources(srcs)
     loader = DataLoader()
-    try:
-        inv = InventoryManager(loader=loader, sources=srcs)
-    except AnsibleError as e:
-        raise UsageError(f"cannot parse inventory {', '.join(srcs)}: {_first_line(e)}") from e
+    with ansible_warnings() as warned:
+        try:
+            inv = InventoryManager(loader=loader, sources=srcs)
+        except AnsibleError as e:
+            why = (warned() or [_first_line(e)])[0]
+            raise UsageError(f"cannot parse inventory {', '.join(srcs)}: {why}",
+                             "fix it, or check it with `ansible-inventory -i SOURCE --list`") from e
     return inv, VariableManager(loader=loader, inventory=inv), loader
+
+
+@contextlib.contextmanager
+def ansible_warnings() -> Iterator[Callable[[], list[str]]]:
+    """Keep Ansible's warnings and deprecations off the terminal (they are many lines each). Yields a function
+    that returns the innermost reason of each warning so far, one line each."""
+    from ansible._internal._display_utils import DeferredWarningContext
+
+    with DeferredWarningContext(variables={}) as ctx:
+        yield lambda: [_reason(w.event) for w in ctx.get_warnings()]
+
+
+def _reason(event: Any) -> str:
+    """The first message down the cause chain that says more than 'Failed to parse inventory', with where."""
+    chain = [event]
+    while chain[-1].chain is not None:
+        chain.append(chain[-1].chain.event)
+    msg = next((e.msg for e in chain if not e.msg.startswith("Failed to parse")), chain[-1].msg)
+    where = next((ln.removeprefix("Origin: ") for e in chain
+                  for ln in (e.formatted_source_context or "").splitlines() if ln.startswith("Origin: ")), "")
+    return _first_line(Exception(msg)) + (f" ({where})" if where else "")
 
 
 def _first_line(e: Exception) -> str:
@@ -122,7 +149,7 @@ def ssh_target(host: Host) -> Any:
         name=host.name,
         hostname=str(merged.get("hostname") or alias),
         user=str(v.get("ansible_user") or merged.get("user") or getpass.getuser()),
-        port=int(v.get("ansible_port") or merged.get("port") or 22),
+        port=_port(host.name, v.get("ansible_port") or merged.get("port") or 22),
         key_files=tuple(keys if key or "identityfile" in args else [k for k in keys if Path(k).expanduser().exists()]),
         proxy_command=merged.get("proxycommand") if merged.get("proxycommand", "none") != "none" else None,
         known_hosts=tuple(known),
@@ -130,6 +157,16 @@ def ssh_target(host: Host) -> Any:
         timeout=float(merged.get("connecttimeout") or 10),
         password=v.get("ansible_password") or v.get("ansible_ssh_pass"),
     )
+
+
+def _port(host: str, value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 < port < 65536:
+        raise UsageError(f"{host}: SSH port {value!r} is not a port number", "fix ansible_port or Port")
+    return port
 
 
 def _as_list(value: Any) -> list[str]:

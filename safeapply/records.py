@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from safeapply.config import private_dir, state_dir
-from safeapply.errors import UsageError
+from safeapply.errors import ConfigError, UsageError
 
 SECTIONS = ("inventory", "hosts", "provenance", "lint", "scans", "plan", "snapshots", "apply",
             "verify", "rollback", "timings", "notes")
@@ -101,16 +101,34 @@ def provenance(prompt_file: Path | None, model: str | None, note: str | None) ->
 
 class RunStore:
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or private_dir(state_dir()) / "runs.sqlite"
+        if path is None:
+            try:
+                path = private_dir(state_dir()) / "runs.sqlite"
+            except OSError as e:
+                d = state_dir()
+                why = "not a directory" if d.exists() and not d.is_dir() else e.strerror
+                raise ConfigError(f"cannot use the state dir {d}: {why}",
+                                  "point SAFEAPPLY_STATE_DIR at a writable directory") from e
+        self.path = path
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        _create_private(self.path)
-        with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.row_factory = sqlite3.Row
-            db.executescript(_SCHEMA)
-            with db:
-                yield db
+        try:
+            _create_private(self.path)
+            with closing(sqlite3.connect(self.path, timeout=30)) as db:
+                db.row_factory = sqlite3.Row
+                db.executescript(_SCHEMA)
+                with db:
+                    yield db
+        except OSError as e:
+            raise ConfigError(f"cannot open the run history {self.path}: {e.strerror}",
+                              "point SAFEAPPLY_STATE_DIR at a writable directory") from e
+        except sqlite3.OperationalError as e:
+            raise ConfigError(f"cannot use the run history {self.path}: {e}",
+                              "check its permissions, or that no other process holds it") from e
+        except sqlite3.DatabaseError as e:
+            raise ConfigError(f"the run history {self.path} is damaged: {e}",
+                              "move it aside; safeapply starts a new one") from e
 
     def save(self, rec: RunRecord) -> None:
         """Insert or replace the whole record (cheap: one row)."""

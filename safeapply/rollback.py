@@ -161,13 +161,18 @@ def _packages(transport: Transport, rep: RollbackReport, offset: int, revert: bo
 
 # ---- what to do (pure) -------------------------------------------------------------------------------
 
+_SWITCH_PREFIX = "safeapply-deadman-"  # the run's own dead-man's switch: its guard disarms it, not rollback
+
+
 def _units(state: HostState) -> dict[str, Any]:
-    return {u.name: u for u in state.units if u.kind in UNIT_KINDS and u.load != "not-found"}
+    return {u.name: u for u in state.units if u.kind in UNIT_KINDS and u.load != "not-found"
+            and not u.name.startswith(_SWITCH_PREFIX)}
 
 
 def unit_actions(before: HostState, now: HostState, restored: list[str]) -> list[tuple[str, str]]:
     """(verb, unit) pairs that return each unit to its pre-run state."""
-    old, cur = _units(before), {u.name: u for u in now.units if u.kind in UNIT_KINDS}
+    old = _units(before)
+    cur = {u.name: u for u in now.units if u.kind in UNIT_KINDS and not u.name.startswith(_SWITCH_PREFIX)}
     out: list[tuple[str, str]] = []
     for name, u in sorted(cur.items()):
         was = old.get(name)

@@ -53,21 +53,33 @@ def _lenient_module_names() -> Iterator[None]:
 
 def parse_extra_vars(loader: Any, extra_vars: Sequence[str]) -> dict[str, Any]:
     """`-e` values the way ansible-playbook reads them: @file, YAML/JSON, or key=value."""
+    from ansible.errors import AnsibleError
     from ansible.parsing.splitter import parse_kv
     from ansible.utils.vars import combine_vars
 
     out: dict[str, Any] = {}
     for opt in extra_vars:
-        if opt.startswith("@"):
-            data = loader.load_from_file(opt[1:])
-        elif opt[:1] in ("{", "["):
-            data = loader.load(opt)
-        else:
-            data = parse_kv(opt)
+        try:
+            if opt.startswith("@"):
+                data = loader.load_from_file(opt[1:])
+            elif opt[:1] in ("{", "["):
+                data = loader.load(opt)
+            else:
+                data = parse_kv(opt)
+        except AnsibleError as e:
+            raise UsageError(f"cannot read extra vars {opt!r}: {_why(e)}",
+                             "use key=value, a YAML/JSON mapping or @an-existing-file") from e
         if not isinstance(data, dict):
             raise UsageError(f"extra vars {opt!r} are not a mapping", "use key=value, a YAML mapping or @file")
         out = combine_vars(out, data)
     return out
+
+
+def _why(e: Exception) -> str:
+    """Ansible's messages run over several lines; the last one that names a cause is the useful one."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    errno = next((ln for ln in lines if "[Errno" in ln), None)
+    return (errno.split("[Errno", 1)[1].split("]", 1)[1].strip() if errno else (lines or [type(e).__name__])[0])
 
 
 def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
@@ -89,28 +101,32 @@ def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
 
 class PlaybookLoader:
     def __init__(self, playbook: Path, inventory_sources: Sequence[str], extra_vars: Sequence[str]) -> None:
-        from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
         from ansible.playbook import Playbook
-        from ansible.vars.manager import VariableManager
+
+        from safeapply.inventory import ansible_warnings, load
 
         if not playbook.is_file():
             raise UsageError(f"playbook {playbook} not found")
-        self.loader = DataLoader()
-        self.inventory = InventoryManager(loader=self.loader, sources=list(inventory_sources))
-        self.vm = VariableManager(loader=self.loader, inventory=self.inventory)
+        self.inventory, self.vm, self.loader = load(list(inventory_sources))
         self.vm._extra_vars = parse_extra_vars(self.loader, extra_vars)
-        try:
-            with _lenient_module_names():
-                self.playbook = Playbook.load(str(playbook), variable_manager=self.vm, loader=self.loader)
-        except Exception as e:  # Ansible's parser errors carry the file and line
-            raise UsageError(f"cannot load playbook {playbook}: {str(e).splitlines()[0]}") from e
+        with ansible_warnings():
+            try:
+                with _lenient_module_names():
+                    self.playbook = Playbook.load(str(playbook), variable_manager=self.vm, loader=self.loader)
+            except Exception as e:  # Ansible's parser errors carry the file and line
+                raise UsageError(f"cannot load playbook {playbook}: {_playbook_problem(e)}",
+                                 "check it with `safeapply lint`") from e
 
     def hosts(self, limit: str | None) -> list[str]:
-        if limit:
-            self.inventory.subset(limit)
-        names = sorted({h.name for p in self.playbook.get_plays()
-                        for h in self.inventory.get_hosts(p.hosts or "all")})
+        from ansible.errors import AnsibleError
+
+        try:
+            if limit:
+                self.inventory.subset(limit)
+            names = sorted({h.name for p in self.playbook.get_plays()
+                            for h in self.inventory.get_hosts(p.hosts or "all")})
+        except AnsibleError as e:
+            raise UsageError(f"bad host pattern or --limit {limit!r}: {_why(e)}") from e
         if not names:
             raise NoHostsMatched("no inventory host matches the playbook's hosts" + (f" and --limit {limit}"
                                  if limit else ""), "check -i and --limit")
@@ -166,6 +182,15 @@ class PlaybookLoader:
 
 
 _NO_LOOP = object()
+
+
+def _playbook_problem(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+    if "must be a list of plays" in text:
+        return "it is a mapping, not a list of plays (each play starts with `- hosts: ...`)"
+    if "surrogates not allowed" in text or "could not be decoded" in text:
+        return "it is not UTF-8 text"
+    return text
 
 
 def as_list(value: Any) -> list[str]:

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from safeapply.errors import SnapshotError
+from safeapply.errors import SnapshotError, UsageError
 from safeapply.snapshot.manifest import Entry, Manifest
 from safeapply.snapshot.remote import TARGET_BASE, call, fetch
 from safeapply.snapshot.store import Store
@@ -40,9 +40,10 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     host under `target_base`. Raises SnapshotError (nothing is stored) or a transport error."""
     store = store or Store()
     say = progress or (lambda _msg: None)
+    args = ["--base", target_base, "--host", transport.name, "--stream", *_root_args(roots)]
+    store.check_writable()  # before the host does any work or keeps a copy
     say(f"{transport.name}: scanning {', '.join(roots)}")
     known = store.latest_blobs(transport.name)
-    args = ["--base", target_base, "--host", transport.name, "--stream", *_root_args(roots)]
     request = b"".join(bytes.fromhex(h) for h in sorted(known))
     recs, received = fetch(transport, "scan", args, request)
     blobs = {name: data for tag, name, data in recs if tag == b"B"}
@@ -89,8 +90,8 @@ def _root_args(roots: Sequence[str]) -> list[str]:
     out: list[str] = []
     for r in roots:
         if not r.startswith("/"):
-            from safeapply.errors import UsageError
-
-            raise UsageError(f"snapshot root {r!r} is not an absolute path")
+            raise UsageError(f"snapshot root {r!r} is not an absolute path", "give it as /etc, /opt/app, ...")
+        if ".." in r.split("/"):
+            raise UsageError(f"snapshot root {r!r} contains '..'", "give the path without '..'")
         out += ["--root", r]
     return out

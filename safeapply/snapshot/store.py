@@ -3,6 +3,7 @@ one manifest per snapshot; shared across snapshots and hosts. Directories 0700, 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -66,12 +67,27 @@ class Store:
                 pending.append((self._temp(final, manifest), final))
             self._commit(pending)
         except OSError as e:
-            raise SnapshotError(f"cannot write to the snapshot store {self.root}: {e.strerror}",
-                                "free some space or run `safeapply prune`") from e
+            raise self._unwritable(e) from e
         finally:
             for tmp, _ in pending:
                 tmp.unlink(missing_ok=True)
         return sid
+
+    def check_writable(self) -> None:
+        """Fail before any work on a host when the store cannot take a snapshot (state dir a file, read-only)."""
+        try:
+            self._mkdirs(self.root / "manifests")
+            os.close(os.open(self.root / "manifests", os.O_RDONLY | os.O_DIRECTORY))
+            if not os.access(self.root / "manifests", os.W_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        except OSError as e:
+            raise self._unwritable(e) from e
+
+    def _unwritable(self, e: OSError) -> SnapshotError:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        return SnapshotError(f"cannot write to the snapshot store {self.root}: {e.strerror}",
+                             "free some space or run `safeapply prune`" if full
+                             else "point SAFEAPPLY_STATE_DIR at a writable directory")
 
     def _mkdirs(self, d: Path) -> None:
         """Every level from the store root down is 0700 (mkdir's parents= would use the umask)."""

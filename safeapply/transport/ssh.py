@@ -7,6 +7,7 @@ import logging
 import select
 import shlex
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -147,9 +148,20 @@ def _expand(cmd: str, t: SSHTarget) -> str:
     return cmd
 
 
+class _DetachedProxyCommand(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand in its own session: Ctrl-C on the terminal signals the whole foreground
+    process group, and a proxy killed with it would leave the rollback that Ctrl-C starts no way to the host."""
+
+    def __init__(self, command_line: str) -> None:
+        self.cmd = shlex.split(command_line)
+        self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
+        self.timeout = None
+
+
 def _socket(t: SSHTarget) -> socket.socket | paramiko.ProxyCommand:
     if t.proxy_command:
-        return paramiko.ProxyCommand(_expand(t.proxy_command, t))
+        return _DetachedProxyCommand(_expand(t.proxy_command, t))
     return socket.create_connection((t.hostname, t.port), timeout=t.timeout)
 
 
