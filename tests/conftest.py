@@ -59,6 +59,7 @@ def _can_sandbox() -> str | None:
 
 
 _made: list[str] = []
+_used: list[bool] = []  # this session booted sandboxes: only then does it tear down and check for leftovers
 
 
 def _teardown() -> None:
@@ -75,6 +76,7 @@ def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
         if os.environ.get("CI"):
             pytest.fail(f"sandbox hosts unavailable in CI: {reason}")
         pytest.skip(f"sandbox hosts unavailable: {reason}")
+    _used.append(True)
     sb.down_all()  # what a killed earlier run left behind
     sb.ensure_rootfs()
     atexit.register(_teardown)
@@ -103,8 +105,8 @@ def host_b(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After every fixture is torn down: nothing of ours may be left on the machine."""
-    if _can_sandbox():
-        return
+    if not _used or _can_sandbox():
+        return  # a session without sandboxes never touches this prefix (another run may be using it)
     _teardown()
     left = sb.leftovers()
     if left:
