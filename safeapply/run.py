@@ -204,6 +204,13 @@ class Pipeline:
             _parallel(good, lambda h: self._verify(h, checks))
         self.rec.sections["verify"] = {h.name: h.verify.to_dict() for h in good if h.verify}
         self._guards("confirm", self.hosts)
+        switched = self._restored_by_switch()
+        if switched:  # shut out after verification: the host restored itself (never report success then)
+            bad = [n for n, outcome in switched.items() if outcome != "restored"]
+            if bad:
+                return ExitCode.ROLLBACK_FAILED, f"unreachable after apply; self-restore not verified: {', '.join(bad)}"
+            return ExitCode.ROLLED_BACK, f"unreachable after apply; restored by the dead-man's switch: " \
+                f"{', '.join(switched)}"
         failed = [h for h in self.hosts if not result.host_ok(h.name) or (h.verify and not h.verify.ok)]
         if not failed:
             if not result.changed:
@@ -215,6 +222,16 @@ class Pipeline:
         if bad:
             return ExitCode.ROLLBACK_FAILED, f"{why}; rollback did not restore {', '.join(bad)}"
         return ExitCode.ROLLED_BACK, f"{why}; rolled back and verified: {', '.join(h.name for h in failed)}"
+
+    def _restored_by_switch(self) -> dict[str, str]:
+        """Hosts whose dead-man's switch fired (or should have) instead of being disarmed: name -> outcome."""
+        snaps = self.rec.sections.get("snapshots") or {}
+        out = {}
+        for h in self.hosts:
+            outcome = ((snaps.get(h.name) or {}).get("deadman") or {}).get("outcome")
+            if outcome in ("restored", "rollback-failed"):
+                out[h.name] = str(outcome)
+        return out
 
     def _verify(self, h: HostRun, checks: list[dict[str, Any]]) -> None:
         assert h.before is not None
