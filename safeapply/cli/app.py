@@ -27,6 +27,7 @@ InventoryOpt = Annotated[
 LimitOpt = Annotated[
     str | None, typer.Option("--limit", "-l", help="Further limit hosts to an Ansible pattern.")
 ]
+PatternArg = Annotated[str, typer.Argument(help="Host pattern, as in ansible (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 AcceptNewOpt = Annotated[
     bool,

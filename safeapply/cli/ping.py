@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
 from rich.markup import escape
 
-from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, app
+from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, app
 from safeapply.cli.output import console, emit_json
 
 
 @app.command()
 def ping(
-    pattern: Annotated[str, typer.Argument(help="Host pattern, as in ansible (default: all).")] = "all",
+    pattern: PatternArg = "all",
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,

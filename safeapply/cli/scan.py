@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, app
+from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, PlaybookArg, app
 from safeapply.cli.output import console, emit_json, err_console
 from safeapply.errors import PreflightBlocked, SafeapplyError, UsageError
 
@@ -54,7 +54,7 @@ def _raise_first(results: dict[str, Any]) -> None:
 
 @app.command()
 def scan(
-    pattern: Annotated[str, typer.Argument(help="Host pattern, as in ansible (default: all).")] = "all",
+    pattern: PatternArg = "all",
     inventory: InventoryOpt = None,
     limit: LimitOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
