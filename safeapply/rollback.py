@@ -106,7 +106,9 @@ def _systemctl(transport: Transport, rep: RollbackReport, *args: str) -> None:
 
 
 def _run(transport: Transport, rep: RollbackReport, argv: list[str]) -> None:
-    transport.run(argv, sudo=True, timeout=120).check()
+    res = transport.run(argv, sudo=True, timeout=120)
+    if argv[:2] != ["systemctl", "reset-failed"]:  # "not loaded" after a stop is success
+        res.check()
     if argv[:2] != ["systemctl", "daemon-reload"]:
         rep.actions.append(" ".join(argv))
 
@@ -179,7 +181,8 @@ def unit_actions(before: HostState, now: HostState, restored: list[str]) -> list
         if was is None:
             if u.active in ("active", "activating", "reloading") or u.sub == "auto-restart":
                 out.append(("stop", name))  # the run created and started it
-            if u.active == "failed" or u.sub == "auto-restart":
+                out.append(("reset-failed", name))  # a stop can race its own failing exit
+            elif u.active == "failed":
                 out.append(("reset-failed", name))
             continue
         out += _enable_actions(name, was.enabled, u.enabled)
