@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from safeapply.errors import UsageError
+
 
 @dataclass(frozen=True)
 class RunMetrics:
@@ -42,6 +44,16 @@ def render(m: RunMetrics) -> str:
     for name, kind, help_, value in lines:
         out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name}{{{label}}} {value}"]
     return "\n".join(out) + "\n"
+
+
+def check_dir(directory: Path) -> None:
+    """Before a run: make sure its metrics can be written (a run must not fail after apply for this)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--metrics-dir {directory}: {e.strerror or e}", "give a writable directory") from e
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"--metrics-dir {directory}: not writable", "give a writable directory")
 
 
 def write(directory: Path, m: RunMetrics) -> Path:

@@ -160,7 +160,6 @@ def test_state_dir_is_a_file_snapshot_fails_before_host_work(host: Sandbox, tmp_
     assert host.sh("ls -R /var/lib/safeapply 2>/dev/null || true") == before
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending in safeapply/lint/cache.py")
 def test_lint_with_unusable_state_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "state").write_text("not a dir")
     rc, _, err = _cli(capsys, "lint", _file(tmp_path, "pb.yml", OK_PB))
@@ -206,7 +205,6 @@ def test_restore_without_tty_refuses(host: Sandbox, capsys: pytest.CaptureFixtur
     _one_line(err, "--yes")
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending in safeapply/cli/snapshot.py")
 def test_snapshot_failure_is_one_line(host: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _cli(capsys, "snapshot", host.name, "-i", str(host.inventory), "--root", "etc")
     assert rc == 2
@@ -235,14 +233,12 @@ def test_notify_bad_scheme(url: str, tmp_path: Path, capsys: pytest.CaptureFixtu
     _one_line(err, "--notify", "http(s)")
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending in safeapply/cli/__init__.py")
 def test_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _cli(capsys, "prune", "--keep", "0")
     assert rc == 2
     _one_line(err, "--keep")
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending in safeapply/cli/run.py")
 def test_metrics_dir_not_writable_stops_before_apply(host: Sandbox, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _cli(capsys, "run", _file(tmp_path, "pb.yml", OK_PB), "-i", str(host.inventory), "--yes",
@@ -251,7 +247,6 @@ def test_metrics_dir_not_writable_stops_before_apply(host: Sandbox, tmp_path: Pa
     _one_line(err, "--metrics-dir")
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending in safeapply/cli/run.py")
 def test_negative_settle_is_refused(host: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _cli(capsys, "run", _file(tmp_path, "pb.yml", OK_PB), "-i", str(host.inventory), "--check",
                       "--settle", "-1")
@@ -259,7 +254,6 @@ def test_negative_settle_is_refused(host: Sandbox, tmp_path: Path, capsys: pytes
     _one_line(err, "--settle")
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending in safeapply/cli/run.py")
 def test_run_json_error_has_its_line_on_stderr(host: Sandbox, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     pb = _file(tmp_path, "pb.yml", "hosts: all\n")
@@ -306,6 +300,5 @@ def test_ctrl_c_mid_apply_rolls_back_and_exits_130(ctrl_c: tuple[int, str, str, 
     assert after == before  # /etc restored, and the dead-man's switch disarmed and removed
 
 
-@pytest.mark.xfail(strict=True, reason="fix pending in safeapply/cli/__init__.py")
 def test_ctrl_c_ends_with_one_line(ctrl_c: tuple[int, str, str, str]) -> None:
     assert [ln for ln in ctrl_c[1].splitlines() if ln.startswith("safeapply:")] == ["safeapply: interrupted"]

@@ -38,18 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _raise_terminated)
     try:
         rv = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        if rv == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a silent return of 130
+            print("safeapply: interrupted", file=sys.stderr)
         return int(rv) if isinstance(rv, int) else 0
     except SafeapplyError as e:
         print(f"safeapply: error: {e}", file=sys.stderr)
         return int(e.exit_code)
     except typer.Exit as e:
         return int(e.exit_code)
-    except TyperException as e:
-        show = getattr(e, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"safeapply: error: {e.format_message()}", file=sys.stderr)
+    except TyperException as e:  # click's usage errors: one line, and where to read more
+        ctx, msg = getattr(e, "ctx", None), e.format_message()
+        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        if msg:  # empty: no arguments at all, and the help was shown instead
+            print(f"safeapply: error: {msg}{see}", file=sys.stderr)
         return ExitCode.USAGE
     except (KeyboardInterrupt, typer.Abort):
         print("safeapply: interrupted", file=sys.stderr)

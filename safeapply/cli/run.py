@@ -73,7 +73,8 @@ def run(
     yes: YesOpt = False,
     accept_new: AcceptNewOpt = False,
     settle: Annotated[float, typer.Option(
-        "--settle", envvar="SAFEAPPLY_SETTLE", help="Seconds to watch units for restart loops after apply.")] = 3.0,
+        "--settle", envvar="SAFEAPPLY_SETTLE", min=0,
+        help="Seconds to watch units for restart loops after apply.")] = 3.0,
     rollback_packages: Annotated[bool, typer.Option(
         "--rollback-packages", help="Also revert package installs/upgrades (apt history) on rollback.")] = False,
     root: Annotated[list[str] | None, typer.Option(
@@ -88,7 +89,7 @@ def run(
     notify_url: Annotated[str | None, typer.Option(
         "--notify", envvar="SAFEAPPLY_NOTIFY", help="POST a message here on rollback or failure.")] = None,
     deadman_deadline: Annotated[float, typer.Option(
-        "--deadman-deadline", envvar="SAFEAPPLY_DEADMAN_DEADLINE",
+        "--deadman-deadline", envvar="SAFEAPPLY_DEADMAN_DEADLINE", min=0,
         help="Seconds after the controller last reached a host before that host restores its pre-run snapshot "
         "by itself (the dead-man's switch, armed before apply, disarmed after verification). 0 turns it off."
     )] = 300.0,
@@ -98,14 +99,18 @@ def run(
 
     Exit codes: 0 applied and verified, 6 nothing to change, 10-18 stopped before any change,
     20 rolled back (host restored), 21 rollback failed (a person must look). See `safeapply exit-codes`."""
-    from safeapply import notify
+    from safeapply import metrics, notify
     from safeapply.records import RunStore
     from safeapply.run import Pipeline, RunOptions
 
     if notify_url:
         notify.check_url(notify_url)
-    if not playbook.is_file():
+    if not playbook.exists():
         raise UsageError(f"playbook {playbook} not found", "give the path of a playbook file")
+    if not playbook.is_file():
+        raise UsageError(f"playbook {playbook} is not a file", "give the path of a playbook file")
+    if metrics_dir is not None:
+        metrics.check_dir(metrics_dir)
     opts = RunOptions(playbook, list(inventory or []), limit, list(extra_vars or []), check, yes, accept_new,
                       settle, rollback_packages, tuple(root or ["/etc"]), prompt_file, model, note)
     store = RunStore()
@@ -116,11 +121,12 @@ def run(
         guard.bind(pipeline.rec, store)
     outcome = pipeline.run()
     _after(outcome, store, playbook, metrics_dir, notify_url, time.time() - t0)
+    line = f"run {outcome.record.id}: {outcome.message} (exit {outcome.exit_code})"
     if json_out:
         emit_json(outcome.record.to_dict())
-    else:
-        (console if outcome.exit_code in (0, 6) else err_console).print(
-            f"run {outcome.record.id}: {outcome.message} (exit {outcome.exit_code})", markup=False)
+    ok = outcome.exit_code in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE)
+    if not (json_out and ok):  # with --json a failure still gets its one line on stderr
+        (console if ok else err_console).print(line, markup=False)
     return outcome.exit_code
 
 
@@ -136,9 +142,14 @@ def _after(outcome: Outcome, store: RunStore, playbook: Path, metrics_dir: Path 
 
     rec = outcome.record
     if metrics_dir is not None:
-        metrics.write(metrics_dir, metrics.RunMetrics(
-            playbook.stem, outcome.exit_code, time.time(), seconds, bool(rec.sections.get("rollback")),
-            store.count_rollbacks(rec.playbook)))
+        try:
+            metrics.write(metrics_dir, metrics.RunMetrics(
+                playbook.stem, outcome.exit_code, time.time(), seconds, bool(rec.sections.get("rollback")),
+                store.count_rollbacks(rec.playbook)))
+        except OSError as e:  # the run itself is done and recorded; say so, keep its exit code
+            rec.sections.setdefault("notes", {})["metrics"] = f"not written: {e}"
+            store.save(rec)
+            err_console.print(f"warning: metrics not written to {metrics_dir}: {e}", markup=False)
     if url and outcome.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE):
         error = notify.post(url, f"safeapply: {rec.status} ({playbook.name})",
                             f"run {rec.id} on {', '.join(rec.sections.get('hosts') or [])}: {outcome.message}")

@@ -72,9 +72,11 @@ def snapshot(
     from safeapply.inventory import resolve_hosts
     from safeapply.parallel import per_host
     from safeapply.snapshot import Store, take
+    from safeapply.snapshot.capture import root_args
     from safeapply.snapshot.manifest import show_path
 
     roots = root or ["/etc"]
+    root_args(roots)  # a bad root is the user's mistake, not each host's failure
     hosts = resolve_hosts(inventory, pattern, limit)
     store = Store()
     with progress(json_out) as say:
@@ -86,6 +88,8 @@ def snapshot(
         emit_json({n: (r.as_dict() if hasattr(r, "as_dict") else {"error": str(r)}) for n, r in results.items()})
     for name, r in results.items():
         if isinstance(r, Exception):
+            if len(results) == 1:
+                continue  # the one error line below says it all
             err_console.print(f"[red]FAIL[/] {escape(name)}: {escape(str(r))}")
         elif not json_out:
             info = r.as_dict()  # type: ignore[attr-defined]

@@ -103,11 +103,15 @@ def load(k: str) -> dict[str, Any] | None:
 
 
 def store(k: str, report: dict[str, Any]) -> None:
-    d = cache_dir()
+    """Keep a result; a cache that cannot be written (state dir unusable, disk full) only costs time."""
+    try:
+        d = cache_dir()
+    except OSError:
+        return
     tmp = d / f".{k}.{os.getpid()}.tmp"
     try:
         tmp.write_text(json.dumps(report))
         tmp.chmod(0o600)
         os.replace(tmp, d / f"{k}.json")
     except OSError:
-        tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
+        tmp.unlink(missing_ok=True)

@@ -40,7 +40,7 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     host under `target_base`. Raises SnapshotError (nothing is stored) or a transport error."""
     store = store or Store()
     say = progress or (lambda _msg: None)
-    args = ["--base", target_base, "--host", transport.name, "--stream", *_root_args(roots)]
+    args = ["--base", target_base, "--host", transport.name, "--stream", *root_args(roots)]
     store.check_writable()  # before the host does any work or keeps a copy
     say(f"{transport.name}: scanning {', '.join(roots)}")
     known = store.latest_blobs(transport.name)
@@ -75,7 +75,7 @@ def _fetch_missing(transport: Transport, base: str, missing: list[str], into: di
 def listing(transport: Transport, roots: Sequence[str] = ("/etc",)) -> dict[str, Entry]:
     """Content hash and metadata of every path under `roots` right now, keyed by path; nothing is kept.
     Entries look like a manifest's (type, mode, uid/gid, mtime, xattrs/ACLs, hash, link target)."""
-    raw = _unpack(transport.name, call(transport, "scan", ["--host", transport.name, *_root_args(roots)]))
+    raw = _unpack(transport.name, call(transport, "scan", ["--host", transport.name, *root_args(roots)]))
     return {e["p"]: e for e in (json.loads(x) for x in raw.splitlines()[1:])}
 
 
@@ -86,7 +86,8 @@ def _unpack(host: str, packed: bytes) -> bytes:
         raise SnapshotError(f"{host}: the manifest arrived damaged: {e}") from e
 
 
-def _root_args(roots: Sequence[str]) -> list[str]:
+def root_args(roots: Sequence[str]) -> list[str]:
+    """The target program's `--root` arguments; a relative root or one with '..' is a usage error."""
     out: list[str] = []
     for r in roots:
         if not r.startswith("/"):
