@@ -101,9 +101,8 @@ class Pipeline:
             code, message = self._run()
         except SafeapplyError as e:
             code, message = int(e.exit_code), str(e)
-        except BaseException as e:  # Ctrl-C / SIGTERM: record, then let the funnel give 130/143
-            self._finish(ExitCode.TERMINATED if not isinstance(e, KeyboardInterrupt) else ExitCode.INTERRUPTED,
-                         f"interrupted: {type(e).__name__}", started)
+        except BaseException as e:  # Ctrl-C / SIGTERM / a bug: record what the funnel will answer, re-raise
+            self._finish(*_abort_code(e), started)
             raise
         self._finish(code, message, started)
         return Outcome(rec, code, message)
@@ -331,6 +330,16 @@ def _verify_failure(hosts: list[HostRun]) -> str:
     return "verification failed: " + "; ".join(msgs[:3])
 
 
+def _abort_code(e: BaseException) -> tuple[int, str]:
+    """The exit code and message the CLI funnel gives for an exception that ends a run."""
+    if isinstance(e, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED, "interrupted (Ctrl-C)"
+    if isinstance(e, Terminated):
+        return (ExitCode.TERMINATED if e.signum == signal.SIGTERM else 128 + e.signum), str(e)
+    return ExitCode.INTERNAL, f"internal error: {type(e).__name__}: {e}"
+
+
 def _status(code: int) -> str:
     return {0: "applied", 6: "unchanged", 16: "lint-failed", 17: "blocked", 20: "rolled-back",
-            21: "rollback-failed", 4: "locked", 130: "interrupted", 143: "terminated"}.get(code, f"exit-{code}")
+            21: "rollback-failed", 4: "locked", 5: "internal-error", 130: "interrupted",
+            143: "terminated"}.get(code, f"exit-{code}")
