@@ -72,6 +72,17 @@ class HostRun:
     expect: Expectation = field(default_factory=Expectation)
     verify: VerifyReport | None = None
     rollback: RollbackReport | None = None
+    verified: Transport | None = None  # verify's connection, opened after apply and proven to work
+
+    def fresh(self) -> Transport:
+        """A connection opened after apply: verify's, handed over once (the caller closes it), else a new one."""
+        t, self.verified = self.verified, None
+        return t if t is not None else self.connect()
+
+    def close(self) -> None:
+        for t in (self.transport, self.verified):
+            if t is not None:
+                t.close()
 
 
 @dataclass
@@ -116,8 +127,7 @@ class Pipeline:
         self.rec.finished = stages.now_iso()
         self.store.save(self.rec)
         for h in self.hosts:
-            if h.transport is not None:
-                h.transport.close()
+            h.close()
 
     def _run(self) -> tuple[int, str]:
         checks = load_checks(checks_file_for(self.opts.playbook))
@@ -234,7 +244,8 @@ class Pipeline:
 
     def _verify(self, h: HostRun, checks: list[dict[str, Any]]) -> None:
         assert h.before is not None
-        h.verify = verify_host(h.connect, h.before, h.expect, checks, self.opts.settle)
+        h.verify = verify_host(h.connect, h.before, h.expect, checks, self.opts.settle,
+                               handover=lambda t: setattr(h, "verified", t))
 
     def _rollback(self, hosts: list[HostRun]) -> None:
         with self._stage("rollback"), _signals_deferred():

@@ -205,14 +205,40 @@ def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bo
 # ---- doing it ----------------------------------------------------------------------------------------
 
 def verify_host(reconnect: Callable[[], Transport], before: HostState, expect: Expectation = Expectation(),
-                checks: list[dict[str, Any]] | None = None, settle: float = DEFAULT_SETTLE) -> VerifyReport:
-    """Open a new connection, rescan (twice across the settle window if units moved), run user checks."""
+                checks: list[dict[str, Any]] | None = None, settle: float = DEFAULT_SETTLE, *,
+                handover: Callable[[Transport], None] | None = None) -> VerifyReport:
+    """Open a new connection, rescan (twice across the settle window if units moved), run user checks.
+
+    The connection is closed at the end, or, when it lasted to the end and `handover` is given, passed to
+    it still open (proof that SSH works after apply, reused to confirm the dead-man's switch)."""
     report = VerifyReport(before.host)
     try:
         transport = reconnect()
     except SafeapplyError as e:
         report.findings.append(Finding(before.host, "ssh", "ssh", f"new SSH connection failed: {e}"))
         return report
+    try:
+        after = scan_host(transport)
+        settled = None
+        if settle > 0 and needs_settle(before, after, expect):
+            time.sleep(settle)
+            settled = scan_host(transport)
+        report.after = settled or after
+        report.findings += compare(before, after, settled, expect)
+        report.findings += run_checks(transport, checks or [])
+        report.checks_run = len(checks or [])
+    except SafeapplyError as e:  # e.g. a firewall rule that cuts the connection a moment after apply
+        report.findings.append(Finding(before.host, "ssh", "ssh", f"lost the host during verification: {e}"))
+        transport.close()
+        return report
+    except BaseException:
+        transport.close()
+        raise
+    if handover is not None:
+        handover(transport)
+    else:
+        transport.close()
+    return report
     try:
         with transport:
             after = scan_host(transport)

@@ -1,5 +1,6 @@
 """The dead-man's switch as a `safeapply.run.Guard`: armed on every host after the snapshot and before
-apply, kept alive while apply runs, confirmed (disarmed over a new connection) after verification.
+apply, kept alive while apply runs, confirmed (disarmed over the connection verification opened after
+apply, else a new one) after verification.
 
 Wiring (the CLI): `guard = DeadmanGuard(deadline_s)`, `Pipeline(..., guards=[guard])`, then
 `guard.bind(pipeline.rec, store)` before `pipeline.run()`. What it armed and what came of it is kept in the
@@ -40,7 +41,7 @@ def deadline_from_env(default: float = DEFAULT_DEADLINE) -> float:
 
 @dataclass
 class _Connector:
-    """Adapts the pipeline's `connect()` (a fresh, checked connection) to `confirm_or_wait`."""
+    """Adapts the pipeline's `fresh()` (a connection opened after apply, checked) to `confirm_or_wait`."""
 
     name: str
     fn: Callable[[], Transport]
@@ -129,7 +130,7 @@ class DeadmanGuard:
 
     def _confirm_one(self, h: HostRun) -> None:
         armed = self._current(h.name)
-        out = confirm_or_wait(_Connector(h.name, h.connect), armed, margin_s=self.margin_s, progress=self.say)
+        out = confirm_or_wait(_Connector(h.name, h.fresh), armed, margin_s=self.margin_s, progress=self.say)
         self.outcomes[h.name] = out
         data = {k: v for k, v in out.to_dict().items() if k not in ("host", "status")}
         self._note(h.name, armed=armed.to_dict(), outcome=out.status, **data)
