@@ -8,6 +8,7 @@ other holder makes us stop with LockedError (exit 4) naming who holds it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from safeapply.config import private_dir, state_dir
-from safeapply.errors import LockedError
+from safeapply.errors import LockedError, SafeapplyError
 from safeapply.transport.base import Transport
 
 TARGET_LOCK = "/run/safeapply/lock"
@@ -102,8 +103,9 @@ def target_lock(transport: Transport, run_id: str, path: str = TARGET_LOCK) -> I
         )
     try:
         yield
-    finally:
-        transport.python(_TARGET_RELEASE, args=[path, run_id], sudo=True, timeout=60)
+    finally:  # best effort: a lock left behind by a dead controller process is reclaimed by the next run here
+        with contextlib.suppress(SafeapplyError):  # e.g. the run's connection died with a lockout
+            transport.python(_TARGET_RELEASE, args=[path, run_id], sudo=True, timeout=60)
 
 
 def _acquire(transport: Transport, run_id: str, path: str, stale: str) -> dict[str, object]:

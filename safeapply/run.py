@@ -215,8 +215,11 @@ class Pipeline:
 
     def _verify_and_rollback(self, result: ApplyResult, checks: list[dict[str, Any]]) -> tuple[int, str]:
         good = [h for h in self.hosts if result.host_ok(h.name)]
-        with self._stage("verify"):
-            _parallel(good, lambda h: self._verify(h, checks))
+        applied = time.monotonic()
+        way_in = next((r for h in good for r in h.expect.way_in), "")
+        wait = f"SSH checked {self.opts.settle:g}s after apply ({way_in})" if way_in and self.opts.settle else ""
+        with self._stage("verify", wait):
+            _parallel(good, lambda h: self._verify(h, checks, applied))
         self.rec.sections["verify"] = {h.name: h.verify.to_dict() for h in good if h.verify}
         self._guards("confirm", self.hosts)
         switched = self._restored_by_switch()
@@ -248,10 +251,13 @@ class Pipeline:
                 out[h.name] = str(outcome)
         return out
 
-    def _verify(self, h: HostRun, checks: list[dict[str, Any]]) -> None:
+    def _verify(self, h: HostRun, checks: list[dict[str, Any]], applied: float) -> None:
+        """A playbook that touches the way in (sshd, firewall, network, async tasks) may shut us out a moment
+        after it ended: then the proof of reach (and the switch's confirmation) waits --settle seconds."""
         assert h.before is not None
-        h.verify = verify_host(h.connect, h.before, h.expect, checks, self.opts.settle,
-                               handover=lambda t: setattr(h, "verified", t))
+        not_before = applied + self.opts.settle if h.expect.way_in else None
+        h.verify = verify_host(h.connect, h.before, h.expect, checks, self.opts.settle, current=h.transport,
+                               not_before=not_before, handover=lambda t: setattr(h, "verified", t))
 
     def _rollback(self, hosts: list[HostRun]) -> None:
         with self._stage("rollback"), _signals_deferred():
@@ -286,8 +292,8 @@ class Pipeline:
 
     # ---- helpers ---------------------------------------------------------------------------------------
     @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
-        self.ui.stage(name)
+    def _stage(self, name: str, detail: str = "") -> Iterator[None]:
+        self.ui.stage(name, detail)
         t0 = time.monotonic()
         try:
             yield

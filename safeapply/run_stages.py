@@ -174,6 +174,7 @@ def plan(intents_: dict[str, Intent], scans: dict[str, HostState]) -> PlanOutcom
             units=frozenset(e.units_active),
             ports=frozenset((b.proto, b.port) for b in e.ports),
             containers=frozenset(e.containers_running),
+            way_in=tuple(intent.way_in),
         )
     return out
 

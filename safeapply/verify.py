@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ class Expectation:
     units: frozenset[str] = frozenset()
     ports: frozenset[tuple[str, int]] = frozenset()  # (proto, port)
     containers: frozenset[str] = frozenset()  # container names
+    way_in: tuple[str, ...] = ()  # why SSH may change after the play (proof of reach waits for --settle)
 
 
 @dataclass
@@ -206,50 +209,65 @@ def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bo
 
 def verify_host(reconnect: Callable[[], Transport], before: HostState, expect: Expectation = Expectation(),
                 checks: list[dict[str, Any]] | None = None, settle: float = DEFAULT_SETTLE, *,
+                current: Transport | None = None, not_before: float | None = None,
                 handover: Callable[[Transport], None] | None = None) -> VerifyReport:
-    """Open a new connection, rescan (twice across the settle window if units moved), run user checks.
+    """Prove that a new SSH connection works after apply; rescan (twice across the settle window if units
+    moved) and run the user's checks.
 
-    The connection is closed at the end, or, when it lasted to the end and `handover` is given, passed to
-    it still open (proof that SSH works after apply, reused to confirm the dead-man's switch)."""
+    With `current` (the connection kept open beside apply) the scans use it while the new connection is
+    being opened; if it died, they use the new one. With `not_before` (a time.monotonic() value) nothing
+    starts before then. The new connection is closed at the end, or, when it
+    lasted to the end and `handover` is given, passed to it still open (it confirms the dead-man's switch)."""
     report = VerifyReport(before.host)
+    if not_before is not None:  # the playbook touched the way in: give a delayed lockout time to show
+        time.sleep(max(0.0, not_before - time.monotonic()))
+    look = partial(_look, before=before, expect=expect, checks=checks or [], settle=settle)
+    side = ThreadPoolExecutor(max_workers=1)
     try:
-        transport = reconnect()
-    except SafeapplyError as e:
-        report.findings.append(Finding(before.host, "ssh", "ssh", f"new SSH connection failed: {e}"))
+        early = side.submit(look, current) if current is not None else None
+        try:
+            fresh = reconnect()
+        except SafeapplyError as e:  # not waiting for `early`: the old connection may hang in a black hole
+            report.findings.append(Finding(before.host, "ssh", "ssh", f"new SSH connection failed: {e}"))
+            return report
+        try:
+            seen = early.result() if early is not None else "no connection"
+            if isinstance(seen, str):
+                seen = look(fresh)
+        except BaseException:
+            fresh.close()
+            raise
+    finally:
+        side.shutdown(wait=False, cancel_futures=True)
+    if isinstance(seen, str):
+        report.findings.append(Finding(before.host, "ssh", "ssh", f"lost the host during verification: {seen}"))
+        fresh.close()
         return report
+    report.after, report.checks_run = seen.after, seen.checks_run
+    report.findings += seen.findings
+    if handover is not None:
+        handover(fresh)
+    else:
+        fresh.close()
+    return report
+
+
+@dataclass
+class _Seen:
+    after: HostState
+    findings: list[Finding]
+    checks_run: int
+
+
+def _look(t: Transport, before: HostState, expect: Expectation, checks: list[dict[str, Any]],
+          settle: float) -> _Seen | str:
+    """Scan and check over `t`; the error instead if the connection failed meanwhile."""
     try:
-        after = scan_host(transport)
+        after = scan_host(t)
         settled = None
         if settle > 0 and needs_settle(before, after, expect):
             time.sleep(settle)
-            settled = scan_host(transport)
-        report.after = settled or after
-        report.findings += compare(before, after, settled, expect)
-        report.findings += run_checks(transport, checks or [])
-        report.checks_run = len(checks or [])
+            settled = scan_host(t)
+        return _Seen(settled or after, compare(before, after, settled, expect) + run_checks(t, checks), len(checks))
     except SafeapplyError as e:  # e.g. a firewall rule that cuts the connection a moment after apply
-        report.findings.append(Finding(before.host, "ssh", "ssh", f"lost the host during verification: {e}"))
-        transport.close()
-        return report
-    except BaseException:
-        transport.close()
-        raise
-    if handover is not None:
-        handover(transport)
-    else:
-        transport.close()
-    return report
-    try:
-        with transport:
-            after = scan_host(transport)
-            settled = None
-            if settle > 0 and needs_settle(before, after, expect):
-                time.sleep(settle)
-                settled = scan_host(transport)
-            report.after = settled or after
-            report.findings += compare(before, after, settled, expect)
-            report.findings += run_checks(transport, checks or [])
-            report.checks_run = len(checks or [])
-    except SafeapplyError as e:  # e.g. a firewall rule that cuts the connection a moment after apply
-        report.findings.append(Finding(before.host, "ssh", "ssh", f"lost the host during verification: {e}"))
-    return report
+        return str(e)

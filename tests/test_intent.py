@@ -229,3 +229,30 @@ def test_plan_cli_usage_errors(tmp_path: Path) -> None:
     write(tmp_path, {"inv.yml": INV, "bad.yml": "- hosts: all\n  tasks: [ {{ \n"})
     assert main(["plan", str(tmp_path / "missing.yml"), "-i", str(tmp_path / "inv.yml")]) == 2
     assert main(["plan", str(tmp_path / "bad.yml"), "-i", str(tmp_path / "inv.yml")]) == 2
+
+
+def test_the_way_in_sshd_firewall_network_and_detached_tasks(tmp_path: Path) -> None:
+    i = one(tmp_path, """
+        - hosts: all
+          tasks:
+            - name: ruleset
+              ansible.builtin.copy: {dest: /etc/nftables.conf, content: "flush ruleset\\n"}
+            - name: detached
+              ansible.builtin.shell: sleep 1
+              async: 30
+              poll: 0
+            - name: ssh
+              ansible.builtin.service: {name: ssh, state: restarted, enabled: true}
+            - name: ufw
+              community.general.ufw: {state: enabled}
+            - name: app config
+              ansible.builtin.copy: {dest: /etc/app.conf, content: "x\\n"}
+            - name: awaited
+              ansible.builtin.shell: sleep 1
+              async: 30
+              poll: 5
+    """)
+    assert i.way_in == ["detached: runs on after the play (async, poll: 0)", "ufw: ufw",
+                        "ruleset: writes /etc/nftables.conf", "ssh: restart ssh.service"]
+    assert one(tmp_path, "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {dest: /etc/a, content: x}\n"
+               ).way_in == []

@@ -29,6 +29,15 @@ FILE_MODULES = {"file": "path", "lineinfile": "path", "blockinfile": "path", "re
 SERVICE_MODULES = ("service", "systemd", "systemd_service", "sysvinit")
 DYNAMIC = ("include_tasks", "include_role", "include_vars", "include")
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+# the way in: what, once changed, can shut the controller out some time after the task returned
+WAY_IN_FILES = ("/etc/ssh/", "/etc/nftables", "/etc/iptables/", "/etc/ufw/", "/etc/firewalld/", "/etc/network/",
+                "/etc/netplan/", "/etc/systemd/network/", "/etc/NetworkManager/", "/etc/sudoers", "/etc/pam.d/",
+                "/etc/hosts.allow", "/etc/hosts.deny", "/etc/security/access.conf")
+WAY_IN_UNITS = ("ssh.service", "sshd.service", "ssh.socket", "nftables.service", "iptables.service",
+                "netfilter-persistent.service", "ufw.service", "firewalld.service", "networking.service",
+                "systemd-networkd.service", "NetworkManager.service")
+WAY_IN_MODULES = ("iptables", "ufw", "firewalld", "nftables", "authorized_key", "user", "nmcli", "sysctl",
+                  "reboot", "interfaces_file")
 
 
 def unit_name(name: str) -> str:
@@ -52,11 +61,20 @@ class Extractor:
             self.bind(rt, spec, "config", "unit" if owner else "unknown", owner)
         self.pending.clear()
         self.intent.binds.sort(key=lambda b: b.task.order)
-        return self.intent
+        i = self.intent
+        i.way_in += [f"{f.task.name}: writes {f.path}" for f in i.files if f.path.startswith(WAY_IN_FILES)]
+        i.way_in += [f"{u.task.name}: {u.op} {u.unit}" for u in i.units
+                     if u.unit in WAY_IN_UNITS and u.op not in ("enable", "install")]
+        i.way_in = list(dict.fromkeys(i.way_in))
+        return i
 
     def add(self, rt: ResolvedTask) -> None:
         for problem in rt.unresolved:
             self.note("unresolved", problem, rt)
+        if getattr(rt.task, "async_val", 0) and getattr(rt.task, "poll", None) == 0:
+            self.intent.way_in.append(f"{rt.ref.name}: runs on after the play (async, poll: 0)")
+        if rt.action in WAY_IN_MODULES:
+            self.intent.way_in.append(f"{rt.ref.name}: {rt.action}")
         if rt.ref.handler and rt.action in SERVICE_MODULES and isinstance(rt.args.get("name"), str):
             for key in [rt.task.name, rt.task.get_name(), *as_list(getattr(rt.task, "listen", None))]:
                 self.handlers[str(key)] = unit_name(rt.args["name"])

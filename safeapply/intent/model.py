@@ -78,6 +78,7 @@ class Intent:
     containers: list[ContainerOp] = field(default_factory=list)
     files: list[FileWrite] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    way_in: list[str] = field(default_factory=list)  # why SSH may change after the play: "task: reason"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
