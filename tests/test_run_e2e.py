@@ -167,12 +167,14 @@ def test_sigterm_mid_apply_rolls_back(host: Sandbox, tmp_path: Path) -> None:
     for line in proc.stdout:
         if "changed" in line and " w" in line:
             break
-    while host.sh_rc("pgrep -f 'sleep 120'")[0] != 0:  # wait for the task to be running on the host
+    while host.sh_rc("pgrep -f 'sleep 12[0]'")[0] != 0:  # wait for the task to be running on the host
+        assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out = proc.stdout.read()
     assert proc.wait(timeout=300) == 143, out
     assert host.sh(LISTING) == before
+    host.sh("pkill -f 'sleep 12[0]' || true")
 
 
 def test_history_show_and_rollback_command(host: Sandbox, tmp_path: Path,
