@@ -58,9 +58,15 @@ class RollbackReport:
 
 
 def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops: SnapshotOps,
-                  *, apt_offset: int | None = None, rollback_packages: bool = False) -> RollbackReport:
-    """Roll one host back to `before` (its pre-run scan) and `snapshot_id`; never raises for a step."""
+                  *, apt_offset: int | None = None, rollback_packages: bool = False,
+                  tasks_since: float | None = None) -> RollbackReport:
+    """Roll one host back to `before` (its pre-run scan) and `snapshot_id`; never raises for a step.
+
+    `tasks_since` (the controller's time.time() when apply began): first stop what the run left running on
+    the host — a task cut short by Ctrl-C, an `async` job — so that nothing changes it after the restore."""
     rep = RollbackReport(transport.name, snapshot_id)
+    if tasks_since is not None:
+        _step(rep, "stop the run's tasks", lambda: _stop_tasks(transport, rep, tasks_since))
     _step(rep, "restore files", lambda: rep.restored_paths.extend(ops.restore(transport, snapshot_id)))
     _step(rep, "daemon-reload", lambda: _systemctl(transport, rep, "daemon-reload"))
     now = _scan(rep, transport)
@@ -111,6 +117,51 @@ def _run(transport: Transport, rep: RollbackReport, argv: list[str]) -> None:
         res.check()
     if argv[:2] != ["systemctl", "daemon-reload"]:
         rep.actions.append(" ".join(argv))
+
+
+# ---- the run's own task processes ------------------------------------------------------------------
+
+# Ansible runs each module from `ansible-tmp-<controller time.time()>-<pid>-<random>` on the host, and
+# async jobs keep that path in their command line: every process whose command line names such a directory
+# made at or after `since`, with all its descendants, is the run's. (With pipelining there is no such path.)
+_STOP_TASKS = r"""
+import os, re, signal, sys, time
+since, me = float(sys.argv[1]), os.getpid()
+pat = re.compile(rb"/ansible-tmp-(\d+(?:\.\d+)?)-")
+procs = {}
+for d in os.listdir("/proc"):
+    if d.isdigit() and int(d) != me:
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmd = f.read()
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        procs[int(d)] = (cmd, ppid)
+found = {p for p, (c, _) in procs.items() if any(float(t) >= since for t in pat.findall(c))}
+while True:
+    more = {p for p, (_, pp) in procs.items() if pp in found} - found
+    if not more:
+        break
+    found |= more
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for p in found:
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+    if sig == signal.SIGTERM and found:
+        time.sleep(1)
+print(len(found))
+"""
+
+
+def _stop_tasks(transport: Transport, rep: RollbackReport, since: float) -> None:
+    res = transport.python(_STOP_TASKS, args=[repr(since)], sudo=True, timeout=60).check()
+    n = int(res.text.strip() or 0)
+    if n:
+        rep.actions.append(f"stopped {n} process(es) the run left running")
 
 
 # ---- packages: from apt's own log (/var/log/apt/history.log) -----------------------------------------

@@ -100,6 +100,7 @@ class Pipeline:
         self.rec = new_record(opts.playbook, limit=opts.limit, check=opts.check)
         self.hosts: list[HostRun] = []
         self.timings: dict[str, float] = {}
+        self.applied_from: float | None = None  # time.time() when apply began
 
     # ---- driver ----------------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -200,6 +201,7 @@ class Pipeline:
 
     def _apply(self, pending: PendingPlaybook) -> ApplyResult:
         with self._stage("apply" if not self.opts.check else "check"):
+            self.applied_from = time.time()
             result = pending.go()
         self.rec.sections["apply"] = result.to_dict()
         self.store.save(self.rec)
@@ -275,7 +277,8 @@ class Pipeline:
             return
         with t:
             h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(),
-                                       apt_offset=h.apt_offset, rollback_packages=self.opts.rollback_packages)
+                                       apt_offset=h.apt_offset, rollback_packages=self.opts.rollback_packages,
+                                       tasks_since=self.applied_from)
 
     @contextmanager
     def _rollback_on_interrupt(self) -> Iterator[None]:

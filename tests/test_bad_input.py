@@ -275,6 +275,8 @@ def ctrl_c(host: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> tuple[int
     tmp = tmp_path_factory.mktemp("ctrl-c")
     pb = _file(tmp, "slow.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: w\n"
                "      ansible.builtin.copy: {dest: /etc/bad-sigint, content: \"x\\n\", mode: \"0644\"}\n"
+               "    - name: detached\n      ansible.builtin.command: sleep 96\n      async: 300\n      poll: 0\n"
+               "      changed_when: false\n"
                "    - name: wait\n      ansible.builtin.command: sleep 97\n      changed_when: false\n")
     before = host.sh(LISTING)
     proc = subprocess.Popen([sys.executable, "-m", "safeapply", "run", pb, "-i", str(host.inventory), "--yes"],
@@ -286,10 +288,12 @@ def ctrl_c(host: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> tuple[int
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGINT)
         out = proc.communicate(timeout=300)[0]
+        if host.sh_rc("pgrep -f 'sleep 9[67]'")[0] == 0:
+            out += "\nTEST: the interrupted task still runs on the host"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        host.sh("pkill -f 'sleep 9[7]' || true")
+        host.sh("pkill -f 'sleep 9[67]' || true")
     return proc.returncode, out, before, host.sh(LISTING)
 
 
@@ -297,6 +301,7 @@ def test_ctrl_c_mid_apply_rolls_back_and_exits_130(ctrl_c: tuple[int, str, str, 
     rc, out, before, after = ctrl_c
     assert rc == 130, out
     assert "Traceback" not in out, out
+    assert "the interrupted task still runs" not in out  # rollback stopped it before restoring
     assert after == before  # /etc restored, and the dead-man's switch disarmed and removed
 
 
