@@ -1,3 +1,3 @@
-from safeapply.cli import main
+from safeapply.cli import run_cli
 
-raise SystemExit(main())
+run_cli()
