@@ -190,10 +190,9 @@ class Pipeline:
             h.before = scan_host(t)
             return
         with ThreadPoolExecutor(max_workers=1) as side:
-            scanned = side.submit(scan_host, t)
+            scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t)))
             h.snapshot = stages.snapshot(t, self.opts.roots)
-            h.apt_offset = apt_log_offset(t)
-            h.before = scanned.result()
+            h.before, h.apt_offset = scanned.result()
 
     def _request(self) -> ApplyRequest:
         return ApplyRequest(self.opts.playbook, list(self.opts.inventory), self.opts.limit,
