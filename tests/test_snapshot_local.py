@@ -156,3 +156,24 @@ def test_corrupt_blob_on_the_target_is_replaced_from_the_controller(env) -> None
     assert any(c["path"].endswith("a.conf") for c in report.changes)
     assert restore(t, sid, store, target_base=base).changes == ()
     assert (root / "a.conf").read_text().startswith("one\n")
+
+
+def test_target_keeps_the_newest_copies_and_those_a_switch_needs(env) -> None:
+    from safeapply.snapshot.target.packs import KEEP
+
+    _t, root, _store, base = env
+    ids = []
+    for i in range(KEEP + 3):
+        (root / "a.conf").write_text(f"version {i}\n")
+        ids.append(snap(env))
+        if i == 2:  # an armed dead-man's switch restores from this one: kept
+            state = Path(base, "deadman", "run-1")
+            state.mkdir(parents=True)
+            (state / "config.json").write_text(json.dumps({"snapshot_id": ids[2]}))
+    kept = {p.stem for p in Path(base, "snapshots", "manifests").glob("*.jsonl")}
+    assert kept == {ids[2], *ids[-KEEP:]}  # the first two went, and so did their packs
+    packs = list(Path(base, "snapshots", "packs").glob("*.pack"))
+    assert len(packs) == KEEP + 2  # the first (every other file) + one per kept change
+    for sid, text in ((ids[2], "version 2\n"), (ids[-KEEP], "version 3\n")):  # still restorable on the host
+        subprocess.run([f"{base}/bin/safeapply-restore.py", sid], capture_output=True, check=True)
+        assert (root / "a.conf").read_text() == text

@@ -4,6 +4,7 @@ Stdlib only. Errors: one `SAFEAPPLY-ERROR kind message` line on stderr and exit 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -29,7 +30,7 @@ from safeapply.snapshot.target.common import (
     unpack,
     write_new,
 )
-from safeapply.snapshot.target.packs import Packs, PackWriter
+from safeapply.snapshot.target.packs import Packs, PackWriter, prune, store_lock
 from safeapply.snapshot.target.safety import check_manifest, verify_blobs
 from safeapply.snapshot.target.scan import Hasher, parse_roots, scan
 
@@ -96,6 +97,20 @@ def keep_on_target(base: bytes, manifest: bytes, writer: PackWriter) -> None:
     except OSError as e:
         abort(pending)
         raise TargetError("store", f"cannot write the on-target copy under {dec(base)}: {e.strerror}") from e
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # best effort: the new copy is safe
+        prune(base, pinned=armed_snapshots(base))
+
+
+def armed_snapshots(base: bytes) -> frozenset[str]:
+    """Snapshots an armed dead-man's switch restores from when it fires: never pruned."""
+    d = os.path.join(base, b"deadman")
+    out = set()
+    for run in os.listdir(d) if os.path.isdir(d) else []:
+        state = os.path.join(d, run)
+        if not os.path.exists(os.path.join(state, b"fired.json")):
+            with contextlib.suppress(OSError, ValueError), open(os.path.join(state, b"config.json"), "rb") as f:
+                out.add(str(json.loads(f.read()).get("snapshot_id")))
+    return frozenset(out)
 
 
 def op_send(args: list[str]) -> int:
@@ -212,8 +227,12 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: safeapply-restore.py SNAPSHOT_ID\n")
         return 2
     os.umask(0o077)
+    base = opt(argv[1:], "--base")
     try:
-        return OPS[argv[0]](argv[1:])
+        if not base:
+            return OPS[argv[0]](argv[1:])
+        with store_lock(enc(base)):
+            return OPS[argv[0]](argv[1:])
     except TargetError as e:
         fail_line(e.kind, e.message)
         return 3

@@ -5,16 +5,62 @@ Every read is verified against the hash. Stdlib only."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import json
 import os
 import struct
 import time
+from collections.abc import Iterator
 
 from safeapply.snapshot.target.common import TMP_PREFIX, pack, private_dirs
+
+KEEP = 20  # snapshots kept on each host; the controller's store keeps every one
 
 
 def packs_dir(base: bytes) -> bytes:
     return os.path.join(base, b"snapshots", b"packs")
+
+
+@contextlib.contextmanager
+def store_lock(base: bytes) -> Iterator[None]:
+    """One snapshot, restore or prune at a time under BASE/snapshots: a prune must never drop a pack that a
+    snapshot in progress counts on, nor one a restore is reading."""
+    d = os.path.join(base, b"snapshots")
+    private_dirs(d)
+    fd = os.open(os.path.join(d, b".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def prune(base: bytes, keep: int = KEEP, pinned: frozenset[str] = frozenset()) -> int:
+    """Drop all but the newest `keep` manifests and the `pinned` ones, then every
+    pack none of the remaining manifests takes a blob from. Call it holding `store_lock`. Returns how many
+    files went."""
+    mdir = os.path.join(base, b"snapshots", b"manifests")
+    names = [n for n in os.listdir(mdir) if n.endswith(b".jsonl")] if os.path.isdir(mdir) else []
+    names.sort(key=lambda n: (os.stat(os.path.join(mdir, n)).st_mtime_ns, n))  # ids are per second only
+    drop = [n for n in names[:-keep] if n[:-len(b".jsonl")].decode("utf-8", "replace") not in pinned]
+    if not drop:
+        return 0
+    for n in drop:
+        os.unlink(os.path.join(mdir, n))
+    needed: set[str] = set()
+    for n in names:
+        if n not in drop:
+            with open(os.path.join(mdir, n), "rb") as f:
+                needed.update(e["h"] for e in map(json.loads, f.read().splitlines()[1:]) if "h" in e)
+    by_pack: dict[bytes, set[str]] = {}
+    for h, places in Packs(base).where.items():
+        for path, _off, _n in places:
+            by_pack.setdefault(path, set()).add(h)
+    unused = [path for path, hashes in by_pack.items() if not hashes & needed]
+    for path in unused:
+        os.unlink(path)
+    return len(drop) + len(unused)
 
 
 class Packs:
