@@ -1,12 +1,13 @@
 """`safeapply run`: the pipeline, and the one place that knows the stage order.
 
     start ansible-lint and ansible-playbook (held at its gate)  ->  resolve hosts
-    -> lint | (connect -> lock -> scan -> snapshot), overlapped  ->  plan  ->  [check: apply --check, stop]
-    -> guards.arm  ->  apply (rollback on Ctrl-C/SIGTERM)  ->  verify  ->  guards.confirm
+    -> lint | (connect -> lock -> scan | (snapshot -> guards.arm)), overlapped  ->  plan
+    -> [check: apply --check, stop]  ->  apply (rollback on Ctrl-C/SIGTERM)  ->  verify  ->  guards.confirm
     -> rollback the failed hosts -> verify the rollback  ->  record, metrics, notify
 
-Every gate before apply stops with its own exit code and nothing changed. A `Guard` (issue 7's target-side
-dead-man's switch) slots in with `arm` after the snapshot and `confirm` after verification.
+Every gate before apply stops with its own exit code and nothing changed (guards armed by then are
+released). A `Guard` (issue 7's target-side dead-man's switch) slots in with `arm` right after each host's
+snapshot, `confirm` after verification and `release` when the run stops before apply.
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ class Reporter(Protocol):
 
 
 class Guard(Protocol):
-    """A safety net around apply on each host (issue 7): armed before apply, confirmed after verify."""
+    """A safety net around apply on each host (issue 7): armed right after the host's snapshot, confirmed
+    after verify, released (a run that never reached apply) otherwise."""
 
     def arm(self, hosts: list[HostRun]) -> None: ...
     def confirm(self, hosts: list[HostRun]) -> None: ...
+    def release(self, hosts: list[HostRun]) -> None: ...
 
 
 @dataclass
@@ -140,12 +143,14 @@ class Pipeline:
             pending = stack.enter_context(prestart(self._request(), self.ui.task))
             with self._stage("resolve"):
                 intents = stages.intents(self.opts)
-                self.hosts = [HostRun(n, stages.connector(self.opts, n)) for n in intents]
+                self.hosts = [HostRun(n, stages.connector(self.opts, n), expect=stages.expectation(i))
+                              for n, i in intents.items()]
             locks = stack.enter_context(ExitStack())  # released before the playbook is stopped
+            armed = stack.enter_context(ExitStack())  # guards armed before apply: released if it never starts
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
             stack.callback(early_lint.stop)  # on an error before lint ends: do not wait for ansible-lint
             lint_f = pool.submit(self._timed, "lint", stages.lint, self.opts, early_lint)
-            self._prepare_hosts(locks)
+            self._prepare_hosts(locks, armed)
             lint = lint_f.result()
             self.rec.sections["lint"] = lint.to_dict()
             self.store.save(self.rec)
@@ -161,7 +166,7 @@ class Pipeline:
                                  "review them, then re-run with --yes")
             if self.opts.check:
                 return self._check_mode(pending)
-            self._guards("arm", self.hosts)
+            armed.pop_all()  # apply starts: from here on the guards are confirmed, never just released
             with self._rollback_on_interrupt():
                 result = self._apply(pending)
                 result.raise_if_interrupted()
@@ -169,17 +174,20 @@ class Pipeline:
         raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
 
     # ---- stages ----------------------------------------------------------------------------------------
-    def _prepare_hosts(self, locks: ExitStack) -> None:
-        """Connect, lock, scan, snapshot every host in parallel; the first error stops the run."""
+    def _prepare_hosts(self, locks: ExitStack, armed: ExitStack) -> None:
+        """Connect, lock, scan, snapshot and arm every host in parallel; the first error stops the run."""
         with self._stage("connect+lock"):
             for h, t in zip(self.hosts, _parallel(self.hosts, lambda h: h.connect()), strict=True):
                 h.transport = t
                 locks.enter_context(host_lock(t, self.rec.id))
+        for g in self.guards:
+            armed.callback(g.release, self.hosts)
         with self._stage("scan+snapshot"):
             _parallel(self.hosts, self._scan_and_snapshot)
         self.rec.sections["scans"] = {h.name: h.before.to_dict() for h in self.hosts if h.before}
-        self.rec.sections["snapshots"] = {h.name: {"id": h.snapshot, "apt_offset": h.apt_offset}
-                                          for h in self.hosts}
+        snaps = self.rec.sections.setdefault("snapshots", {})  # the guards noted what they armed there
+        for h in self.hosts:
+            snaps.setdefault(h.name, {}).update(id=h.snapshot, apt_offset=h.apt_offset)
         self.store.save(self.rec)
 
     def _scan_and_snapshot(self, h: HostRun) -> None:
@@ -192,6 +200,8 @@ class Pipeline:
         with ThreadPoolExecutor(max_workers=1) as side:
             scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t)))
             h.snapshot = stages.snapshot(t, self.opts.roots)
+            for g in self.guards:  # at once, beside the scan: lint and plan may still stop the run (release)
+                g.arm([h])
             h.before, h.apt_offset = scanned.result()
 
     def _request(self) -> ApplyRequest:
@@ -303,12 +313,12 @@ class Pipeline:
             self.timings[name] = round(self.timings.get(name, 0) + time.monotonic() - t0, 3)
 
     def _guards(self, step: str, hosts: list[HostRun]) -> None:
-        """Every guard's arm (before apply) or confirm (after verify), timed as a stage of its own."""
+        """Every guard's confirm (after verify), timed as a stage of its own."""
         if not self.guards:
             return
         with self._stage(step):
             for g in self.guards:
-                g.arm(hosts) if step == "arm" else g.confirm(hosts)
+                g.confirm(hosts)
 
     def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         with self._stage(name):

@@ -169,14 +169,17 @@ def plan(intents_: dict[str, Intent], scans: dict[str, HostState]) -> PlanOutcom
         if host not in scans:
             continue
         out.findings[host] = planner.plan(intent, scans[host])
-        e = planner.expectations(intent)
-        out.expectations[host] = Expectation(
-            units=frozenset(e.units_active),
-            ports=frozenset((b.proto, b.port) for b in e.ports),
-            containers=frozenset(e.containers_running),
-            way_in=tuple(intent.way_in),
-        )
+        out.expectations[host] = expectation(intent)
     return out
+
+
+def expectation(intent: Intent) -> Expectation:
+    """What should run after the playbook (from the playbook alone: known before any scan)."""
+    from safeapply import plan as planner
+
+    e = planner.expectations(intent)
+    return Expectation(units=frozenset(e.units_active), ports=frozenset((b.proto, b.port) for b in e.ports),
+                       containers=frozenset(e.containers_running), way_in=tuple(intent.way_in))
 
 
 # ---- snapshot ---------------------------------------------------------------------------------------

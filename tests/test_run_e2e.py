@@ -116,6 +116,14 @@ def test_lint_blocks_before_change(host: Sandbox, tmp_path: Path) -> None:
              "content: x}\n    - name: y\n      no_such_module_zz: {}\n")
     assert _run(pb, host) == 16
     assert host.sh_rc("test -e /etc/hr-lint")[0] != 0
+    _no_switch_left(host)
+
+
+def _no_switch_left(host: Sandbox) -> None:
+    """A run that stopped before apply released the dead-man's switch it armed after the snapshot."""
+    left = host.sh("find /usr/local/lib/systemd -name 'safeapply-deadman-*' | wc -l; "
+                   "systemctl list-timers --all --no-legend | grep -c safeapply-deadman || true")
+    assert left.split() == ["0", "0"], left
 
 
 def test_plan_blocks_port_collision(host: Sandbox, tmp_path: Path) -> None:
@@ -130,6 +138,7 @@ def test_plan_blocks_port_collision(host: Sandbox, tmp_path: Path) -> None:
     try:
         assert _run(pb, host) == 17
         assert host.sh_rc("test -e /etc/systemd/system/hr-agent.service")[0] != 0
+        _no_switch_left(host)
     finally:
         host.sh("systemctl stop hr-seed; systemctl reset-failed hr-seed 2>/dev/null; true")
 

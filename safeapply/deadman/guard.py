@@ -1,6 +1,6 @@
-"""The dead-man's switch as a `safeapply.run.Guard`: armed on every host after the snapshot and before
-apply, kept alive while apply runs, confirmed (disarmed over the connection verification opened after
-apply, else a new one) after verification.
+"""The dead-man's switch as a `safeapply.run.Guard`: armed on each host right after its snapshot (before
+apply), kept alive while apply runs, confirmed (disarmed over the connection verification opened after
+apply, else a new one) after verification, or released when the run stops before apply.
 
 Wiring (the CLI): `guard = DeadmanGuard(deadline_s)`, `Pipeline(..., guards=[guard])`, then
 `guard.bind(pipeline.rec, store)` before `pipeline.run()`. What it armed and what came of it is kept in the
@@ -107,6 +107,13 @@ class DeadmanGuard:
         _each([h for h in hosts if h.name in self.armed], self._confirm_one)
         self._save()
 
+    def release(self, hosts: list[HostRun]) -> None:
+        """The run stopped before apply (lint, plan, an error, Ctrl-C): disarm; nothing was changed."""
+        try:
+            _each([h for h in hosts if h.name in self.armed], self._release)
+        finally:
+            self._save()
+
     # ---- per host ------------------------------------------------------------------------------------
     def _arm_one(self, h: HostRun) -> None:
         assert h.transport is not None and self.rec is not None
@@ -122,11 +129,16 @@ class DeadmanGuard:
 
     def _release(self, h: HostRun) -> None:
         armed = self._current(h.name)
+        del self.armed[h.name]
         try:
-            with h.connect() as t:
-                disarm(t, armed)
-        except SafeapplyError:
-            pass  # it restores an unchanged host at the deadline: harmless
+            if h.transport is not None:
+                disarm(h.transport, armed)
+            else:
+                with h.connect() as t:
+                    disarm(t, armed)
+            self._note(h.name, outcome="released")
+        except SafeapplyError as e:  # at its deadline it restores a host nothing was applied to
+            self._note(h.name, outcome="release-failed", error=str(e))
 
     def _confirm_one(self, h: HostRun) -> None:
         armed = self._current(h.name)
