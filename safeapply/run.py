@@ -156,11 +156,10 @@ class Pipeline:
             self.store.save(self.rec)
             lint.raise_if_blocking()
             with self._stage("plan"):
-                plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before})
+                plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before},
+                                   {h.name: h.expect for h in self.hosts})
             self.rec.sections["plan"] = plan.to_dict()
             plan.raise_if_blocking()
-            for h in self.hosts:
-                h.expect = plan.expectations.get(h.name, Expectation())
             if plan.warnings and not self.confirm(plan.warnings):
                 raise UsageError("the plan has warnings and the run was not confirmed",
                                  "review them, then re-run with --yes")
@@ -232,7 +231,7 @@ class Pipeline:
         with self._stage("verify", wait):
             _parallel(good, lambda h: self._verify(h, checks, applied))
         self.rec.sections["verify"] = {h.name: h.verify.to_dict() for h in good if h.verify}
-        self._guards("confirm", self.hosts)
+        self._confirm_guards(self.hosts)
         switched = self._restored_by_switch()
         if switched:  # shut out after verification: the host restored itself (never report success then)
             bad = [n for n, outcome in switched.items() if outcome != "restored"]
@@ -312,11 +311,11 @@ class Pipeline:
         finally:
             self.timings[name] = round(self.timings.get(name, 0) + time.monotonic() - t0, 3)
 
-    def _guards(self, step: str, hosts: list[HostRun]) -> None:
+    def _confirm_guards(self, hosts: list[HostRun]) -> None:
         """Every guard's confirm (after verify), timed as a stage of its own."""
         if not self.guards:
             return
-        with self._stage(step):
+        with self._stage("confirm"):
             for g in self.guards:
                 g.confirm(hosts)
 

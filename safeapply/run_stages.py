@@ -161,7 +161,9 @@ class PlanOutcome:
                                    first.fix)
 
 
-def plan(intents_: dict[str, Intent], scans: dict[str, HostState]) -> PlanOutcome:
+def plan(intents_: dict[str, Intent], scans: dict[str, HostState],
+         expects: dict[str, Expectation]) -> PlanOutcome:
+    """Findings per scanned host; `expects` (each host's `expectation`, known since resolve) is recorded."""
     from safeapply import plan as planner
 
     out = PlanOutcome()
@@ -169,7 +171,7 @@ def plan(intents_: dict[str, Intent], scans: dict[str, HostState]) -> PlanOutcom
         if host not in scans:
             continue
         out.findings[host] = planner.plan(intent, scans[host])
-        out.expectations[host] = expectation(intent)
+        out.expectations[host] = expects[host]
     return out
 
 

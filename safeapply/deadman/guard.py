@@ -99,7 +99,7 @@ class DeadmanGuard:
         try:
             _each(hosts, self._arm_one)
         except BaseException:
-            _each([h for h in hosts if h.name in self.armed], self._release)
+            self.release(hosts)
             raise
         self._save()
 
