@@ -74,7 +74,8 @@ def run(
     accept_new: AcceptNewOpt = False,
     settle: Annotated[float, typer.Option(
         "--settle", envvar="SAFEAPPLY_SETTLE", min=0,
-        help="Seconds to watch units for restart loops after apply.")] = 3.0,
+        help="Seconds to watch units for restart loops after apply; also how long after apply SSH is checked "
+        "when the playbook touches sshd, firewall, network or sudo settings, or leaves an async task.")] = 3.0,
     rollback_packages: Annotated[bool, typer.Option(
         "--rollback-packages", help="Also revert package installs/upgrades (apt history) on rollback.")] = False,
     root: Annotated[list[str] | None, typer.Option(
