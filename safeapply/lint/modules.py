@@ -29,6 +29,8 @@ class ModuleInfo:
     collection: str  # the collection the name points to ("" when it cannot be told)
     installed: bool  # is that collection installed here
     options: dict[str, dict[str, Any]] | None = None  # None: cannot validate (free-form or no docs)
+    removed: str = ""  # Ansible's own message when the name was removed (a tombstone in its routing)
+    passthrough: tuple[str, ...] = ()  # backends an action plugin hands unknown options to (package, service)
 
     @property
     def short(self) -> str:
@@ -82,9 +84,25 @@ def known_modules() -> tuple[str, ...]:
 
 @cache
 def resolve(written: str) -> ModuleInfo:
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")  # Ansible's "Error loading plugin" noise: we report it ourselves
-        ctx = _loader().find_plugin_with_context(written, check_aliases=True)
+    """The module a task name runs, as ansible-playbook finds it: module routing, then action routing.
+
+    `yum` has no module in ansible-core 2.19 but its action is redirected to `dnf`; a tombstoned name
+    (`include`) is reported with Ansible's own removal message.
+    """
+    from ansible.errors import AnsiblePluginRemovedError
+    from ansible.plugins.loader import action_loader
+
+    try:
+        ctx = _find(_loader(), written)
+    except AnsiblePluginRemovedError as e:
+        return ModuleInfo(written, None, "ansible.builtin", True, removed=_removed_text(e))
+    if not ctx.resolved:
+        try:
+            act = _find(action_loader, written)
+        except AnsiblePluginRemovedError as e:
+            return ModuleInfo(written, None, "ansible.builtin", True, removed=_removed_text(e))
+        if act.resolved and act.redirect_list and act.redirect_list[-1] != written:
+            ctx = _find(_loader(), act.redirect_list[-1])  # the action runs the module it redirects to
     target = (ctx.redirect_list or [written])[-1]
     collection = target.rsplit(".", 1)[0] if target.count(".") >= 2 else "ansible.builtin"
     if not ctx.resolved:
@@ -92,8 +110,48 @@ def resolve(written: str) -> ModuleInfo:
     fqcn = ctx.plugin_resolved_name if "." in ctx.plugin_resolved_name else f"ansible.builtin.{target}"
     if fqcn.startswith("ansible_collections."):
         fqcn = target if target.count(".") >= 2 else f"ansible.builtin.{target}"
-    options = None if fqcn.rsplit(".", 1)[-1] in FREE_FORM else _options(ctx.plugin_resolved_path, collection)
-    return ModuleInfo(written, fqcn, collection, True, options)
+    short = fqcn.rsplit(".", 1)[-1]
+    options = None if short in FREE_FORM else _options(ctx.plugin_resolved_path, collection)
+    return ModuleInfo(written, fqcn, collection, True, options, passthrough=_backends(fqcn))
+
+
+def _find(loader: Any, name: str) -> Any:
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")  # Ansible's "Error loading plugin" noise: we report it ourselves
+        return loader.find_plugin_with_context(name, check_aliases=True)
+
+
+def _removed_text(e: Exception) -> str:
+    return " ".join(str(getattr(e, "message", None) or e).split())
+
+
+def _backends(fqcn: str) -> tuple[str, ...]:
+    """Modules the action plugin of `package`/`service` hands the task's arguments to, per Ansible itself:
+    package -> the package manager fact's modules (apt, dnf, ...), service -> its service manager modules."""
+    if fqcn == "ansible.builtin.package":
+        from ansible.plugins.action.package import ActionModule as PackageAction
+
+        return tuple(sorted(PackageAction.BUILTIN_PKG_MGR_MODULES))
+    if fqcn == "ansible.builtin.service":
+        from ansible.plugins.action.service import ActionModule as ServiceAction
+
+        return tuple(sorted(set(ServiceAction.BUILTIN_SVC_MGR_MODULES) - {"service"}))
+    return ()
+
+
+def accepted_options(info: ModuleInfo, use: str = "") -> dict[str, dict[str, Any]] | None:
+    """Options a task may pass: the module's own, plus those of the backends its action passes them to
+    (`use:` names one backend; otherwise any backend the host may have). None: cannot be checked."""
+    if info.options is None:
+        return None
+    merged = dict(info.options)
+    for backend in ([use] if use and use != "auto" else list(info.passthrough)):
+        extra = resolve(backend).options if backend else None
+        if extra is None and info.passthrough:
+            return None  # a backend whose options cannot be read: do not guess
+        for name, spec in (extra or {}).items():
+            merged.setdefault(name, spec)
+    return merged
 
 
 def _options(path: str, collection: str) -> dict[str, dict[str, Any]] | None:

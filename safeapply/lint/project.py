@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,26 @@ handlers roles vars vars_files vars_prompt gather_facts name become become_user 
 """))
 TASK_LISTS = ("pre_tasks", "tasks", "post_tasks", "handlers")
 _IMPORTS = {"import_tasks", "include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_tasks"}
+_ROLE_IMPORTS = {"import_role", "include_role", "ansible.builtin.import_role", "ansible.builtin.include_role"}
+TASK_DIRS = ("tasks", "handlers")  # a list in such a directory is a task file, as ansible-lint reads it
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What encloses a task: its play's directory, its role, and the conditions of enclosing blocks/imports."""
+
+    play_dir: Path
+    role: Path | None = None  # the role directory as named in the project (symlinks not resolved)
+    conditions: tuple[str, ...] = ()
+    hosts: str = ""
+    remote_user: str = ""  # the play's (or block's) remote_user, when written
+
+    def inside(self, item: Any) -> Scope:
+        when = item.get("when") if isinstance(item, dict) else None
+        more = tuple(str(c) for c in (when if isinstance(when, list) else [when]) if isinstance(c, str | bool))
+        user = item.get("remote_user") if isinstance(item, dict) else None
+        return Scope(self.play_dir, self.role, self.conditions + more, self.hosts,
+                     str(user) if isinstance(user, str) else self.remote_user)
 
 
 @dataclass
@@ -33,6 +54,7 @@ class Task:
     action: str  # the module/action key as written ("" when none found)
     args: Any  # dict of options, or a free-form string
     play_hosts: str = ""
+    scope: Scope | None = None
 
     def key_line(self, key: str) -> int:
         return self.data.key_lines.get(key, self.line)
@@ -46,12 +68,18 @@ class Project:
     plays: list[tuple[str, LMap]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     seen: set[Path] = field(default_factory=set)
+    roles: list[Path] = field(default_factory=list)  # every role directory the plays use
 
     def display(self, path: Path) -> str:
-        try:
-            return str(path.resolve().relative_to(self.root))
-        except ValueError:
-            return str(path)
+        for candidate in (Path(os.path.abspath(path)), path.resolve()):  # a symlinked role keeps its name
+            try:
+                return str(candidate.relative_to(self.root.resolve()))
+            except ValueError:
+                try:
+                    return str(candidate.relative_to(self.root))
+                except ValueError:
+                    continue
+        return str(path)
 
 
 def split_action(task: LMap) -> tuple[str, Any]:
@@ -98,6 +126,15 @@ def _load_playbook(proj: Project, path: Path) -> None:
     data = loaded.data
     if loaded.findings and data is None:
         return
+    kind = file_kind(path)
+    if kind == "vars":
+        return
+    if kind == "tasks" and isinstance(data, list):
+        role = path.parent.parent if path.parent.name in TASK_DIRS else None
+        if role is not None and role not in proj.roles:
+            proj.roles.append(role)
+        _add_tasks(proj, data, path, "", 0, Scope(path.parent, role))
+        return
     if not isinstance(data, list) or not all(isinstance(p, dict) for p in data) or not data:
         proj.findings.append(Finding(
             "not-a-playbook", Severity.BLOCKING, shown, getattr(data, "line", 1) or 1,
@@ -107,6 +144,16 @@ def _load_playbook(proj: Project, path: Path) -> None:
         return
     for play in data:
         _load_play(proj, play, path)
+
+
+def file_kind(path: Path) -> str:
+    """playbook, tasks or vars: by the directory a file sits in, as ansible-lint's kinds tell them."""
+    parts = Path(os.path.abspath(path)).parts[:-1]
+    if any(p in TASK_DIRS for p in parts[-3:]):
+        return "tasks"
+    if parts and parts[-1] in ("vars", "defaults", "group_vars", "host_vars", "meta"):
+        return "vars"
+    return "playbook"
 
 
 def _load_play(proj: Project, play: LMap, path: Path) -> None:
@@ -125,53 +172,81 @@ def _load_play(proj: Project, play: LMap, path: Path) -> None:
         return
     hosts = str(play.get("hosts"))
     proj.plays.append((shown, play))
+    scope = Scope(path.parent, None, (), hosts).inside(play)
     for key in TASK_LISTS:
-        _add_tasks(proj, play.get(key), path, hosts, depth=0)
+        _add_tasks(proj, play.get(key), path, hosts, 0, scope)
     for role in play.get("roles") or []:
         name = role if isinstance(role, str) else (role.get("role") or role.get("name")) if isinstance(
             role, dict) else None
         if isinstance(name, str):
-            _load_role(proj, name, path.parent, hosts)
+            _load_role(proj, name, path.parent, hosts, 1, scope.inside(role))
 
 
-def _load_role(proj: Project, name: str, base: Path, hosts: str) -> None:
-    for roles_dir in (base / "roles", proj.root / "roles", base):
+def find_role(proj: Project, name: str, base: Path) -> Path | None:
+    """A role by name: beside the playbook, in the project's roles/, in $ANSIBLE_ROLES_PATH (links followed)."""
+    dirs = [base / "roles", proj.root / "roles", base]
+    dirs += [Path(p) for p in os.environ.get("ANSIBLE_ROLES_PATH", "").split(os.pathsep) if p]
+    for roles_dir in dirs:
         role = roles_dir / name
-        if (role / "tasks").is_dir() or (role / "handlers").is_dir():
-            for sub in ("tasks", "handlers"):
-                for f in sorted((role / sub).glob("*.y*ml")) if (role / sub).is_dir() else []:
-                    _load_task_file(proj, f, hosts, depth=1)
-            return
+        if any((role / sub).is_dir() for sub in ("tasks", "handlers", "defaults", "vars", "meta")):
+            return role
+    return None
 
 
-def _load_task_file(proj: Project, path: Path, hosts: str, depth: int) -> None:
+def _load_role(proj: Project, name: str, base: Path, hosts: str, depth: int, scope: Scope) -> None:
+    role = find_role(proj, name, base)
+    if role is None or depth > 8:
+        return
+    if role not in proj.roles:
+        proj.roles.append(role)
+    inner = Scope(scope.play_dir, role, scope.conditions, hosts, scope.remote_user)
+    meta = role / "meta" / "main.yml"
+    if meta.is_file():  # dependencies run first, in the same play
+        deps = load_yaml(meta, proj.display(meta)).data
+        for dep in (deps.get("dependencies") or []) if isinstance(deps, dict) else []:
+            dep_name = dep if isinstance(dep, str) else dep.get("role") or dep.get("name") if isinstance(
+                dep, dict) else None
+            if isinstance(dep_name, str) and "{{" not in dep_name:
+                _load_role(proj, dep_name, role.parent, hosts, depth + 1, scope)
+    for sub in ("tasks", "handlers"):
+        files = sorted((role / sub).glob("*.y*ml")) if (role / sub).is_dir() else []
+        for f in sorted(files, key=lambda f: f.stem != "main"):  # main first: its imports carry their `when`
+            _load_task_file(proj, f, hosts, depth, inner)
+
+
+def _load_task_file(proj: Project, path: Path, hosts: str, depth: int, scope: Scope) -> None:
     if path.resolve() in proj.seen or depth > 8:
         return
     proj.seen.add(path.resolve())
     proj.files.append(path)
     loaded = load_yaml(path, proj.display(path))
     proj.findings.extend(loaded.findings)
-    _add_tasks(proj, loaded.data, path, hosts, depth)
+    _add_tasks(proj, loaded.data, path, hosts, depth, scope)
 
 
-def _add_tasks(proj: Project, items: Any, path: Path, hosts: str, depth: int) -> None:
+def _add_tasks(proj: Project, items: Any, path: Path, hosts: str, depth: int, scope: Scope) -> None:
     if not isinstance(items, list):
         return
     for item in items:
         if not isinstance(item, LMap):
             continue
         if any(k in item for k in ("block", "rescue", "always")):
+            inner = scope.inside(item)
             for k in ("block", "rescue", "always"):
-                _add_tasks(proj, item.get(k), path, hosts, depth)
+                _add_tasks(proj, item.get(k), path, hosts, depth, inner)
             continue
         action, args = split_action(item)
-        proj.tasks.append(Task(item, proj.display(path), item.line, action, args, hosts))
-        if action in _IMPORTS:
-            target = args if isinstance(args, str) else (args or {}).get("file") if isinstance(args, dict) else None
-            if isinstance(target, str) and "{{" not in target:
-                candidate = path.parent / target
-                if candidate.exists():
-                    _load_task_file(proj, candidate, hosts, depth + 1)
+        proj.tasks.append(Task(item, proj.display(path), item.line, action, args, hosts, scope.inside(item)))
+        target = args if isinstance(args, str) else (args or {}).get("file") if isinstance(args, dict) else None
+        if action in _IMPORTS and isinstance(target, str) and "{{" not in target:
+            candidate = path.parent / target
+            if not candidate.exists() and scope.role is not None:
+                candidate = scope.role / "tasks" / target
+            if candidate.exists():
+                _load_task_file(proj, candidate, hosts, depth + 1, scope.inside(item))
+        elif action in _ROLE_IMPORTS and isinstance(args, dict) and isinstance(args.get("name"), str) \
+                and "{{" not in args["name"]:
+            _load_role(proj, args["name"], scope.play_dir, hosts, depth + 1, scope.inside(item))
 
 
 def iter_strings(value: Any) -> Iterator[str]:

@@ -27,6 +27,10 @@ def check(ctx: Context) -> Iterator[Finding]:
         if info.fqcn:
             continue
         line = task.key_line(task.action)
+        if info.removed:
+            yield Finding(ID, SEVERITY, task.file, line, f"`{task.action}` was removed from Ansible: {info.removed}",
+                          "use the replacement Ansible names above")
+            continue
         if not info.installed:
             yield Finding(ID, Severity.WARNING, task.file, line,
                           f"cannot validate `{task.action}`: collection {info.collection} is not installed",
