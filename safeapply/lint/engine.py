@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,9 @@ SUPERSEDES = {
         "command-instead-of-module", "no-changed-when"}, "ignore-errors-on-change": {"ignore-errors"},
     "curl-pipe-sh": {"risky-shell-pipe", "command-instead-of-module"},
 }
+
+
+TOOL_RULES = frozenset({external.INCOMPLETE, "ansible-lint"})  # findings about the tools: never cached
 
 
 def project_root(paths: list[Path]) -> Path:
@@ -93,15 +96,22 @@ def start(paths: list[Path] | list[str], *, profile: str | None = None, use_cach
 def lint_paths(paths: list[Path] | list[str], *, profile: str | None = None, strict: bool = False,
                connection: Connection | Mapping[str, Connection] | None = None,
                known_vars: frozenset[str] = frozenset(), use_cache: bool = True,
-               ansible_lint: bool = True, early: EarlyLint | None = None) -> LintReport:
+               ansible_lint: bool = True, early: EarlyLint | None = None,
+               strict_tools: bool = False) -> LintReport:
     """Lint playbooks; `connection` (one, or per host name) is what lockout rules protect.
 
-    `early` is what `start()` gave for the same paths and options (ansible-lint already running)."""
+    `early` is what `start()` gave for the same paths and options (ansible-lint already running).
+    `strict_tools`: a part of the lint that did not run (`lint-incomplete`) blocks instead of warning
+    (`strict` blocks on every warning, that one included)."""
     early = early or start(paths, profile=profile, use_cache=use_cache, ansible_lint=ansible_lint)
     try:
-        return _finish(early, strict, connection, known_vars)
+        report = _finish(early, strict, connection, known_vars)
     finally:
         early.close()  # ansible-lint never collected (a cache hit, or an error on the way): end it
+    if strict_tools:
+        report.findings = [replace(f, severity=Severity.BLOCKING) if f.rule in TOOL_RULES else f
+                           for f in report.findings]
+    return report
 
 
 def _finish(early: EarlyLint, strict: bool, connection: Connection | Mapping[str, Connection] | None,
@@ -115,7 +125,7 @@ def _finish(early: EarlyLint, strict: bool, connection: Connection | Mapping[str
         report.cached, report.strict = True, strict
         return report
     report = _lint(early, conns, known_vars)
-    if k and not any(f.rule == "ansible-lint" for f in report.findings):  # never cache a tool failure
+    if k and not any(f.rule in TOOL_RULES for f in report.findings):  # never cache a tool failure
         cache.store(k, report.to_dict())
     report.strict = strict
     return report
@@ -151,7 +161,7 @@ def _theirs(early: EarlyLint, not_installed: set[str]) -> list[Finding]:
         return []
     early.collected = True
     theirs = external.collect(early.running, not_installed)
-    if early.external_key and not any(f.rule == "ansible-lint" for f in theirs):  # never cache a tool failure
+    if early.external_key and not any(f.rule in TOOL_RULES for f in theirs):  # never cache a tool failure
         cache.store(early.external_key, {"findings": [f.to_dict() for f in theirs]})
     return theirs
 

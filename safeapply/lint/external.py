@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,16 +64,22 @@ def merged_config(config: Path | None, root: Path, mocks: list[str], out_dir: Pa
     return path
 
 
+INCOMPLETE = "lint-incomplete"  # a part of the lint did not run: never read as "no findings"
+RC_INVALID_CONFIG = 3  # ansible-lint's own exit code for a config it rejects
+
+
 @dataclass
 class Running:
     proc: subprocess.Popen[bytes] | None
     tmp: tempfile.TemporaryDirectory[str]
     error: str = ""
+    config: Path | None = None  # the project's own .ansible-lint, if any
 
 
 def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) -> Running:
     tmp = tempfile.TemporaryDirectory(prefix="safeapply-lint-")
-    cfg = merged_config(find_config(root), root, mocks, Path(tmp.name))
+    own = find_config(root)
+    cfg = merged_config(own, root, mocks, Path(tmp.name))
     argv = [sys.executable, "-m", "ansiblelint", "--offline", "--nocolor", "-f", "codeclimate", "-c", str(cfg)]
     argv += ["--profile", profile] if profile else []
     argv += [str(f.resolve()) for f in files]  # cwd is the project root: relative paths would not resolve
@@ -81,8 +88,8 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
         proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
     except OSError as e:
-        return Running(None, tmp, f"cannot start ansible-lint: {e}")
-    return Running(proc, tmp)
+        return Running(None, tmp, f"cannot start ansible-lint: {e}", own)
+    return Running(proc, tmp, config=own)
 
 
 def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list[Finding]:
@@ -95,12 +102,22 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
             run.proc.kill()
             run.proc.communicate()
             return [_tool_problem(f"ansible-lint did not finish in {timeout:.0f} s")]
+        rc = run.proc.returncode
+        tail = [t for t in err.decode("utf-8", "replace").strip().splitlines() if "PATH altered" not in t]
+        why = _ANSI.sub("", tail[-1]).strip() if tail else "no output"
+        why = why.replace(str(Path(run.tmp.name) / "ansible-lint.yml"), str(run.config or "the config"))
+        if rc == RC_INVALID_CONFIG:
+            where = str(run.config) if run.config else "its configuration"
+            return [_tool_problem(f"ansible-lint rejected {where} ({why}): neither ansible-lint nor Ansible's "
+                                  "syntax check ran", f"fix or remove the rejected key in {where} "
+                                  "(`ansible-lint --offline` shows it), then lint again")]
         try:
-            items = json.loads(out.decode("utf-8", "replace") or "[]")
+            items = json.loads(out.decode("utf-8", "replace") or "null")
         except json.JSONDecodeError:
-            tail = err.decode("utf-8", "replace").strip().splitlines()
-            return [_tool_problem(f"ansible-lint failed (rc {run.proc.returncode}): "
-                                  f"{tail[-1] if tail else 'no output'}")]
+            items = None
+        if not isinstance(items, list) or (rc not in (0, 2) and not items):
+            return [_tool_problem(f"ansible-lint failed (rc {rc}): {why}; its checks and the syntax check did "
+                                  "not run")]
         return [_finding(item, not_installed) for item in items if isinstance(item, dict)]
     finally:
         run.tmp.cleanup()
@@ -120,9 +137,25 @@ def discard(run: Running) -> None:
     run.tmp.cleanup()
 
 
-def _tool_problem(message: str) -> Finding:
-    return Finding("ansible-lint", Severity.WARNING, "", 0, message,
-                   "run `ansible-lint` by hand to see why", source="ansible-lint")
+def _tool_problem(message: str, fix: str = "run `ansible-lint` by hand to see why") -> Finding:
+    return Finding(INCOMPLETE, Severity.WARNING, "", 0, message, fix, source="ansible-lint")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_UNEXPECTED_RC = re.compile(r"Unexpected error code (\d+) from execution of: (ansible-playbook --syntax-check.*)")
+
+
+def _incomplete_syntax_check(finding: Finding) -> Finding | None:
+    """ansible-lint's `internal-error` for a syntax check that could not run (a missing collection: rc 4)."""
+    m = _UNEXPECTED_RC.search(finding.message)
+    if finding.rule != "internal-error" or m is None:
+        return None
+    return Finding(INCOMPLETE, Severity.WARNING, finding.file, finding.line,
+                   f"Ansible's syntax check did not run on this file: `{m.group(2).split(' -vv ')[0]}` exited "
+                   f"{m.group(1)} without a message ansible-lint understands (often a collection or role that "
+                   "is not installed)", f"install what the playbook needs (`ansible-galaxy install -r "
+                   f"requirements.yml`), then run `ansible-playbook --syntax-check {finding.file}` to see why",
+                   source="ansible-lint")
 
 
 def classify(tag: str, message: str, not_installed: set[str]) -> Severity:
@@ -134,6 +167,11 @@ def classify(tag: str, message: str, not_installed: set[str]) -> Severity:
 
 
 def _finding(item: dict[str, Any], not_installed: set[str]) -> Finding:
+    raw = _raw_finding(item, not_installed)
+    return _incomplete_syntax_check(raw) or raw
+
+
+def _raw_finding(item: dict[str, Any], not_installed: set[str]) -> Finding:
     tag = str(item.get("check_name", "ansible-lint"))
     loc = item.get("location") or {}
     line = (loc.get("lines") or {}).get("begin") or ((loc.get("positions") or {}).get("begin") or {}).get("line")

@@ -177,3 +177,57 @@ def closest(word: str, candidates: list[str] | tuple[str, ...], n: int = 3) -> l
     affix.sort(key=lambda c: -difflib.SequenceMatcher(None, word_l, c.lower()).ratio())
     rest = difflib.get_close_matches(word, [c for c in candidates if c not in affix], n=n, cutoff=0.6)
     return (affix + rest)[:n]
+
+
+def _jinja_builtins(kind: str) -> frozenset[str]:
+    import jinja2
+
+    env = jinja2.Environment()
+    return frozenset(env.filters if kind == "filter" else env.tests)
+
+
+@cache
+def jinja_plugin(kind: str, name: str) -> bool:
+    """Does Ansible's filter (kind "filter") or test ("test") loader find this name, or Jinja's builtins?"""
+    if "." not in name and name in _jinja_builtins(kind):
+        return True
+    from ansible.plugins.loader import filter_loader, test_loader
+
+    _loader()
+    loader = filter_loader if kind == "filter" else test_loader
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return loader.get(name) is not None
+    except Exception:  # a collection without that plugin type, a removed plugin: not found
+        return False
+
+
+@cache
+def jinja_plugin_elsewhere(kind: str, name: str) -> tuple[str, ...]:
+    """FQCNs of installed collections' filters/tests with this short name (where a removed one went)."""
+    short = name.rsplit(".", 1)[-1]
+    found = []
+    for root in collection_paths():
+        for coll in sorted((root / "ansible_collections").glob("*/*")):
+            d = coll / "plugins" / kind
+            fqcn = f"{coll.parent.name}.{coll.name}.{short}"
+            if fqcn != name and any((d / f"{short}{ext}").is_file() for ext in (".py", ".yml", ".yaml")) \
+                    and jinja_plugin(kind, fqcn):
+                found.append(fqcn)
+    return tuple(dict.fromkeys(found))
+
+
+@cache
+def jinja_plugin_names(kind: str) -> tuple[str, ...]:
+    """Short names of builtin filters or tests (Jinja's and ansible.builtin's), for suggestions."""
+    from ansible.plugins.loader import filter_loader, test_loader
+
+    _loader()
+    names = set(_jinja_builtins(kind))
+    loader = filter_loader if kind == "filter" else test_loader
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for plugin in loader.all():
+            names.add(str(getattr(plugin, "ansible_name", "")).rsplit(".", 1)[-1])
+    return tuple(sorted(n for n in names if n))

@@ -21,6 +21,7 @@ class Template:
     line: int
     text: str  # always a full template: bare conditionals are wrapped in {{ }}
     loop_vars: tuple[str, ...] = ()
+    guarded: frozenset[str] = frozenset()  # names an enclosing `when:` tests with `is defined`/`default()`
 
 
 @cache
@@ -33,16 +34,39 @@ def parse(text: str) -> nodes.Template:
     return _env().parse(text)
 
 
+def _root(node: nodes.Node) -> str | None:
+    """`foo` for foo, foo.bar, foo['x'].y: Ansible's undefined chains through attribute and item access."""
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        node = node.node
+    return node.name if isinstance(node, nodes.Name) else None
+
+
+def guarded_names(ast: nodes.Template) -> set[str]:
+    """Names read under `| default(...)` or tested with `is defined`/`is undefined`/`is none`."""
+    found = {_root(n.node) for n in ast.find_all(nodes.Filter) if n.name in ("default", "d") and n.node}
+    found |= {_root(n.node) for n in ast.find_all(nodes.Test) if n.name in ("defined", "undefined", "none")}
+    return {n for n in found if n}
+
+
 def undeclared(ast: nodes.Template) -> set[str]:
     """Free names, less those guarded by `| default(...)` or `is defined`."""
-    guarded = {n.node.name for n in ast.find_all(nodes.Filter)
-               if n.name in ("default", "d") and isinstance(n.node, nodes.Name)}
-    guarded |= {n.node.name for n in ast.find_all(nodes.Test)
-                if n.name in ("defined", "undefined", "none") and isinstance(n.node, nodes.Name)}
-    return set(meta.find_undeclared_variables(ast)) - guarded
+    return set(meta.find_undeclared_variables(ast)) - guarded_names(ast)
 
 
-def _task_templates(file: str, data: Any, loop_var: str) -> Iterator[Template]:
+@cache
+def condition_guards(conditions: tuple[str, ...]) -> frozenset[str]:
+    """Names that `when:` conditions guard: the task (or block) is skipped when they are not defined."""
+    out: set[str] = set()
+    for cond in conditions:
+        try:
+            out |= guarded_names(parse(cond if "{{" in cond else "{{ " + cond + " }}"))
+        except jinja2.TemplateSyntaxError:
+            continue
+    return frozenset(out)
+
+
+def _task_templates(file: str, data: Any, loop_var: str, guarded: frozenset[str] = frozenset()
+                    ) -> Iterator[Template]:
     lines = getattr(data, "key_lines", {})
     for key, value in data.items():
         line = lines.get(key, getattr(data, "line", 1))
@@ -50,21 +74,22 @@ def _task_templates(file: str, data: Any, loop_var: str) -> Iterator[Template]:
             for cond in value if isinstance(value, list) else [value]:
                 if isinstance(cond, str) and cond.strip():
                     text = cond if "{{" in cond else "{{ " + cond + " }}"
-                    yield Template(file, line, text, (loop_var,))
+                    yield Template(file, line, text, (loop_var,), guarded)
             continue
         if isinstance(value, dict) and hasattr(value, "key_lines"):
-            yield from _task_templates(file, value, loop_var)
+            yield from _task_templates(file, value, loop_var, guarded)
             continue
         for s in iter_strings(value):
             if "{{" in s or "{%" in s:
-                yield Template(file, line, s, (loop_var,))
+                yield Template(file, line, s, (loop_var,), guarded)
 
 
 def templates(project: Project) -> Iterator[Template]:
     for task in project.tasks:
         control = task.data.get("loop_control")
         loop_var = control.get("loop_var", "item") if isinstance(control, dict) else "item"
-        yield from _task_templates(task.file, task.data, str(loop_var))
+        guarded = condition_guards(task.scope.conditions) if task.scope else frozenset()
+        yield from _task_templates(task.file, task.data, str(loop_var), guarded)
     for file, play in project.plays:
         for key in ("vars", "hosts", "name"):
             if key in play:

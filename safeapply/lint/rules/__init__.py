@@ -16,10 +16,12 @@ from safeapply.lint.rules import (
     invalid_choice,
     jinja_syntax,
     latest_tag,
+    missing_src,
     plaintext_secret,
     shell_instead_of_module,
     sshd_lockout,
     undefined_var,
+    unknown_filter,
     unknown_module,
     unknown_option,
     unvalidated_critical_file,
@@ -28,8 +30,8 @@ from safeapply.lint.rules import (
 from safeapply.lint.rules.base import Context, RuleModule
 
 RULES: tuple[RuleModule, ...] = (
-    unknown_module, unknown_option, invalid_choice, jinja_syntax, undefined_var, plaintext_secret,
-    ignore_errors_change, shell_instead_of_module, latest_tag, curl_pipe_sh, world_writable,
+    unknown_module, unknown_option, invalid_choice, jinja_syntax, undefined_var, unknown_filter, missing_src,
+    plaintext_secret,    ignore_errors_change, shell_instead_of_module, latest_tag, curl_pipe_sh, world_writable,
     unvalidated_critical_file, sshd_lockout, firewall_lockout,
 )
 EXAMPLES = Path(__file__).parent / "examples"

@@ -3,12 +3,15 @@
 Sources counted as defining a name: any mapping key in any YAML file of the project (vars, vars_files,
 group_vars, host_vars, role defaults, set_fact, include_vars files), `register:`, loop variables, INI
 inventory `name=value` pairs, Ansible's magic variables and facts, and names the caller passes (the run
-pipeline passes the inventory's variables). Only a name defined nowhere blocks.
+pipeline passes the inventory's variables). Roles are read through symlinks. A name guarded by `is defined` or
+`default()` (in the template, or in a `when:` of the task or of an enclosing block, import or role) is not
+reported: Ansible skips the task or takes the default. Only a name defined nowhere blocks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,15 +57,30 @@ def _keys(value: Any, out: set[str]) -> None:
             _keys(v, out)
 
 
-def defined_names(root: Path, limit: int = 3000) -> set[str]:
-    names: set[str] = set()
+def _files(roots: list[Path], limit: int) -> Iterator[Path]:
+    """Files under the roots, following symlinked directories (a role linked into roles/) once each."""
+    seen: set[Path] = set()
     count = 0
-    for path in sorted(root.rglob("*")):
-        if any(part in _SKIP_DIRS for part in path.relative_to(root).parts) or not path.is_file():
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            real = Path(dirpath).resolve()
+            if real in seen:
+                dirnames[:] = []
+                continue
+            seen.add(real)
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+            for name in sorted(filenames):
+                count += 1
+                if count > limit:
+                    return
+                yield Path(dirpath) / name
+
+
+def defined_names(root: Path, roles: list[Path] | None = None, limit: int = 3000) -> set[str]:
+    names: set[str] = set()
+    for path in _files([root, *(roles or [])], limit):
+        if not path.is_file():
             continue
-        count += 1
-        if count > limit:
-            break
         if path.suffix in (".yml", ".yaml", ".json"):
             _keys(load_yaml(path, str(path)).data, names)
         elif path.suffix in ("", ".ini", ".cfg", ".hosts", ".inventory") and path.stat().st_size < 1_000_000:
@@ -76,14 +94,14 @@ def _is_known(name: str, known: set[str]) -> bool:
 
 
 def check(ctx: Context) -> Iterator[Finding]:
-    known = defined_names(ctx.project.root) | set(ctx.known_vars)
+    known = defined_names(ctx.project.root, ctx.project.roles) | set(ctx.known_vars)
     reported: set[tuple[str, int, str]] = set()
     for tpl in templates(ctx.project):
         try:
             names = undeclared(parse(tpl.text))
         except jinja2.TemplateSyntaxError:
             continue  # jinja-syntax reports it
-        for name in sorted(names - set(tpl.loop_vars)):
+        for name in sorted(names - set(tpl.loop_vars) - tpl.guarded):
             if _is_known(name, known) or (tpl.file, tpl.line, name) in reported:
                 continue
             reported.add((tpl.file, tpl.line, name))
