@@ -101,3 +101,42 @@ def _play_key(file: str, play: Any, key: str) -> Iterator[Template]:
     for s in iter_strings(play[key]):
         if "{{" in s or "{%" in s:
             yield Template(file, line, s)
+
+
+def _literals(data: Any, out: dict[str, str]) -> None:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool):
+                out.setdefault(k, str(v))
+
+
+def literal_vars(project: Project) -> dict[str, str]:
+    """Plain string values of play vars, role defaults/vars and group_vars: enough to resolve a path."""
+    from safeapply.lint.loader import load_yaml
+
+    out: dict[str, str] = {}
+    for _file, play in project.plays:
+        _literals(play.get("vars"), out)
+    files = [r / sub / "main.yml" for r in project.roles for sub in ("vars", "defaults")]
+    for base in {project.root, *(p.parent for p in project.files)}:
+        files += sorted((base / "group_vars").glob("all*")) + sorted((base / "group_vars").glob("*/*.yml"))
+        files += sorted((base / "group_vars").glob("*.yml"))
+    for f in files:
+        if f.is_file():
+            _literals(load_yaml(f, str(f)).data, out)
+    return out
+
+
+def render_literal(text: str, variables: dict[str, str], task_vars: Any = None) -> str | None:
+    """`text` with its variables substituted from literal values (None when any is unknown or not literal)."""
+    scope = dict(variables)
+    _literals(task_vars, scope)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    for _ in range(5):
+        if "{{" not in text and "{%" not in text:
+            return text
+        try:
+            text = env.from_string(text).render(scope)
+        except (jinja2.TemplateError, TypeError, ValueError):
+            return None
+    return None

@@ -26,13 +26,14 @@ from safeapply.lint.rules import (
     unknown_option,
     unvalidated_critical_file,
     world_writable,
+    writable_system_path,
 )
 from safeapply.lint.rules.base import Context, RuleModule
 
 RULES: tuple[RuleModule, ...] = (
     unknown_module, unknown_option, invalid_choice, jinja_syntax, undefined_var, unknown_filter, missing_src,
-    plaintext_secret,    ignore_errors_change, shell_instead_of_module, latest_tag, curl_pipe_sh, world_writable,
-    unvalidated_critical_file, sshd_lockout, firewall_lockout,
+    plaintext_secret, ignore_errors_change, shell_instead_of_module, latest_tag, curl_pipe_sh, world_writable,
+    writable_system_path, unvalidated_critical_file, sshd_lockout, firewall_lockout,
 )
 EXAMPLES = Path(__file__).parent / "examples"
 

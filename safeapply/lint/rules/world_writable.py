@@ -1,6 +1,6 @@
 """world-writable: a file mode that lets every user write (0777, 0666, o+w).
 
-Under /etc any local user could then change system configuration: that blocks. Elsewhere it is a warning.
+On a system path (/etc, /usr, /var/lib...) writable-system-path blocks it; elsewhere this is a warning.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from typing import Any
 
 from safeapply.lint.model import Finding, Severity
 from safeapply.lint.rules.base import Context, args_of, has_jinja
+from safeapply.lint.rules.writable_system_path import SYSTEM, bits
+from safeapply.lint.templates import literal_vars, render_literal
 
 ID = "world-writable"
-SEVERITY = Severity.BLOCKING
-DOC = "mode gives write permission to others; blocking under /etc, a warning elsewhere."
+SEVERITY = Severity.WARNING
+DOC = "mode gives write permission to others outside system paths (those: writable-system-path, blocking)."
 
 _SYMBOLIC = re.compile(r"(^|,)[ugoa]*[oa][ugoa]*[+=][rwxXst]*w")
 
@@ -33,13 +35,20 @@ def world_writable(mode: Any) -> bool:
 
 
 def check(ctx: Context) -> Iterator[Finding]:
+    known: dict[str, str] | None = None
     for task, _info in ctx.tasks():
         args = args_of(task)
         if "mode" not in args or not world_writable(args["mode"]):
             continue
         path = str(args.get("dest") or args.get("path") or args.get("name") or "")
-        sev = Severity.BLOCKING if path.startswith("/etc") else Severity.WARNING
+        if has_jinja(path):
+            known = literal_vars(ctx.project) if known is None else known
+            path = render_literal(path, known, task.data.get("vars")) or path
+        if SYSTEM.match(path):
+            continue  # writable-system-path gives the verdict
+        found = bits(args["mode"])
         line = getattr(task.args, "key_lines", {}).get("mode", task.line)
-        yield Finding(ID, sev, task.file, line, f"mode {args['mode']!r} makes {path or 'the file'} "
+        yield Finding(ID, SEVERITY, task.file, line, f"mode {found[1] if found else args['mode']} makes "
+                      f"{path or 'the file'} "
                       "writable by every user", "use 0644 for files or 0755 for directories "
                       "(0640/0750 for anything secret), quoted as a string")
