@@ -17,17 +17,16 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import ansible_runner
 import psutil
 
+from safeapply import signals
 from safeapply.errors import ConfigError, Terminated, UsageError
 
 _TASK_EVENTS = {
@@ -171,7 +170,7 @@ class PendingPlaybook:
 
     def go(self) -> ApplyResult:
         """Let the playbook run; wait for it. Ctrl-C/SIGTERM meanwhile cancel it (see `interrupted_by`)."""
-        with _cancel_on_signals(self.cancel):
+        with signals.noted(self.cancel.note):
             self._open_gate("go")
             while self._thread.is_alive():
                 self._thread.join(0.2)  # short joins: the signal handlers run in this (main) thread
@@ -364,6 +363,9 @@ class _CancelFlag:
                         if os.getsid(proc.pid) in sessions:
                             proc.kill()
 
+    def note(self, signum: int) -> None:
+        self.signum = self.signum or signum
+
     def is_set(self) -> bool:
         return self.signum is not None or self.stopped
 
@@ -376,21 +378,3 @@ def _playbook_children() -> list[psutil.Process]:
             if any("ansible-playbook" in part for part in child.cmdline()):
                 out.append(child)
     return out
-
-
-@contextmanager
-def _cancel_on_signals(flag: _CancelFlag) -> Iterator[None]:
-    """While runner runs, SIGINT/SIGTERM ask it to cancel (it then stops ansible-playbook cleanly)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _note(signum: int, _frame: FrameType | None) -> None:
-        flag.signum = flag.signum or signum
-
-    old = {s: signal.signal(s, _note) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)

@@ -28,8 +28,39 @@ class ExitCode(IntEnum):
     NO_HOSTS = 18
     ROLLED_BACK = 20
     ROLLBACK_FAILED = 21
+    SWITCH_ARMED = 22
     INTERRUPTED = 130
     TERMINATED = 143
+
+    @property
+    def ok(self) -> bool:
+        """The run did what was asked (applied and verified, or nothing to change)."""
+        return self in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE)
+
+    @property
+    def status(self) -> str:
+        """The run record's status name for a run that ended with this code."""
+        return _STATUS.get(self, f"exit-{int(self)}")
+
+
+_STATUS = {ExitCode.OK: "applied", ExitCode.NOTHING_TO_CHANGE: "unchanged", ExitCode.LINT: "lint-failed",
+           ExitCode.PREFLIGHT: "blocked", ExitCode.ROLLED_BACK: "rolled-back",
+           ExitCode.ROLLBACK_FAILED: "rollback-failed", ExitCode.SWITCH_ARMED: "still-armed",
+           ExitCode.LOCKED: "locked", ExitCode.INTERNAL: "internal-error", ExitCode.INTERRUPTED: "interrupted",
+           ExitCode.TERMINATED: "terminated"}
+
+
+def status_of(code: int) -> str:
+    """Status name of any exit code (128+n for other signals included)."""
+    try:
+        return ExitCode(code).status
+    except ValueError:
+        return f"exit-{code}"
+
+
+def signal_exit_code(signum: int) -> int:
+    """What the CLI exits with when a signal ended the run: 130 for Ctrl-C, 128+n otherwise."""
+    return 128 + signum
 
 
 class SafeapplyError(Exception):

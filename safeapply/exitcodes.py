@@ -23,6 +23,8 @@ TABLE: list[tuple[E, str]] = [
     (E.NO_HOSTS, "no host matched the pattern/limit; nothing done"),
     (E.ROLLED_BACK, "apply or verification failed; rolled back and the rollback verified"),
     (E.ROLLBACK_FAILED, "rollback failed or could not be verified: a person must look"),
+    (E.SWITCH_ARMED, "`safeapply deadman`: a dead-man's switch is still armed (it restores the host at its "
+     "deadline unless a later run confirms it)"),
     (E.INTERRUPTED, "interrupted by Ctrl-C (rollback attempted first)"),
     (E.TERMINATED, "terminated by SIGTERM (rollback attempted first)"),
 ]

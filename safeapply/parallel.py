@@ -30,3 +30,17 @@ def per_host(hosts: Sequence[H], fn: Callable[[H], T], workers: int = 16) -> dic
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
         return dict(zip([h.name for h in hosts], pool.map(guarded, hosts), strict=True))
+
+
+def each(hosts: Sequence[H], fn: Callable[[H], T], workers: int = 16) -> list[T]:
+    """fn on every host at once, results in host order; the first error (in host order) is raised once all
+    have finished — the fail-fast variant for stages where one host's error stops the run."""
+    if not hosts:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
+        futures = [pool.submit(fn, h) for h in hosts]
+    for f in futures:
+        err = f.exception()
+        if err is not None:
+            raise err
+    return [f.result() for f in futures]

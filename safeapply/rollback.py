@@ -18,11 +18,10 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
+from safeapply.compare import state_diff, units_of
 from safeapply.errors import SafeapplyError
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
-
-UNIT_KINDS = ("service", "socket", "timer")
 
 
 class SnapshotOps(Protocol):
@@ -214,18 +213,13 @@ def _packages(transport: Transport, rep: RollbackReport, offset: int, revert: bo
 
 # ---- what to do (pure) -------------------------------------------------------------------------------
 
-_SWITCH_PREFIX = "safeapply-deadman-"  # the run's own dead-man's switch: its guard disarms it, not rollback
 
-
-def _units(state: HostState) -> dict[str, Any]:
-    return {u.name: u for u in state.units if u.kind in UNIT_KINDS and u.load != "not-found"
-            and not u.name.startswith(_SWITCH_PREFIX)}
 
 
 def unit_actions(before: HostState, now: HostState, restored: list[str]) -> list[tuple[str, str]]:
     """(verb, unit) pairs that return each unit to its pre-run state."""
-    old = _units(before)
-    cur = {u.name: u for u in now.units if u.kind in UNIT_KINDS and not u.name.startswith(_SWITCH_PREFIX)}
+    old = units_of(before)
+    cur = units_of(now, loaded_only=False)
     out: list[tuple[str, str]] = []
     for name, u in sorted(cur.items()):
         was = old.get(name)
@@ -285,30 +279,3 @@ def container_actions(before: HostState, now: HostState) -> list[list[str]]:
         elif not was.running and c.running:
             out.append([c.engine, "stop", c.id])
     return out  # a container the run removed cannot be recreated here: state_diff reports it
-
-
-def state_diff(before: HostState, after: HostState) -> list[str]:
-    """Human lines for what differs in units, listeners and containers (empty: same)."""
-    out: list[str] = []
-    old, new = _units(before), _units(after)
-    for name in sorted(old.keys() | new.keys()):
-        a, b = old.get(name), new.get(name)
-        sa = (a.active, a.enabled) if a else ("absent", "")
-        sb = (b.active, b.enabled) if b else ("absent", "")
-        if _norm(sa) != _norm(sb):
-            out.append(f"unit {name}: was {'/'.join(filter(None, sa))}, now {'/'.join(filter(None, sb))}")
-    la = {(x.proto, x.address, x.port) for x in before.listeners}
-    lb = {(x.proto, x.address, x.port) for x in after.listeners}
-    out += [f"listener {p} {a}:{n} is gone" for p, a, n in sorted(la - lb)]
-    out += [f"listener {p} {a}:{n} is new" for p, a, n in sorted(lb - la)]
-    ca = {(c.name, c.running) for c in before.containers}
-    cb = {(c.name, c.running) for c in after.containers}
-    out += [f"container {n}: was {'running' if r else 'stopped'}, now differs" for n, r in sorted(ca - cb)]
-    out += [f"container {n}: new or changed" for n, _ in sorted(cb - ca) if n not in {x for x, _ in ca}]
-    return out
-
-
-def _norm(state: tuple[str, str]) -> tuple[str, str]:
-    """Only running vs not running counts: inactive and a transient `activating` of a timer job are alike."""
-    active, enabled = state
-    return ("up" if active in ("active", "reloading") else "down", enabled)

@@ -1,53 +1,45 @@
-"""`safeapply run`: the pipeline, and the one place that knows the stage order.
+"""`safeapply run`: the pipeline — the one place that knows the stage order and decides how a run ends.
 
-    start ansible-lint and ansible-playbook (held at its gate)  ->  resolve hosts
-    -> lint | (connect -> lock -> scan | (snapshot -> guards.arm)), overlapped  ->  plan
-    -> [check: apply --check, stop]  ->  apply (rollback on Ctrl-C/SIGTERM)  ->  verify  ->  guards.confirm
-    -> rollback the failed hosts -> verify the rollback  ->  record, metrics, notify
+    start ansible-lint and ansible-playbook (held at its gate)  ->  resolve hosts (once)
+    -> lint | (connect -> lock -> scan | (snapshot -> switch armed)), overlapped  ->  plan
+    -> [check: apply --check, stop]
+    -> the apply window: apply -> verify -> switches confirmed -> failed hosts rolled back
+    -> record, metrics, notify
 
-Every gate before apply stops with its own exit code and nothing changed (guards armed by then are
-released). A `Guard` (issue 7's target-side dead-man's switch) slots in with `arm` right after each host's
-snapshot, `confirm` after verification and `release` when the run stops before apply.
+Before the apply window every error keeps its own code (10-19: nothing changed; switches armed by then are
+released). Inside it, any exception rolls back every host not yet verified and the run ends 20/21
+(`outcome.decide`); Ctrl-C and SIGTERM roll back first, then end the run 130/143. Only this module writes
+the run record; the dead-man's switch (`safeapply.deadman`) is called at its steps and returns values.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from safeapply import deadman, parallel, signals
 from safeapply import run_stages as stages
 from safeapply.apply import ApplyRequest, ApplyResult, PendingPlaybook, TaskEvent, prestart
-from safeapply.errors import ExitCode, SafeapplyError, Terminated, UsageError
+from safeapply.deadman.keepalive import Keepalive
+from safeapply.errors import ExitCode, SafeapplyError, Terminated, UsageError, signal_exit_code, status_of
+from safeapply.inventory import Host
 from safeapply.lock import host_lock
+from safeapply.outcome import HostEnd, HostOutcome, RunOutcome, decide
 from safeapply.records import RunRecord, RunStore, new_record, provenance
 from safeapply.rollback import RollbackReport, apt_log_offset, rollback_host
+from safeapply.run_options import RunOptions
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
-from safeapply.verify import DEFAULT_SETTLE, Expectation, VerifyReport, checks_file_for, load_checks, verify_host
+from safeapply.verify import Expectation, VerifyReport, checks_file_for, load_checks, verify_host
 
+__all__ = ["HostRun", "Outcome", "Pipeline", "Reporter", "RunOptions"]
 
-@dataclass(frozen=True)
-class RunOptions:
-    playbook: Path
-    inventory: Sequence[str]
-    limit: str | None = None
-    extra_vars: Sequence[str] = ()
-    check: bool = False
-    yes: bool = False
-    accept_new_host_keys: bool = False
-    settle: float = DEFAULT_SETTLE
-    rollback_packages: bool = False
-    roots: Sequence[str] = ("/etc",)
-    prompt_file: Path | None = None
-    model: str | None = None
-    note: str | None = None
+T = TypeVar("T")
 
 
 class Reporter(Protocol):
@@ -55,34 +47,71 @@ class Reporter(Protocol):
     def task(self, event: TaskEvent) -> None: ...
 
 
-class Guard(Protocol):
-    """A safety net around apply on each host (issue 7): armed right after the host's snapshot, confirmed
-    after verify, released (a run that never reached apply) otherwise."""
+@dataclass
+class Switch:
+    """A host's dead-man's switch as the run knows it (kept in the record under `snapshots.<host>.deadman`)."""
 
-    def arm(self, hosts: list[HostRun]) -> None: ...
-    def confirm(self, hosts: list[HostRun]) -> None: ...
-    def release(self, hosts: list[HostRun]) -> None: ...
+    armed: deadman.Armed
+    keepalive: Keepalive | None = None
+    outcome: str = "armed"  # armed | released | release-failed | disarmed | restored | rollback-failed
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def current(self) -> deadman.Armed:
+        """The armed state, with the keepalive stopped (nothing pushes the deadline any more)."""
+        if self.keepalive is not None:
+            self.armed, self.keepalive = self.keepalive.stop(), None
+        return self.armed
+
+    @property
+    def fired(self) -> bool:
+        return self.outcome in ("restored", "rollback-failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"armed": self.armed.to_dict(), "outcome": self.outcome, **self.detail}
 
 
 @dataclass
 class HostRun:
-    name: str
+    """One host's state through the run: filled in stage by stage, read by the record and `outcome.decide`."""
+
+    host: Host
     connect: Callable[[], Transport]
-    transport: Transport | None = None
+    expect: Expectation = field(default_factory=Expectation)
+    transport: Transport | None = None  # opened before apply, kept open to its end
     before: HostState | None = None
     snapshot: str | None = None
     apt_offset: int | None = None
-    expect: Expectation = field(default_factory=Expectation)
+    switch: Switch | None = None
     verify: VerifyReport | None = None
     rollback: RollbackReport | None = None
     verified: Transport | None = None  # verify's connection, opened after apply and proven to work
+    settled: bool = False  # verified and its switch confirmed: nothing after this rolls it back
+
+    @property
+    def name(self) -> str:
+        return self.host.name
 
     def fresh(self) -> Transport:
         """A connection opened after apply: verify's, handed over once (the caller closes it), else a new one."""
         t, self.verified = self.verified, None
         return t if t is not None else self.connect()
 
+    def end(self) -> HostEnd:
+        if self.switch is not None and self.switch.fired:
+            return HostEnd.SELF_RESTORED if self.switch.outcome == "restored" else HostEnd.NOT_RESTORED
+        if self.rollback is not None:
+            return HostEnd.ROLLED_BACK if self.rollback.restored else HostEnd.NOT_RESTORED
+        return HostEnd.APPLIED if self.settled else HostEnd.NOT_RESTORED
+
+    def snapshot_note(self) -> dict[str, Any]:
+        note: dict[str, Any] = {"id": self.snapshot, "apt_offset": self.apt_offset}
+        if self.switch is not None:
+            note["deadman"] = self.switch.to_dict()
+        return note
+
     def close(self) -> None:
+        if self.switch is not None:
+            self.switch.current()
         for t in (self.transport, self.verified):
             if t is not None:
                 t.close()
@@ -97,43 +126,36 @@ class Outcome:
 
 class Pipeline:
     def __init__(self, opts: RunOptions, reporter: Reporter, confirm: Callable[[list[str]], bool],
-                 guards: Sequence[Guard] = (), store: RunStore | None = None) -> None:
-        self.opts, self.ui, self.confirm, self.guards = opts, reporter, confirm, list(guards)
+                 store: RunStore | None = None, progress: Callable[[str], None] | None = None) -> None:
+        self.opts, self.ui, self.confirm = opts, reporter, confirm
+        self.say = progress or (lambda _m: None)
         self.store = store or RunStore()
         self.rec = new_record(opts.playbook, limit=opts.limit, check=opts.check)
         self.hosts: list[HostRun] = []
         self.timings: dict[str, float] = {}
+        self.notes: dict[str, str] = {}
+        self.lint: stages.LintOutcome | None = None
+        self.plan: stages.PlanOutcome | None = None
+        self.apply: ApplyResult | None = None
         self.applied_from: float | None = None  # time.time() when apply began
+        self._record_lock = threading.Lock()
 
     # ---- driver ----------------------------------------------------------------------------------------
     def run(self) -> Outcome:
-        opts, rec = self.opts, self.rec
-        rec.sections.update(inventory=list(opts.inventory), timings=self.timings,
-                            provenance=provenance(opts.prompt_file, opts.model, opts.note))
-        self.store.save(rec)
+        self._save()
         started = time.monotonic()
         try:
-            code, message = self._run()
-        except SafeapplyError as e:
-            code, message = int(e.exit_code), str(e)
+            out = self._run()
+        except SafeapplyError as e:  # before the apply window: the error's own code, nothing changed
+            out = RunOutcome(int(e.exit_code), str(e))
         except BaseException as e:  # Ctrl-C / SIGTERM / a bug: record what the funnel will answer, re-raise
-            self._finish(*_abort_code(e), started)
+            self._finish(_aborted(e), started)
             raise
-        self._finish(code, message, started)
-        return Outcome(rec, code, message)
+        self._finish(out, started)
+        self._after(out, time.monotonic() - started)
+        return Outcome(self.rec, out.code, out.message)
 
-    def _finish(self, code: int, message: str, started: float) -> None:
-        self.timings["total"] = round(time.monotonic() - started, 3)
-        self.rec.exit_code = code
-        self.rec.status = _status(code)
-        self.rec.sections["notes"] = {"message": message}
-        self.rec.sections["hosts"] = [h.name for h in self.hosts]
-        self.rec.finished = stages.now_iso()
-        self.store.save(self.rec)
-        for h in self.hosts:
-            h.close()
-
-    def _run(self) -> tuple[int, str]:
+    def _run(self) -> RunOutcome:
         checks = load_checks(checks_file_for(self.opts.playbook))
         with ExitStack() as stack:
             # the two slow subprocesses first, so that they overlap with everything up to apply:
@@ -142,52 +164,44 @@ class Pipeline:
             stack.callback(early_lint.close)
             pending = stack.enter_context(prestart(self._request(), self.ui.task))
             with self._stage("resolve"):
+                inventory = stages.resolve(self.opts)
                 intents = stages.intents(self.opts)
-                self.hosts = [HostRun(n, stages.connector(self.opts, n), expect=stages.expectation(i))
+                self.hosts = [HostRun(inventory[n], stages.connector(inventory[n], self.opts), stages.expectation(i))
                               for n, i in intents.items()]
             locks = stack.enter_context(ExitStack())  # released before the playbook is stopped
-            armed = stack.enter_context(ExitStack())  # guards armed before apply: released if it never starts
+            armed = stack.enter_context(ExitStack())  # switches armed before apply: released if it never starts
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
             stack.callback(early_lint.stop)  # on an error before lint ends: do not wait for ansible-lint
-            lint_f = pool.submit(self._timed, "lint", stages.lint, self.opts, early_lint)
-            self._prepare_hosts(locks, armed)
-            lint = lint_f.result()
-            self.rec.sections["lint"] = lint.to_dict()
-            self.store.save(self.rec)
-            lint.raise_if_blocking()
+            lint_f = pool.submit(self._timed, "lint", stages.lint, self.opts, inventory, early_lint)
+            armed.callback(self._release)
+            self._prepare_hosts(locks)
+            self.lint = lint_f.result()
+            self._save()
+            self.lint.raise_if_blocking()
             with self._stage("plan"):
-                plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before},
-                                   {h.name: h.expect for h in self.hosts})
-            self.rec.sections["plan"] = plan.to_dict()
-            plan.raise_if_blocking()
-            if plan.warnings and not self.confirm(plan.warnings):
+                self.plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before},
+                                        {h.name: h.expect for h in self.hosts})
+            self._save()
+            self.plan.raise_if_blocking()
+            if self.plan.warnings and not self.confirm(self.plan.warnings):
                 raise UsageError("the plan has warnings and the run was not confirmed",
                                  "review them, then re-run with --yes")
             if self.opts.check:
                 return self._check_mode(pending)
-            armed.pop_all()  # apply starts: from here on the guards are confirmed, never just released
-            with self._rollback_on_interrupt():
-                result = self._apply(pending)
-                result.raise_if_interrupted()
-            return self._verify_and_rollback(result, checks)
+            armed.pop_all()  # apply starts: from here on switches are confirmed or kept, never just released
+            return self._apply_window(pending, checks)
         raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
 
-    # ---- stages ----------------------------------------------------------------------------------------
-    def _prepare_hosts(self, locks: ExitStack, armed: ExitStack) -> None:
+    # ---- before apply ----------------------------------------------------------------------------------
+    def _prepare_hosts(self, locks: ExitStack) -> None:
         """Connect, lock, scan, snapshot and arm every host in parallel; the first error stops the run."""
         with self._stage("connect+lock"):
-            for h, t in zip(self.hosts, _parallel(self.hosts, lambda h: h.connect()), strict=True):
+            for h, t in zip(self.hosts, parallel.each(self.hosts, lambda h: h.connect()), strict=True):
                 h.transport = t
                 locks.enter_context(host_lock(t, self.rec.id))
-        for g in self.guards:
-            armed.callback(g.release, self.hosts)
         with self._stage("scan+snapshot"):
-            _parallel(self.hosts, self._scan_and_snapshot)
-        self.rec.sections["scans"] = {h.name: h.before.to_dict() for h in self.hosts if h.before}
-        snaps = self.rec.sections.setdefault("snapshots", {})  # the guards noted what they armed there
-        for h in self.hosts:
-            snaps.setdefault(h.name, {}).update(id=h.snapshot, apt_offset=h.apt_offset)
-        self.store.save(self.rec)
+            parallel.each(self.hosts, self._scan_and_snapshot)
+        self._save()
 
     def _scan_and_snapshot(self, h: HostRun) -> None:
         """Both read-only, so at once over two channels of the host's one connection."""
@@ -199,67 +213,88 @@ class Pipeline:
         with ThreadPoolExecutor(max_workers=1) as side:
             scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t)))
             h.snapshot = stages.snapshot(t, self.opts.roots)
-            for g in self.guards:  # at once, beside the scan: lint and plan may still stop the run (release)
-                g.arm([h])
+            if self.opts.switch_on:  # at once, beside the scan: lint and plan may still stop the run (release)
+                self._arm(h, t)
             h.before, h.apt_offset = scanned.result()
+
+    def _arm(self, h: HostRun, t: Transport) -> None:
+        armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, sorted(h.expect.units))
+        self.say(f"{h.name}: dead-man's switch armed; restores itself at {armed.deadline} unless confirmed")
+        h.switch = Switch(armed, Keepalive(t, armed) if self.opts.deadman_keepalive else None)
+        self._save()  # a killed controller leaves the record saying what is armed where
+
+    def _release(self) -> None:
+        """The run stopped before apply (lint, plan, an error, Ctrl-C): disarm; nothing was changed."""
+        parallel.per_host([h for h in self.hosts if h.switch and h.switch.outcome == "armed"], self._release_one)
+        self._save()
+
+    def _release_one(self, h: HostRun) -> None:
+        assert h.switch is not None
+        sw, armed = h.switch, h.switch.current()
+        try:
+            if h.transport is not None:
+                deadman.disarm(h.transport, armed)
+            else:
+                with h.connect() as t:
+                    deadman.disarm(t, armed)
+            sw.outcome = "released"
+        except SafeapplyError as e:  # at its deadline it restores a host nothing was applied to
+            sw.outcome, sw.detail["error"] = "release-failed", str(e)
 
     def _request(self) -> ApplyRequest:
         return ApplyRequest(self.opts.playbook, list(self.opts.inventory), self.opts.limit,
                             list(self.opts.extra_vars), check=self.opts.check)
 
-    def _apply(self, pending: PendingPlaybook) -> ApplyResult:
-        with self._stage("apply" if not self.opts.check else "check"):
-            self.applied_from = time.time()
-            result = pending.go()
-        self.rec.sections["apply"] = result.to_dict()
-        self.store.save(self.rec)
-        return result
+    def _check_mode(self, pending: PendingPlaybook) -> RunOutcome:
+        with self._stage("check"):
+            self.apply = pending.go()
+        self._save()
+        if not self.apply.ok:
+            return RunOutcome(ExitCode.ERROR, _apply_failure(self.apply))
+        if not self.apply.changed:
+            return RunOutcome(ExitCode.NOTHING_TO_CHANGE, "check mode: nothing would change")
+        return RunOutcome(ExitCode.OK, "check mode: changes shown, nothing applied")
 
-    def _check_mode(self, pending: PendingPlaybook) -> tuple[int, str]:
-        result = self._apply(pending)
-        if not result.ok:
-            return ExitCode.ERROR, _apply_failure(result)
-        if not result.changed:
-            return ExitCode.NOTHING_TO_CHANGE, "check mode: nothing would change"
-        return ExitCode.OK, "check mode: changes shown, nothing applied"
+    # ---- the apply window --------------------------------------------------------------------------------
+    def _apply_window(self, pending: PendingPlaybook, checks: list[dict[str, Any]]) -> RunOutcome:
+        """From the start of apply to the end of verification. Whatever goes wrong in here, every host not yet
+        verified is rolled back: an error ends the run 20/21, Ctrl-C/SIGTERM are re-raised after it."""
+        try:
+            with self._stage("apply"):
+                self.applied_from = time.time()
+                self.apply = pending.go()
+            self._save()
+            self.apply.raise_if_interrupted()
+            return self._verify_and_settle(self.apply, checks)
+        except (KeyboardInterrupt, Terminated):
+            self.ui.stage("interrupted", "rolling back every host before exiting")
+            self._rollback(self._unsettled())
+            raise
+        except Exception as e:
+            why = f"after apply: {e}" if isinstance(e, SafeapplyError) else \
+                f"internal error after apply: {type(e).__name__}: {e}"
+            self.ui.stage("rollback", f"{why}; rolling back every host not verified")
+            self._rollback(self._unsettled())
+            return self._decide(why)
 
-    def _verify_and_rollback(self, result: ApplyResult, checks: list[dict[str, Any]]) -> tuple[int, str]:
+    def _unsettled(self) -> list[HostRun]:
+        return [h for h in self.hosts if not h.settled and not (h.switch and h.switch.fired)]
+
+    def _verify_and_settle(self, result: ApplyResult, checks: list[dict[str, Any]]) -> RunOutcome:
         good = [h for h in self.hosts if result.host_ok(h.name)]
         applied = time.monotonic()
         way_in = next((r for h in good for r in h.expect.way_in), "")
         wait = f"SSH checked {self.opts.settle:g}s after apply ({way_in})" if way_in and self.opts.settle else ""
         with self._stage("verify", wait):
-            _parallel(good, lambda h: self._verify(h, checks, applied))
-        self.rec.sections["verify"] = {h.name: h.verify.to_dict() for h in good if h.verify}
-        self._confirm_guards(self.hosts)
-        switched = self._restored_by_switch()
-        if switched:  # shut out after verification: the host restored itself (never report success then)
-            bad = [n for n, outcome in switched.items() if outcome != "restored"]
-            if bad:
-                return ExitCode.ROLLBACK_FAILED, f"unreachable after apply; self-restore not verified: {', '.join(bad)}"
-            return ExitCode.ROLLED_BACK, f"unreachable after apply; restored by the dead-man's switch: " \
-                f"{', '.join(switched)}"
-        failed = [h for h in self.hosts if not result.host_ok(h.name) or (h.verify and not h.verify.ok)]
-        if not failed:
-            if not result.changed:
-                return ExitCode.NOTHING_TO_CHANGE, "nothing to change"
-            return ExitCode.OK, f"applied and verified on {len(self.hosts)} host(s)"
+            parallel.each(good, lambda h: self._verify(h, checks, applied))
+        self._save()
+        self._confirm_switches()
+        failed = [h for h in self._unsettled() if not result.host_ok(h.name) or (h.verify and not h.verify.ok)]
+        for h in self._unsettled():
+            h.settled = h not in failed
         why = _apply_failure(result) if not result.ok else _verify_failure(failed)
         self._rollback(failed)
-        bad = [h.name for h in failed if not (h.rollback and h.rollback.restored)]
-        if bad:
-            return ExitCode.ROLLBACK_FAILED, f"{why}; rollback did not restore {', '.join(bad)}"
-        return ExitCode.ROLLED_BACK, f"{why}; rolled back and verified: {', '.join(h.name for h in failed)}"
-
-    def _restored_by_switch(self) -> dict[str, str]:
-        """Hosts whose dead-man's switch fired (or should have) instead of being disarmed: name -> outcome."""
-        snaps = self.rec.sections.get("snapshots") or {}
-        out = {}
-        for h in self.hosts:
-            outcome = ((snaps.get(h.name) or {}).get("deadman") or {}).get("outcome")
-            if outcome in ("restored", "rollback-failed"):
-                out[h.name] = str(outcome)
-        return out
+        return self._decide(why)
 
     def _verify(self, h: HostRun, checks: list[dict[str, Any]], applied: float) -> None:
         """A playbook that touches the way in (sshd, firewall, network, async tasks) may shut us out a moment
@@ -269,37 +304,118 @@ class Pipeline:
         h.verify = verify_host(h.connect, h.before, h.expect, checks, self.opts.settle, current=h.transport,
                                not_before=not_before, handover=lambda t: setattr(h, "verified", t))
 
+    def _confirm_switches(self) -> None:
+        """Disarm each switch over a connection opened after apply; a host that shut us out restores itself,
+        and the restore is waited for and verified."""
+        hosts = [h for h in self.hosts if h.switch and h.switch.outcome == "armed"]
+        if not hosts:
+            return
+        with self._stage("confirm"):
+            parallel.each(hosts, self._confirm_one)
+        self._save()
+
+    def _confirm_one(self, h: HostRun) -> None:
+        assert h.switch is not None
+        sw = h.switch
+        out = deadman.confirm_or_wait(_Fresh(h), sw.current(), margin_s=self.opts.deadman_margin,
+                                      progress=self.say)
+        sw.outcome = out.status
+        sw.detail.update({k: v for k, v in out.to_dict().items() if k not in ("host", "status")})
+
     def _rollback(self, hosts: list[HostRun]) -> None:
-        with self._stage("rollback"), _signals_deferred():
-            _parallel(hosts, self._rollback_one)
-        self.rec.sections["rollback"] = {h.name: h.rollback.to_dict() for h in hosts if h.rollback}
-        self.store.save(self.rec)
+        """Roll the hosts back; a Ctrl-C/SIGTERM meanwhile is held until every host is done, then delivered."""
+        hosts = [h for h in hosts if h.rollback is None]
+        if not hosts:
+            return
+        with self._stage("rollback"), signals.deferred():
+            parallel.each(hosts, self._rollback_one)
+            self._save()
 
     def _rollback_one(self, h: HostRun) -> None:
         if h.snapshot is None or h.before is None:
             return
         try:
-            t = h.connect()
+            t, mine = self._rollback_connection(h)
         except SafeapplyError as e:
             h.rollback = RollbackReport(h.name, h.snapshot, errors=[f"connect: {e}"])
             return
-        with t:
-            h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(),
-                                       apt_offset=h.apt_offset, rollback_packages=self.opts.rollback_packages,
-                                       tasks_since=self.applied_from)
-
-    @contextmanager
-    def _rollback_on_interrupt(self) -> Iterator[None]:
-        """Ctrl-C or SIGTERM while the playbook runs: roll every host back, then re-raise."""
         try:
-            yield
-        except (KeyboardInterrupt, Terminated):
-            self.ui.stage("interrupted", "rolling back every host before exiting")
-            self._rollback(self.hosts)
-            restored = [h for h in self.hosts if h.rollback and h.rollback.restored]
-            for g in self.guards:  # disarm where we restored; elsewhere the switch still restores at its deadline
-                g.confirm(restored)
-            raise
+            h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(), apt_offset=h.apt_offset,
+                                       rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from)
+            if h.rollback.restored and h.switch is not None and h.switch.outcome == "armed":
+                self._disarm_after_rollback(h.switch, t)
+        finally:
+            if mine:
+                t.close()
+
+    def _rollback_connection(self, h: HostRun) -> tuple[Transport, bool]:
+        """The connection kept open since before apply when it still answers (a play that changed the host
+        key or sshd's config leaves it working), else a new one. True: the caller closes it."""
+        if h.transport is not None:
+            try:
+                if h.transport.run(["true"], timeout=15).ok:
+                    return h.transport, False
+            except SafeapplyError:
+                pass
+        return h.connect(), True
+
+    def _disarm_after_rollback(self, sw: Switch, t: Transport) -> None:
+        try:
+            fired = deadman.disarm(t, sw.current())
+            sw.outcome = "disarmed" if fired is None else "restored"
+            sw.detail["message"] = "disarmed after the controller's rollback"
+        except SafeapplyError as e:  # it stays armed: at its deadline it restores the same snapshot again
+            sw.detail["error"] = f"disarm after rollback: {e}"
+
+    def _decide(self, why: str) -> RunOutcome:
+        switched = [h.name for h in self.hosts if h.switch is not None and h.switch.fired]
+        return decide([HostOutcome(h.name, h.end()) for h in self.hosts], changed=bool(self.apply and
+                      self.apply.changed), why=why, switched=switched)
+
+    # ---- the record, and after it ------------------------------------------------------------------------
+    def _sections(self) -> dict[str, Any]:
+        opts, hosts = self.opts, self.hosts
+        s: dict[str, Any] = {"inventory": list(opts.inventory), "timings": self.timings,
+                             "provenance": provenance(opts.prompt_file, opts.model, opts.note)}
+        scans = {h.name: h.before.to_dict() for h in hosts if h.before}
+        if scans:
+            s["scans"] = scans
+            s["snapshots"] = {h.name: h.snapshot_note() for h in hosts}
+        optional = {"lint": self.lint, "plan": self.plan, "apply": self.apply}
+        s.update({k: v.to_dict() for k, v in optional.items() if v is not None})
+        if any(h.verify for h in hosts):
+            s["verify"] = {h.name: h.verify.to_dict() for h in hosts if h.verify}
+        if any(h.rollback for h in hosts):
+            s["rollback"] = {h.name: h.rollback.to_dict() for h in hosts if h.rollback}
+        if self.notes:
+            s["notes"] = dict(self.notes)
+            s["hosts"] = [h.name for h in hosts]
+        return s
+
+    def _save(self) -> None:
+        with self._record_lock:
+            self.rec.sections = self._sections()
+            self.store.save(self.rec)
+
+    def _finish(self, out: RunOutcome, started: float) -> None:
+        self.timings["total"] = round(time.monotonic() - started, 3)
+        self.rec.exit_code, self.rec.status = out.code, status_of(out.code)
+        self.notes["message"] = out.message
+        self.rec.finished = stages.now_iso()
+        self._save()
+        for h in self.hosts:
+            h.close()
+
+    def _after(self, out: RunOutcome, seconds: float) -> None:
+        """The last stage: node_exporter metrics and the notification; neither changes the run's code."""
+        if self.opts.metrics_dir is not None:
+            error = stages.write_metrics(self.opts, self.rec, self.store, out.code, seconds)
+            if error:
+                self.notes["metrics"] = f"not written: {error}"
+                self.say(f"warning: metrics not written to {self.opts.metrics_dir}: {error}")
+        if self.opts.notify_url and out.code not in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE):
+            self.notes["notify"] = stages.notify(self.opts, self.rec, out.message)
+        self._save()
 
     # ---- helpers ---------------------------------------------------------------------------------------
     @contextmanager
@@ -311,44 +427,23 @@ class Pipeline:
         finally:
             self.timings[name] = round(self.timings.get(name, 0) + time.monotonic() - t0, 3)
 
-    def _confirm_guards(self, hosts: list[HostRun]) -> None:
-        """Every guard's confirm (after verify), timed as a stage of its own."""
-        if not self.guards:
-            return
-        with self._stage("confirm"):
-            for g in self.guards:
-                g.confirm(hosts)
-
-    def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _timed(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         with self._stage(name):
             return fn(*args)
 
 
-def _parallel(hosts: list[HostRun], fn: Callable[[HostRun], Any]) -> list[Any]:
-    """fn on every host at once; the first SafeapplyError (in host order) is raised after all finish."""
-    if not hosts:
-        return []
-    with ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
-        futures = [pool.submit(fn, h) for h in hosts]
-    errors = [f.exception() for f in futures if f.exception() is not None]
-    if errors:
-        raise errors[0]  # type: ignore[misc]
-    return [f.result() for f in futures]
+@dataclass
+class _Fresh:
+    """A host as the switch's confirmation connects to it: over the connection opened after apply."""
 
+    run: HostRun
 
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """A second Ctrl-C/SIGTERM must not cut a rollback short: hold them until it is done."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-    old = {s: signal.signal(s, lambda n, _f: got.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    def connect(self, accept_new_host_keys: bool = False) -> Transport:
+        return self.run.fresh()
 
 
 def _apply_failure(result: ApplyResult) -> str:
@@ -364,16 +459,10 @@ def _verify_failure(hosts: list[HostRun]) -> str:
     return "verification failed: " + "; ".join(msgs[:3])
 
 
-def _abort_code(e: BaseException) -> tuple[int, str]:
+def _aborted(e: BaseException) -> RunOutcome:
     """The exit code and message the CLI funnel gives for an exception that ends a run."""
     if isinstance(e, KeyboardInterrupt):
-        return ExitCode.INTERRUPTED, "interrupted (Ctrl-C)"
+        return RunOutcome(ExitCode.INTERRUPTED, "interrupted (Ctrl-C)")
     if isinstance(e, Terminated):
-        return (ExitCode.TERMINATED if e.signum == signal.SIGTERM else 128 + e.signum), str(e)
-    return ExitCode.INTERNAL, f"internal error: {type(e).__name__}: {e}"
-
-
-def _status(code: int) -> str:
-    return {0: "applied", 6: "unchanged", 16: "lint-failed", 17: "blocked", 20: "rolled-back",
-            21: "rollback-failed", 4: "locked", 5: "internal-error", 130: "interrupted",
-            143: "terminated"}.get(code, f"exit-{code}")
+        return RunOutcome(signal_exit_code(e.signum), str(e))
+    return RunOutcome(ExitCode.INTERNAL, f"internal error: {type(e).__name__}: {e}")

@@ -1,17 +1,15 @@
-"""Thin adapters between the run pipeline and the modules it drives (lint, intent+plan, snapshot, hosts).
-
-Kept apart from `run.py` so that the pipeline reads as the stage order and nothing else.
-"""
+"""Thin adapters between the run pipeline and the modules it drives (hosts, lint, intent+plan, snapshot,
+metrics, notify), each returning a typed result. Kept apart from `run.py` so that the pipeline reads as the
+stage order and nothing else; `safeapply plan` calls the same `plan` stage."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from safeapply.errors import LintFailed, PreflightBlocked, Terminated, UsageError
+from safeapply.errors import LintFailed, PreflightBlocked
 from safeapply.inventory import Host, resolve_hosts
 from safeapply.scan import HostState
 from safeapply.transport.base import Transport
@@ -20,12 +18,13 @@ from safeapply.verify import Expectation
 if TYPE_CHECKING:
     from safeapply.intent import Intent
     from safeapply.lint.engine import EarlyLint
-    from safeapply.records import RunRecord
-    from safeapply.rollback import RollbackReport
-    from safeapply.run import RunOptions
+    from safeapply.lint.model import LintReport
+    from safeapply.plan import Finding as PlanFinding
+    from safeapply.records import RunRecord, RunStore
+    from safeapply.run_options import RunOptions
 
-__all__ = ["Terminated", "connector", "intents", "lint", "now_iso", "plan", "rollback_run", "snapshot", "snapshot_ops",
-           "start_lint"]
+__all__ = ["connector", "intents", "lint", "notify", "now_iso", "plan", "resolve", "snapshot", "snapshot_ops",
+           "start_lint", "write_metrics"]
 
 
 def now_iso() -> str:
@@ -34,21 +33,14 @@ def now_iso() -> str:
 
 # ---- hosts ------------------------------------------------------------------------------------------
 
-_HOSTS: dict[tuple[tuple[str, ...], str | None], dict[str, Host]] = {}
+def resolve(opts: RunOptions) -> dict[str, Host]:
+    """The inventory's hosts (under --limit), resolved once per run by Ansible's own inventory code."""
+    return {h.name: h for h in resolve_hosts(list(opts.inventory), "all", opts.limit)}
 
 
-def _hosts(opts: RunOptions) -> dict[str, Host]:
-    key = (tuple(opts.inventory), opts.limit)
-    if key not in _HOSTS:
-        _HOSTS[key] = {h.name: h for h in resolve_hosts(list(opts.inventory), "all", opts.limit)}
-    return _HOSTS[key]
-
-
-def connector(opts: RunOptions, name: str) -> Callable[[], Transport]:
+def connector(host: Host, opts: RunOptions) -> Callable[[], Transport]:
     """A fresh, checked connection each call (python3 and sudo -n verified: the documented errors)."""
     from safeapply.preflight import check
-
-    host = _hosts(opts)[name]
 
     def connect() -> Transport:
         t = host.connect(opts.accept_new_host_keys)
@@ -73,10 +65,10 @@ def intents(opts: RunOptions) -> dict[str, Intent]:
 
 @dataclass
 class LintOutcome:
-    report: Any
+    report: LintReport
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.report.to_dict())
+        return self.report.to_dict()
 
     def raise_if_blocking(self) -> None:
         bad = self.report.blocking
@@ -93,11 +85,11 @@ def start_lint(opts: RunOptions) -> EarlyLint:
     return start([opts.playbook])
 
 
-def lint(opts: RunOptions, early: EarlyLint | None = None) -> LintOutcome:
+def lint(opts: RunOptions, hosts: dict[str, Host], early: EarlyLint | None = None) -> LintOutcome:
     from safeapply.lint import Connection, lint_paths
 
     conns = {}
-    for name, h in _hosts(opts).items():
+    for name, h in hosts.items():
         v = h.vars
         conns[name] = Connection(user=str(v.get("ansible_user") or "root"), port=int(v.get("ansible_port") or 22),
                                  password_auth=bool(v.get("ansible_password") or v.get("ansible_ssh_pass")))
@@ -106,40 +98,23 @@ def lint(opts: RunOptions, early: EarlyLint | None = None) -> LintOutcome:
 
 
 def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:
-    """Names that -e defines (k=v pairs, JSON/YAML, @file): lint must not call them undefined."""
-    import shlex
+    """Names that -e defines, read by Ansible's own parser (the one intent resolution uses)."""
+    from ansible.parsing.dataloader import DataLoader
 
-    import yaml
+    from safeapply.intent.load import parse_extra_vars
 
-    names: set[str] = set()
-    for ev in extra_vars:
-        text = ev
-        if ev.startswith("@"):
-            try:
-                text = Path(ev[1:]).read_text()
-            except OSError:
-                continue
-        if text.lstrip().startswith(("{", "---")) or ev.startswith("@"):
-            try:
-                doc = yaml.safe_load(text)
-            except yaml.YAMLError:
-                doc = None
-            if isinstance(doc, dict):
-                names.update(str(k) for k in doc)
-            continue
-        names.update(t.split("=", 1)[0] for t in shlex.split(text) if "=" in t)
-    return frozenset(names)
+    return frozenset(parse_extra_vars(DataLoader(), extra_vars))
 
 
 # ---- plan -------------------------------------------------------------------------------------------
 
 @dataclass
 class PlanOutcome:
-    findings: dict[str, list[Any]] = field(default_factory=dict)
+    findings: dict[str, list[PlanFinding]] = field(default_factory=dict)
     expectations: dict[str, Expectation] = field(default_factory=dict)
 
     @property
-    def blocking(self) -> list[Any]:
+    def blocking(self) -> list[PlanFinding]:
         return [f for fs in self.findings.values() for f in fs if f.severity == "blocking"]
 
     @property
@@ -210,25 +185,29 @@ def snapshot_ops() -> _SnapshotOps:
     return _SnapshotOps()
 
 
-# ---- `safeapply rollback RUN` -----------------------------------------------------------------------
+# ---- after the run: metrics and notification ---------------------------------------------------------
 
-def rollback_run(rec: RunRecord, accept_new: bool, rollback_packages: bool) -> list[RollbackReport]:
-    """Return each host of a recorded run to its pre-run snapshot and scan, under the host lock."""
-    from safeapply.lock import host_lock
-    from safeapply.rollback import rollback_host
+def write_metrics(opts: RunOptions, rec: RunRecord, store: RunStore, code: int, seconds: float) -> str | None:
+    """node_exporter metrics for the run; the reason when they could not be written (never raises)."""
+    import time
 
-    snaps = rec.sections.get("snapshots") or {}
-    scans = rec.sections.get("scans") or {}
-    todo = {h: s for h, s in snaps.items() if s and s.get("id") and h in scans}
-    if not todo:
-        raise UsageError(f"run {rec.id} has no snapshot to return to", "it stopped before taking one")
-    hosts = {h.name: h for h in resolve_hosts(list(rec.sections.get("inventory") or []), "all")}
-    reports = []
-    for name, snap in sorted(todo.items()):
-        if name not in hosts:
-            raise UsageError(f"host {name} of run {rec.id} is not in its inventory any more")
-        with hosts[name].connect(accept_new) as t, host_lock(t, f"rollback-{rec.id}"):
-            reports.append(rollback_host(t, snap["id"], HostState.from_dict(scans[name]), snapshot_ops(),
-                                         apt_offset=snap.get("apt_offset"),
-                                         rollback_packages=rollback_packages))
-    return reports
+    from safeapply import metrics
+
+    assert opts.metrics_dir is not None
+    try:
+        metrics.write(opts.metrics_dir, metrics.RunMetrics(
+            opts.playbook.stem, code, time.time(), seconds, bool(rec.sections.get("rollback")),
+            store.count_rollbacks(rec.playbook)))
+    except OSError as e:
+        return str(e)
+    return None
+
+
+def notify(opts: RunOptions, rec: RunRecord, message: str) -> str:
+    """POST the run's end to --notify; "delivered" or why not."""
+    from safeapply import notify as notifier
+
+    assert opts.notify_url is not None
+    error = notifier.post(opts.notify_url, f"safeapply: {rec.status} ({opts.playbook.name})",
+                          f"run {rec.id} on {', '.join(rec.sections.get('hosts') or [])}: {message}")
+    return error or "delivered"

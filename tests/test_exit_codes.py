@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from safeapply import errors
 from safeapply.cli import main
@@ -13,7 +16,7 @@ from safeapply.exitcodes import TABLE
 PINNED = {
     "OK": 0, "ERROR": 1, "USAGE": 2, "CONFIG": 3, "LOCKED": 4, "INTERNAL": 5, "NOTHING_TO_CHANGE": 6,
     "UNREACHABLE": 10, "AUTH": 11, "HOST_KEY": 12, "SUDO": 13, "NO_PYTHON": 14, "SNAPSHOT": 15, "LINT": 16,
-    "PREFLIGHT": 17, "NO_HOSTS": 18, "ROLLED_BACK": 20, "ROLLBACK_FAILED": 21, "INTERRUPTED": 130,
+    "PREFLIGHT": 17, "NO_HOSTS": 18, "ROLLED_BACK": 20, "ROLLBACK_FAILED": 21, "SWITCH_ARMED": 22, "INTERRUPTED": 130,
     "TERMINATED": 143,
 }
 
@@ -37,20 +40,32 @@ def test_every_error_class_owns_a_documented_code() -> None:
         assert int(cls.exit_code) in documented, cls
 
 
-def test_funnel_maps_errors_and_bugs(capsys, tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def buggy_command() -> Iterator[str]:
+    """A hidden command that fails with a bug, on the real app for one test only: removed afterwards."""
+    from safeapply.cli.app import app
+
+    before = list(app.registered_commands)
+
+    @app.command("boom-for-test", hidden=True)
+    def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    try:
+        yield "boom-for-test"
+    finally:
+        app.registered_commands[:] = before
+    assert "boom-for-test" not in {c.name for c in app.registered_commands}
+
+
+def test_funnel_maps_errors_and_bugs(capsys, tmp_path, monkeypatch, buggy_command: str) -> None:
     monkeypatch.setenv("SAFEAPPLY_STATE_DIR", str(tmp_path))
     assert main(["no-such-command"]) == ExitCode.USAGE
     assert main(["ping", "-i", str(tmp_path / "missing.ini")]) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert "missing.ini does not exist" in err and "Traceback" not in err
     # an unexpected exception: exit 5, one line, traceback only in the log file
-    from safeapply.cli.app import app
-
-    @app.command("boom-for-test", hidden=True)
-    def boom() -> None:
-        raise RuntimeError("kaboom")
-
-    assert main(["boom-for-test"]) == ExitCode.INTERNAL
+    assert main([buggy_command]) == ExitCode.INTERNAL
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: kaboom" in err and "Traceback" not in err
     logs = list((tmp_path / "logs").glob("crash-*.log"))

@@ -10,7 +10,8 @@ import pytest
 from safeapply.apply import TaskEvent
 from safeapply.errors import Terminated
 from safeapply.records import RunStore
-from safeapply.run import Pipeline, RunOptions
+from safeapply.run import Pipeline
+from safeapply.run_options import RunOptions
 
 
 class _Raising:
@@ -35,7 +36,7 @@ def test_the_record_gets_the_code_the_cli_exits_with(exc: BaseException, code: i
     pb = tmp_path / "pb.yml"
     pb.write_text("- hosts: all\n  tasks: []\n")
     store = RunStore(tmp_path / "runs.sqlite")
-    pipeline = Pipeline(RunOptions(pb, []), _Raising(exc), lambda _w: True, store=store)
+    pipeline = Pipeline(RunOptions(playbook=pb), _Raising(exc), lambda _w: True, store=store)
     with pytest.raises(type(exc)):
         pipeline.run()
     rec = store.get(pipeline.rec.id)

@@ -11,19 +11,15 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
-from types import FrameType
 from typing import NoReturn
 
 import typer
 from typer.exceptions import TyperException
 
+from safeapply import signals
 from safeapply.cli import commands as _commands  # noqa: F401 - registers the commands on `app`
 from safeapply.cli.app import app
 from safeapply.errors import ExitCode, SafeapplyError, Terminated
-
-
-def _raise_terminated(signum: int, _frame: FrameType | None) -> None:
-    raise Terminated(signum)
 
 
 def _write_crash_log() -> str:
@@ -39,8 +35,7 @@ def _write_crash_log() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    signal.signal(signal.SIGHUP, _raise_terminated)
+    signals.raise_on_terminate()
     try:
         rv = app(args=list(argv) if argv is not None else None, standalone_mode=False)
         if rv == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a silent return of 130

@@ -23,7 +23,7 @@ def deadman(
     record that in the run record — the end of the story of a run whose controller was killed or shut out.
 
     Exit codes: 0 every switch disarmed or none armed, 20 hosts restored themselves, 21 a restore failed
-    or a host cannot be asked, 6 a switch is still armed (it fires at its deadline)."""
+    or a host cannot be asked, 22 a switch is still armed (it fires at its deadline)."""
     store = RunStore()
     rec = store.get(run_id)
     entries = refresh(rec, store, host_connector(rec, accept_new))
@@ -44,5 +44,5 @@ def deadman(
     if "restored" in outcomes:
         return ExitCode.ROLLED_BACK
     if outcomes & {"still-armed", "armed"}:
-        return ExitCode.NOTHING_TO_CHANGE
+        return ExitCode.SWITCH_ARMED
     return ExitCode.OK

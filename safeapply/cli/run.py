@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,9 +16,7 @@ from safeapply.errors import ExitCode, SafeapplyError, UsageError
 
 if TYPE_CHECKING:  # the rest is imported inside the commands: `import safeapply.cli` stays cheap
     from safeapply.apply import TaskEvent
-    from safeapply.deadman.guard import DeadmanGuard
-    from safeapply.records import RunRecord, RunStore
-    from safeapply.run import Outcome
+    from safeapply.records import RunRecord
 
 _MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE",
          "skipped": "skipped", "ignored": "failed (ignored)"}
@@ -101,8 +98,8 @@ def run(
     Exit codes: 0 applied and verified, 6 nothing to change, 10-18 stopped before any change,
     20 rolled back (host restored), 21 rollback failed (a person must look). See `safeapply exit-codes`."""
     from safeapply import metrics, notify
-    from safeapply.records import RunStore
-    from safeapply.run import Pipeline, RunOptions
+    from safeapply.run import Pipeline
+    from safeapply.run_options import RunOptions
 
     if notify_url:
         notify.check_url(notify_url)
@@ -112,16 +109,14 @@ def run(
         raise UsageError(f"playbook {playbook} is not a file", "give the path of a playbook file")
     if metrics_dir is not None:
         metrics.check_dir(metrics_dir)
-    opts = RunOptions(playbook, list(inventory or []), limit, list(extra_vars or []), check, yes, accept_new,
-                      settle, rollback_packages, tuple(root or ["/etc"]), prompt_file, model, note)
-    store = RunStore()
-    t0 = time.time()
-    guards = _deadman_guards(deadman_deadline) if deadman_deadline > 0 and not check else []
-    pipeline = Pipeline(opts, _Reporter(json_out), _confirm(yes), guards=list(guards), store=store)
-    for guard in guards:
-        guard.bind(pipeline.rec, store)
+    opts = RunOptions(
+        playbook=playbook, inventory=list(inventory or []), limit=limit, extra_vars=list(extra_vars or []),
+        check=check, yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
+        roots=tuple(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
+        deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url)
+    pipeline = Pipeline(opts, _Reporter(json_out), _confirm(yes),
+                        progress=lambda m: err_console.print(m, markup=False))
     outcome = pipeline.run()
-    _after(outcome, store, playbook, metrics_dir, notify_url, time.time() - t0)
     line = f"run {outcome.record.id}: {outcome.message} (exit {outcome.exit_code})"
     if json_out:
         emit_json(outcome.record.to_dict())
@@ -129,33 +124,6 @@ def run(
     if not (json_out and ok):  # with --json a failure still gets its one line on stderr
         (console if ok else err_console).print(line, markup=False)
     return outcome.exit_code
-
-
-def _deadman_guards(deadline: float) -> list[DeadmanGuard]:
-    from safeapply.deadman.guard import DeadmanGuard
-
-    return [DeadmanGuard(deadline, progress=lambda m: err_console.print(m, markup=False))]
-
-
-def _after(outcome: Outcome, store: RunStore, playbook: Path, metrics_dir: Path | None, url: str | None,
-           seconds: float) -> None:
-    from safeapply import metrics, notify
-
-    rec = outcome.record
-    if metrics_dir is not None:
-        try:
-            metrics.write(metrics_dir, metrics.RunMetrics(
-                playbook.stem, outcome.exit_code, time.time(), seconds, bool(rec.sections.get("rollback")),
-                store.count_rollbacks(rec.playbook)))
-        except OSError as e:  # the run itself is done and recorded; say so, keep its exit code
-            rec.sections.setdefault("notes", {})["metrics"] = f"not written: {e}"
-            store.save(rec)
-            err_console.print(f"warning: metrics not written to {metrics_dir}: {e}", markup=False)
-    if url and outcome.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE):
-        error = notify.post(url, f"safeapply: {rec.status} ({playbook.name})",
-                            f"run {rec.id} on {', '.join(rec.sections.get('hosts') or [])}: {outcome.message}")
-        rec.sections.setdefault("notes", {})["notify"] = error or "delivered"
-        store.save(rec)
 
 
 @app.command()
@@ -231,7 +199,7 @@ def rollback_cmd(
 ) -> int:
     """Return a past run's hosts to their pre-run snapshot (asks first; needs --yes without a TTY)."""
     from safeapply.records import RunStore
-    from safeapply.run_stages import rollback_run
+    from safeapply.rollback_run import rollback_run
 
     rec = RunStore().get(run_id)
     if not yes and (not interactive() or not typer.confirm(

@@ -1,9 +1,11 @@
 """The target-side dead-man's switch: a host that shut the controller out restores itself.
 
-Pipeline use, per host (after the snapshot, before apply):
+A plain stage with no knowledge of the pipeline (nothing here imports `safeapply.run`): the pipeline calls
+these functions at its steps, keeps what they return on each host's state and writes the run record.
+Per host (after the snapshot, before apply):
 
     armed = arm(transport, run_id, snapshot_id, deadline_s, units=units_the_playbook_touches)
-    ... apply, verify (optionally `extend(transport, armed)` as a keepalive while a long apply runs) ...
+    ... apply, verify (`Keepalive(transport, armed)` extends it while a long apply runs) ...
     outcome = confirm_or_wait(host, armed, before_listing=..., before_scan=...)   # NEW connection
     # outcome.status: disarmed | restored (exit 20) | rollback-failed (exit 21)
 

@@ -9,17 +9,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from safeapply.compare import listing_differences, scan_differences
 from safeapply.deadman.switch import Armed, disarm, status
 from safeapply.errors import ExitCode, HostKeyError, SafeapplyError
 from safeapply.transport.base import Transport
 
 DEFAULT_MARGIN = 90.0
-COMPARED = ("t", "m", "u", "g", "h", "l", "x", "mt", "rd", "lk", "err")
 Progress = Callable[[str], None]
 
 
 class Connectable(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def connect(self, accept_new_host_keys: bool = False) -> Transport: ...
 
@@ -111,27 +112,3 @@ def verify_restore(t: Transport, armed: Armed, fired: dict[str, Any], before_lis
     n = len(fired.get("restored") or [])
     return Outcome(t.name, "restored", f"{t.name}: unreachable after apply; restored itself at "
                    f"{fired.get('fired_at')} ({n} paths put back) and matches its pre-run state", fired)
-
-
-def listing_differences(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
-    out = [f"{p}: missing after restore" for p in sorted(set(before) - set(after))]
-    out += [f"{p}: not there before the run" for p in sorted(set(after) - set(before))]
-    for p in sorted(set(before) & set(after)):
-        keys = [k for k in COMPARED if before[p].get(k) != after[p].get(k)]
-        if keys:
-            out.append(f"{p}: {', '.join(keys)} differ")
-    return out
-
-
-def scan_differences(before: Any, after: Any) -> list[str]:
-    """Services running and TCP ports listening before the run that are not now."""
-    def running(s: Any) -> set[str]:
-        return {u.name for u in s.units if u.kind == "service" and u.active == "active" and u.sub == "running"}
-
-    def ports(s: Any) -> set[tuple[str, int]]:
-        return {(li.proto, li.port) for li in s.listeners if li.proto == "tcp"}
-
-    out = [f"service {u} was running before the run and is not now" for u in sorted(running(before) - running(after))]
-    out += [f"{proto}/{port} was listening before the run and is not now"
-            for proto, port in sorted(ports(before) - ports(after))]
-    return out

@@ -1,0 +1,37 @@
+"""What one `safeapply run` was asked to do: built once by the CLI (keywords only), read by every stage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from safeapply.deadman.confirm import DEFAULT_MARGIN
+from safeapply.deadman.switch import DEFAULT_DEADLINE
+from safeapply.verify import DEFAULT_SETTLE
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    playbook: Path
+    inventory: Sequence[str] = ()
+    limit: str | None = None
+    extra_vars: Sequence[str] = ()
+    check: bool = False
+    yes: bool = False
+    accept_new_host_keys: bool = False
+    settle: float = DEFAULT_SETTLE
+    rollback_packages: bool = False
+    roots: Sequence[str] = ("/etc",)
+    prompt_file: Path | None = None
+    model: str | None = None
+    note: str | None = None
+    deadman_deadline: float = DEFAULT_DEADLINE  # seconds; 0 turns the dead-man's switch off
+    deadman_keepalive: bool = True
+    deadman_margin: float = DEFAULT_MARGIN  # how long past its deadline a shut-out host is waited for
+    metrics_dir: Path | None = None
+    notify_url: str | None = None
+
+    @property
+    def switch_on(self) -> bool:
+        return self.deadman_deadline > 0 and not self.check
