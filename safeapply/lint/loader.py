@@ -75,9 +75,10 @@ _LineLoader.add_constructor("!vault", _construct_vault)
 _LineLoader.add_constructor("!unsafe", _construct_unsafe)
 
 
-def _problem_line(exc: yaml.YAMLError) -> int:
+def _problem_mark(exc: yaml.YAMLError) -> tuple[int, int]:
+    """Line and column (1-based) where the parser gave up."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    return int(mark.line) + 1 if mark is not None else 1
+    return (int(mark.line) + 1, int(mark.column) + 1) if mark is not None else (1, 0)
 
 
 def load_yaml(path: Path, display: str) -> Loaded:
@@ -95,8 +96,10 @@ def load_yaml(path: Path, display: str) -> Loaded:
         out.data = loader.get_single_data()
     except yaml.YAMLError as e:
         problem = str(getattr(e, "problem", None) or e).strip()
-        out.findings.append(Finding("yaml-invalid", Severity.BLOCKING, display, _problem_line(e),
-                                    f"invalid YAML: {problem}",
+        line, column = _problem_mark(e)
+        at = f" (line {line}, column {column})" if column else ""
+        out.findings.append(Finding("yaml-invalid", Severity.BLOCKING, display, line,
+                                    f"invalid YAML{at}: {problem}",
                                     "fix the indentation/quoting at this line (a value with ': ' or "
                                     "starting with '{{' must be quoted)"))
     finally:

@@ -1,8 +1,9 @@
 """firewall-lockout: a firewall enabled or tightened in a play that never keeps SSH open.
 
-ufw, firewalld, iptables (module or commands) and nftables (rulesets or `nft` commands). If a play turns a
-firewall on, sets a default deny/drop policy, or removes SSH, some task in the same play must allow the port
-the inventory connects to. Blocks.
+ufw, firewalld, iptables (module, `command`/`shell` running iptables/ip6tables/nft/ufw/firewall-cmd, or an
+iptables-restore file) and nftables (rulesets or `nft` commands). If a play turns a firewall on, sets a default
+deny/drop policy, appends a drop-everything rule, or removes SSH, some task in the same play must allow the
+port the inventory connects to. Blocks.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ ID = "firewall-lockout"
 SEVERITY = Severity.BLOCKING
 DOC = "A firewall is enabled or set to deny without a rule that keeps the SSH port open."
 
-_CMD_CLOSE = re.compile(r"ufw\s+(--force\s+)?(enable|default\s+(deny|reject))|iptables\s.*-P\s+INPUT\s+(DROP|REJECT)"
-                        r"|policy\s+drop|firewall-cmd\s.*--remove-service[= ]ssh", re.I)
-_NFT_DROP = re.compile(r"type\s+filter\s+hook\s+input[^}]*policy\s+drop", re.I | re.S)
+_CMD_CLOSE = re.compile(
+    r"ufw\s+(--force\s+)?(enable|default\s+(deny|reject))"
+    r"|ip6?tables(-legacy|-nft)?\s.*(-P|--policy)\s+INPUT\s+(DROP|REJECT)"
+    r"|ip6?tables(-legacy|-nft)?\s+(-w\s+(\d+\s+)?)?(-A|-I|--append|--insert)\s+INPUT\s+(\d+\s+)?-j\s+(DROP|REJECT)"
+    r"|nft\s+(add|insert)\s+rule\s+(\S+\s+)?\S+\s+input\s+(counter\s+)?(drop|reject)"
+    r"|policy\s+drop|firewall-cmd\s.*(--remove-service[= ]ssh|--set-default-zone[= ](drop|block))"
+    r"|firewall-cmd\s.*--set-target[= ](DROP|REJECT)", re.I)
+_NFT_DROP = re.compile(r"type\s+filter\s+hook\s+input[^}]*policy\s+drop|^:INPUT\s+(DROP|REJECT)", re.I | re.S | re.M)
 
 
 def _allows(text: str, port: int) -> bool:
@@ -66,7 +72,8 @@ def opens(task: Task, info_short: str, port: int, root: Any) -> bool:
                       command_text(task), re.I))
     if info_short in ("copy", "template"):
         text = template_text(task, root).lower()
-        return bool(re.search(rf"dport\s+({{[^}}]*)?\b({port}|ssh)\b[^\n]*accept", text))
+        nft = re.search(rf"dport\s+({{[^}}]*)?\b({port}|ssh)\b[^\n]*accept", text)
+        return bool(nft) or (_allows(text, port) and "-j accept" in text)
     return False
 
 
