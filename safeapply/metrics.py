@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from safeapply.errors import UsageError
+from safeapply.errors import ExitCode, UsageError
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def render(m: RunMetrics) -> str:
         ("safeapply_last_run_exit_code", "gauge", "Exit code of the last safeapply run (0 = applied).",
          m.exit_code),
         ("safeapply_last_run_success", "gauge", "1 if the last run applied and verified (or had nothing "
-         "to change).", int(m.exit_code in (0, 6))),
+         "to change).", int(m.exit_code in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE))),
         ("safeapply_last_run_timestamp_seconds", "gauge", "When the last run finished (unix time).",
          round(m.finished_unix, 3)),
         ("safeapply_last_run_duration_seconds", "gauge", "Wall time of the last run.",

@@ -6,16 +6,12 @@ Stable interface (the run pipeline and verification call these):
   stdlib-only program `safeapply/probe/agent.py`, run with sudo when the login user is not root). A
   `LocalTransport` is scanned in-process (psutil for sockets) unless `in_process=False`.
 * `scan_local(name) -> HostState` — the in-process path; gives the same result as the probe on this host.
-* `scan_hosts(hosts, connect) -> dict[name, HostState | SafeapplyError]` — many hosts in parallel.
 * `HostState.to_dict()` / `HostState.from_dict()` — JSON round trip.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
@@ -37,7 +33,7 @@ from safeapply.transport.local import LocalTransport
 
 __all__ = [
     "Container", "Facts", "HostState", "Listener", "Owner", "PortBinding", "Quadlet", "Unit",
-    "probe_source", "scan_host", "scan_hosts", "scan_local",
+    "probe_source", "scan_host", "scan_local",
 ]
 
 PROBE_TIMEOUT = 60.0
@@ -120,21 +116,3 @@ def _psutil_owner(pid: int) -> Owner | None:
         return None
     return owner_of(pid, {"comm": agent.read(f"/proc/{pid}/comm") or "", "cmdline": cmdline,
                           "cgroup": agent.read(f"/proc/{pid}/cgroup") or ""})
-
-
-def scan_hosts(names: Iterable[str], connect: Callable[[str], Transport],
-               workers: int | None = None) -> dict[str, HostState | SafeapplyError]:
-    """Connect to and scan every host in parallel; a host's error is its value, the others go on."""
-    names = list(names)
-
-    def one(name: str) -> HostState | SafeapplyError:
-        try:
-            with connect(name) as t:
-                return scan_host(t)
-        except SafeapplyError as e:
-            return e
-
-    if not names:
-        return {}
-    with ThreadPoolExecutor(max_workers=workers or min(32, len(names), (os.cpu_count() or 2) * 4)) as ex:
-        return dict(zip(names, ex.map(one, names), strict=True))

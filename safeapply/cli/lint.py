@@ -62,7 +62,7 @@ def lint(
         render(report)
     if report.missing_files:
         return int(ExitCode.USAGE)
-    return int(ExitCode.LINT) if report.blocking else 0
+    return int(ExitCode.LINT if report.blocking else ExitCode.OK)
 
 
 class _nothing:

@@ -16,7 +16,6 @@ from safeapply.errors import PreflightBlocked, SafeapplyError, UsageError
 
 if TYPE_CHECKING:  # imported inside the commands: `import safeapply.cli` stays cheap
     from safeapply.inventory import Host
-    from safeapply.plan import Finding
     from safeapply.scan import HostState
 
 ExtraVarsOpt = Annotated[
@@ -134,29 +133,28 @@ def plan_cmd(
     tasks on one port, units it starts that are failed or restart-looping. Variables are resolved per host
     by Ansible itself; what cannot be resolved is shown, never guessed. Exits 17 (preflight blocked) when
     any finding blocks; warnings alone exit 0. Read-only."""
+    from safeapply import run_stages as stages
     from safeapply.intent import playbook_intent
     from safeapply.inventory import resolve_hosts
-    from safeapply.plan import blocking, expectations, plan
+    from safeapply.plan import expectations
     from safeapply.scan import HostState
 
     intents = playbook_intent(playbook, inventory or [], limit, extra_vars or [])
     states: dict[str, HostState | SafeapplyError] = dict(_load_states(state)) if state else {}
     todo = [h for h in resolve_hosts(inventory, "all", limit) if h.name in intents and h.name not in states]
     states.update(_scan(todo, accept_new_host_keys))
+    scans = {h: s for h, s in states.items() if isinstance(s, HostState)}
+    outcome = stages.plan(intents, scans, {h: stages.expectation(i) for h, i in intents.items()})  # as `run` does
     report: dict[str, Any] = {}
-    all_findings: list[Finding] = []
     for host, intent in intents.items():
-        st = states.get(host)
-        if not isinstance(st, HostState):
-            report[host] = {"error": str(st or "not scanned")}
+        if host not in outcome.findings:
+            report[host] = {"error": str(states.get(host) or "not scanned")}
             continue
-        findings = plan(intent, st)
-        all_findings += findings
-        report[host] = {"findings": [f.to_dict() for f in findings], "intent": intent.to_dict(),
+        report[host] = {"findings": [f.to_dict() for f in outcome.findings[host]], "intent": intent.to_dict(),
                         "expect": expectations(intent).__dict__}
     _render_plan(report, json_out)
     _raise_first(states)
-    if blocked := blocking(all_findings):
+    if blocked := outcome.blocking:
         hosts = sorted({f.host for f in blocked})
         raise PreflightBlocked(f"{len(blocked)} blocking finding(s) on {', '.join(hosts)}",
                                "fix them (see the fix line of each), then run plan again")

@@ -15,8 +15,8 @@ what a host did when its switch fired (also for a run whose controller was kille
 
 from __future__ import annotations
 
-from safeapply.deadman.confirm import Outcome, confirm_or_wait, wait_for_restore
+from safeapply.deadman.confirm import SwitchOutcome, confirm_or_wait, wait_for_restore
 from safeapply.deadman.switch import DEFAULT_DEADLINE, Armed, arm, disarm, extend, fired_record, status
 
-__all__ = ["DEFAULT_DEADLINE", "Armed", "Outcome", "arm", "confirm_or_wait", "disarm", "extend", "fired_record",
+__all__ = ["DEFAULT_DEADLINE", "Armed", "SwitchOutcome", "arm", "confirm_or_wait", "disarm", "extend", "fired_record",
            "status", "wait_for_restore"]

@@ -26,7 +26,7 @@ class Connectable(Protocol):
 
 
 @dataclass
-class Outcome:
+class SwitchOutcome:
     """disarmed: confirmed in time, nothing restored. restored: the host restored itself and the restore
     verified (exit 20). rollback-failed: it did not come back, or came back different (exit 21)."""
 
@@ -48,7 +48,7 @@ class Outcome:
 def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bool = False,
                     before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
                     roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
-                    progress: Progress | None = None) -> Outcome:
+                    progress: Progress | None = None) -> SwitchOutcome:
     """Open a new connection and disarm. If that fails, the host is shut off from us: say when it restores
     itself, wait until then (plus `margin_s`) for it to come back, and verify what it restored."""
     say = progress or (lambda _m: None)
@@ -56,7 +56,7 @@ def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bo
         with host.connect(accept_new_host_keys) as t:
             fired = disarm(t, armed)
             if fired is None:
-                return Outcome(host.name, "disarmed", f"{host.name}: confirmed over a new connection; disarmed")
+                return SwitchOutcome(host.name, "disarmed", f"{host.name}: confirmed over a new connection; disarmed")
             say(f"{host.name}: the dead-man's switch fired before it could be disarmed")
             return verify_restore(t, armed, fired, before_listing, before_scan, roots)
     except HostKeyError:
@@ -70,7 +70,7 @@ def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bo
 def wait_for_restore(host: Connectable, armed: Armed, *, accept_new_host_keys: bool = False,
                      before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
                      roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
-                     progress: Progress | None = None) -> Outcome:
+                     progress: Progress | None = None) -> SwitchOutcome:
     """Poll until the host is reachable and its switch has fired, or until deadline + margin."""
     say = progress or (lambda _m: None)
     give_up = armed.deadline_at + dt.timedelta(seconds=margin_s)
@@ -88,13 +88,13 @@ def wait_for_restore(host: Connectable, armed: Armed, *, accept_new_host_keys: b
         except SafeapplyError as e:
             last = e.message
         time.sleep(poll_s)
-    return Outcome(host.name, "rollback-failed",
+    return SwitchOutcome(host.name, "rollback-failed",
                    f"{host.name}: did not come back restored by {give_up.isoformat(timespec='seconds')} "
                    f"({last}); a person must look")
 
 
 def verify_restore(t: Transport, armed: Armed, fired: dict[str, Any], before_listing: dict[str, dict[str, Any]]
-                   | None, before_scan: Any, roots: Sequence[str]) -> Outcome:
+                   | None, before_scan: Any, roots: Sequence[str]) -> SwitchOutcome:
     """Compare the host now with the pre-run listing and scan; the fired record's failed steps count too."""
     diffs = [f"step {s.get('step')}: `{' '.join(s.get('argv') or [])}` exited {s.get('rc')}"
              for s in fired.get("steps", []) if s.get("rc") != 0]
@@ -107,8 +107,8 @@ def verify_restore(t: Transport, armed: Armed, fired: dict[str, Any], before_lis
 
         diffs += scan_differences(before_scan, scan_host(t))
     if diffs:
-        return Outcome(t.name, "rollback-failed", f"{t.name}: restored itself, but {len(diffs)} differences remain "
-                       f"from the pre-run state; a person must look", fired, diffs)
+        return SwitchOutcome(t.name, "rollback-failed", f"{t.name}: restored itself, but {len(diffs)} differences "
+                             "remain from the pre-run state; a person must look", fired, diffs)
     n = len(fired.get("restored") or [])
-    return Outcome(t.name, "restored", f"{t.name}: unreachable after apply; restored itself at "
+    return SwitchOutcome(t.name, "restored", f"{t.name}: unreachable after apply; restored itself at "
                    f"{fired.get('fired_at')} ({n} paths put back) and matches its pre-run state", fired)

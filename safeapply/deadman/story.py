@@ -57,8 +57,8 @@ def refresh(rec: RunRecord, store: RunStore, connect: Connect) -> dict[str, dict
     if rec.finished is None and entries and all(e.get("outcome") in ("restored", "rollback-failed")
                                                 for e in entries.values()):
         failed = any(e["outcome"] == "rollback-failed" for e in entries.values())
-        rec.exit_code = int(ExitCode.ROLLBACK_FAILED if failed else ExitCode.ROLLED_BACK)
-        rec.status = "rollback-failed" if failed else "rolled-back"
+        code = ExitCode.ROLLBACK_FAILED if failed else ExitCode.ROLLED_BACK
+        rec.exit_code, rec.status = int(code), code.status
         rec.sections["notes"] = {"message": "the controller stopped mid-run; every host restored itself "
                                  "(dead-man's switch)" + (" with errors" if failed else "")}
         rec.sections["hosts"] = sorted(entries)
