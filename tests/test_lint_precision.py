@@ -305,7 +305,8 @@ def test_sudoers_without_validate_depends_on_the_login_user(tmp_path: Path) -> N
 
 # ---- never fail open --------------------------------------------------------------------------------
 
-def test_rejected_ansible_lint_config_is_a_warning_and_strict_blocks(tmp_path: Path, capsys) -> None:
+def test_rejected_ansible_lint_config_is_a_warning_and_strict_blocks(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / ".git").mkdir()
     write(tmp_path, {".ansible-lint": "profile: production\nnot_a_real_key: 1\n"})
     pb = write(tmp_path, {"site.yml": "- name: Site\n  hosts: all\n  roles:\n    - no_such_role\n"})
