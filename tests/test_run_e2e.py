@@ -197,3 +197,56 @@ def test_history_show_and_rollback_command(host: Sandbox, tmp_path: Path,
     assert host.sh_rc("test -e /etc/hr-hist")[0] == 0
     assert main(["rollback", str(rec["id"]), "--yes"]) == 0
     assert host.sh_rc("test -e /etc/hr-hist")[0] != 0
+
+
+# ---- the apply window (issue 16): whatever goes wrong after apply ends rolled back -------------------
+
+NEW_HOST_KEYS = """    - name: new host keys
+      ansible.builtin.shell: rm -f /etc/ssh/ssh_host_*; ssh-keygen -A
+      changed_when: true
+    - name: sshd picks them up
+      ansible.builtin.systemd: {name: ssh.service, state: restarted}
+"""
+
+
+def test_host_key_changed_by_the_play_is_rolled_back(host: Sandbox, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Verification's new connection meets a changed host key: before, the run ended 12 ("stopped before any
+    change") with the new keys left in place; now the host is rolled back over the connection kept open since
+    before apply, and its old keys (the ones known_hosts has) are back."""
+    before = host.sh(LISTING)
+    code = main(["run", str(_pb(tmp_path, "keys.yml", NEW_HOST_KEYS)), "-i", str(host.inventory), "--yes",
+                 "--settle", "1"])
+    assert code == 20
+    assert host.sh(LISTING) == before  # plain OpenSSH, checking the original host key, gets in
+    rec = _last(capsys)
+    assert rec["status"] == "rolled-back"
+    assert rec["rollback"]["run1"]["outcome"] == "restored"  # type: ignore[index]
+    assert rec["snapshots"]["run1"]["deadman"]["outcome"] == "disarmed"  # type: ignore[index]
+    left = host.sh("systemctl list-timers --all --no-legend | grep -c safeapply-deadman || true")
+    assert left.strip() == "0"
+
+
+def test_sigterm_during_a_verify_failure_rollback(host: Sandbox, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM while the controller rolls back a failed verification: the rollback finishes, then the run
+    ends as terminated (143) — the signal is not swallowed into a plain "rolled back" (20)."""
+    before = host.sh(LISTING)
+    pb = _pb(tmp_path, "chk.yml", "    - name: w\n      ansible.builtin.copy: {dest: /etc/hr-win, content: x}\n")
+    (tmp_path / "chk.verify.yml").write_text("checks:\n  - command: test ! -e /etc/hr-win\n")
+    proc = subprocess.Popen([sys.executable, "-m", "safeapply", "run", str(pb), "-i", str(host.inventory), "--yes",
+                             "--settle", "1"], env={**os.environ}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("== rollback"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out = "".join(seen) + proc.stdout.read()
+    assert proc.wait(timeout=300) == 143, out
+    assert host.sh(LISTING) == before
+    rec = _last(capsys)
+    assert (rec["status"], rec["exit_code"]) == ("terminated", 143)
+    assert rec["rollback"]["run1"]["outcome"] == "restored"  # type: ignore[index]
