@@ -1,0 +1,2 @@
+#!/bin/sh
+exec tar czf /var/backups/etc.tgz /etc
