@@ -143,6 +143,8 @@ def _lint(early: EarlyLint, conns: dict[str, Connection], known_vars: frozenset[
 
     files = early.files
     project = early.project or load_project(files, early.root)
+    modules.add_project_plugins(sorted({t.scope.play_dir for t in project.tasks if t.scope}
+                                       | {f.parent for f in files} | set(project.roles)))
     infos = {t.action: modules.resolve(t.action) for t in project.tasks if t.action}
     not_installed = {i.collection for i in infos.values() if not i.installed}
     ctx = Context(project, modules.resolve, conns, known_vars)

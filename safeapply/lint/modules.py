@@ -60,6 +60,30 @@ def collection_paths() -> tuple[Path, ...]:
     return tuple(Path(p) for p in AnsibleCollectionConfig.collection_paths)
 
 
+_PLUGIN_DIRS = {"library": "module_loader", "action_plugins": "action_loader", "filter_plugins": "filter_loader",
+                "test_plugins": "test_loader"}
+_added: set[str] = set()
+
+
+def add_project_plugins(bases: list[Path]) -> None:
+    """Plugins a project ships beside its playbooks or in its roles (library/, filter_plugins/...): Ansible
+    loads them for the play, so lint must know them too."""
+    import ansible.plugins.loader as loaders
+
+    _loader()
+    new = False
+    for base in bases:
+        for sub, name in _PLUGIN_DIRS.items():
+            d = base / sub
+            if d.is_dir() and str(d.resolve()) not in _added:
+                _added.add(str(d.resolve()))
+                getattr(loaders, name).add_directory(str(d.resolve()))
+                new = True
+    if new:
+        for cached in (resolve, jinja_plugin, jinja_plugin_names, known_modules):
+            cached.cache_clear()
+
+
 def collection_installed(name: str) -> bool:
     if name in ("ansible.builtin", "ansible.legacy", ""):
         return True
@@ -107,7 +131,11 @@ def resolve(written: str) -> ModuleInfo:
     collection = target.rsplit(".", 1)[0] if target.count(".") >= 2 else "ansible.builtin"
     if not ctx.resolved:
         return ModuleInfo(written, None, collection, collection_installed(collection))
-    fqcn = ctx.plugin_resolved_name if "." in ctx.plugin_resolved_name else f"ansible.builtin.{target}"
+    import ansible
+
+    ours = str(ctx.plugin_resolved_path or "").startswith(str(Path(ansible.__file__).parent))
+    short_ns = "ansible.builtin" if ours else "ansible.legacy"  # ansible.legacy: a project's own library/
+    fqcn = ctx.plugin_resolved_name if "." in ctx.plugin_resolved_name else f"{short_ns}.{target}"
     if fqcn.startswith("ansible_collections."):
         fqcn = target if target.count(".") >= 2 else f"ansible.builtin.{target}"
     short = fqcn.rsplit(".", 1)[-1]
