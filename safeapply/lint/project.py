@@ -129,7 +129,9 @@ def _load_playbook(proj: Project, path: Path) -> None:
     kind = file_kind(path)
     if kind == "vars":
         return
-    if kind == "tasks" and isinstance(data, list):
+    plays = isinstance(data, list) and any(isinstance(p, dict) and ("hosts" in p or any(
+        k.endswith("import_playbook") for k in p)) for p in data)
+    if kind == "tasks" and isinstance(data, list) and not plays:
         role = path.parent.parent if path.parent.name in TASK_DIRS else None
         if role is not None and role not in proj.roles:
             proj.roles.append(role)

@@ -2,7 +2,8 @@
 
 /etc, /usr, /var/lib, /boot, binaries, unit directories, sudoers, PAM, cron and ssh directories: any user who
 can write there can become root. World-writable always blocks; group-writable blocks too, except on a data
-directory (/var/lib/<app>, /etc/<app>) owned by a dedicated user and group of the same name. The finding
+directory (/var/lib/<app>, /etc/<app>/...) whose owner and group are an application's own (not root, wheel,
+sudo, adm, staff, users, docker). The finding
 names the *resolved* path (`{{ app_dir }}` through play vars, role defaults and group_vars) and the mode in
 octal, and says when `recurse: true` spreads it over a whole tree. Blocks.
 """
@@ -24,6 +25,7 @@ DOC = "World- or group-writable mode on /etc, /usr, /var/lib, unit dirs, sudoers
 SYSTEM = re.compile(r"^/(etc|usr|var/lib|boot|bin|sbin|lib|lib64|root)(/|$)")
 ALWAYS = re.compile(r"^(/etc/(sudoers|ssh|systemd|pam\.d|cron|passwd|shadow|group|profile|security|ld\.so)"
                     r"|/(usr/)?(local/)?(s?bin)(/|$)|/(usr/)?lib/systemd|/root(/|$)|.*/\.ssh(/|$))")
+_SHARED = {"", "root", "0", "wheel", "sudo", "adm", "staff", "users", "admin", "docker"}  # groups many people share
 _SYMBOLIC = re.compile(r"(^|,)([ugoa]*)[+=][rwxXst]*w")
 
 
@@ -51,16 +53,15 @@ def check(ctx: Context) -> Iterator[Finding]:
         if "mode" not in args or (found := bits(args["mode"])) is None or not found[0]:
             continue
         written = str(args.get("dest") or args.get("path") or args.get("name") or "")
-        if has_jinja(written):
-            known = literal_vars(ctx.project) if known is None else known
-            path = render_literal(written, known, task.data.get("vars"))
-        else:
-            path = written
+        known = literal_vars(ctx.project) if known is None else known
+        path = render_literal(written, known, task.data.get("vars")) if has_jinja(written) else written
         if not path or not SYSTEM.match(path):
             continue
         write, shown = found
-        owner, group = str(args.get("owner", "")), str(args.get("group", ""))
-        own_data_dir = owner and owner == group and owner != "root" and not ALWAYS.match(path)
+        owner, group = (str(render_literal(str(args.get(k, "")), known or {}, task.data.get("vars")) or "")
+                        for k in ("owner", "group"))
+        own_data_dir = owner not in _SHARED and group not in _SHARED and not ALWAYS.match(path) and \
+            path.count("/") >= 3  # /var/lib/<app>, /etc/<app>: an application's own directory
         if not write & 0o002 and own_data_dir:
             continue
         who = "every user" if write & 0o002 else f"group {group or '(the current group)'}"
