@@ -28,7 +28,9 @@ def lint(
     profile: Annotated[str | None, typer.Option(
         help="ansible-lint profile (min, basic, moderate, safety, shared, production). Default: the "
         "project's .ansible-lint `profile:`, else production.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 16).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 16), among them a part of the "
+                                         "lint that did not run (lint-incomplete: ansible-lint or the syntax "
+                                         "check).")] = False,
     json_out: JsonOpt = False,
     fmt: Annotated[Format, typer.Option("--format", help="Output format on stdout.")] = Format.human,
     sarif: Annotated[Path | None, typer.Option(help="Also write SARIF 2.1.0 to this file (code scanning).")] = None,
@@ -39,9 +41,10 @@ def lint(
     """Check playbooks before they run: Ansible's syntax check, ansible-lint and safeapply's rules.
 
     Blocking findings (the playbook would fail or do harm: syntax/YAML errors, unknown modules, options or
-    values, undefined variables, curl|sh, world-writable /etc files, SSH/firewall lockouts) exit 16.
-    Style and hygiene findings are warnings: shown with their fix, exit 0 unless --strict. A missing file
-    exits 2. Never touches the network; results are cached by content.
+    values, filters and `src:` files, undefined variables, curl|sh, world/group-writable system paths,
+    SSH/firewall lockouts, sudoers without validate for a non-root --ssh-user) exit 16. Style and hygiene
+    findings are warnings: shown with their fix, exit 0 unless --strict; so is a part of the lint that could
+    not run (lint-incomplete). A missing file exits 2. Never touches the network; results are cached by content.
     """
     from safeapply.lint import lint_paths
 
