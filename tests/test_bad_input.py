@@ -107,6 +107,18 @@ def test_bad_playbook(cmd: str, content: str | bytes, words: str, host: Sandbox,
         assert "WARNING" not in err, err
 
 
+@pytest.mark.parametrize("cmd", ["run", "plan"])
+def test_yaml_error_names_file_line_and_column(cmd: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14: `run` reports a YAML error with where it is, not only what it is."""
+    pb = _file(tmp_path, "pb.yml", "- hosts: all\n  tasks:\n    - name: x\n      copy: {dest: /tmp/x\n"
+               "    - debug: msg=hi\n")
+    inv = _file(tmp_path, "inv.ini", "h1 ansible_connection=local\n")
+    rc, _out, err = _cli(capsys, cmd, pb, "-i", inv, *(["--yes"] if cmd == "run" else []))
+    assert rc == 2, err
+    line = [ln for ln in err.splitlines() if "YAML parsing failed" in ln]
+    assert line and f"{pb}:5:12" in line[0], err
+
+
 @pytest.mark.parametrize(("value", "words"), [
     ("{bad", "YAML parsing failed"),
     ("@missing.json", "No such file or directory"),

@@ -185,7 +185,11 @@ _NO_LOOP = object()
 
 
 def _playbook_problem(e: Exception) -> str:
+    """One line: what is wrong, and where (file:line:column, from the origin Ansible tags its errors with)."""
     text = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+    where = getattr(e, "obj", None)
+    if where is not None and type(where).__name__ == "Origin" and str(where) not in text:
+        text = f"{text} (at {where})"
     if "must be a list of plays" in text:
         return "it is a mapping, not a list of plays (each play starts with `- hosts: ...`)"
     if "surrogates not allowed" in text or "could not be decoded" in text:
