@@ -22,6 +22,7 @@ class RunOptions:
     accept_new_host_keys: bool = False
     settle: float = DEFAULT_SETTLE
     rollback_packages: bool = False
+    strict_lint: bool = False  # a part of lint that could not run blocks instead of warning
     roots: Sequence[str] = ("/etc",)
     prompt_file: Path | None = None
     model: str | None = None

@@ -94,7 +94,7 @@ def lint(opts: RunOptions, hosts: dict[str, Host], early: EarlyLint | None = Non
         conns[name] = Connection(user=str(v.get("ansible_user") or "root"), port=int(v.get("ansible_port") or 22),
                                  password_auth=bool(v.get("ansible_password") or v.get("ansible_ssh_pass")))
     return LintOutcome(lint_paths([opts.playbook], connection=conns, known_vars=extra_var_names(opts.extra_vars),
-                                  early=early))
+                                  early=early, strict_tools=opts.strict_lint))
 
 
 def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:

@@ -119,6 +119,20 @@ def test_lint_blocks_before_change(host: Sandbox, tmp_path: Path) -> None:
     _no_switch_left(host)
 
 
+def test_strict_lint_stops_when_ansible_lint_could_not_run(host: Sandbox, tmp_path: Path) -> None:
+    """Issue 14: ansible-lint rejecting the project's config is a warning (the run goes on), and with
+    --strict-lint it stops the run before any change (16)."""
+    (tmp_path / ".ansible-lint").write_text("profile: production\nnot_a_real_key: 1\n")
+    pb = _pb(tmp_path, "sl.yml", "    - name: w\n      ansible.builtin.copy: {dest: /etc/hr-sl, content: x}\n")
+    try:
+        assert _run(pb, host, "--strict-lint") == 16
+        assert host.sh_rc("test -e /etc/hr-sl")[0] != 0
+        _no_switch_left(host)
+        assert _run(pb, host) == 0
+    finally:
+        host.sh("rm -f /etc/hr-sl")
+
+
 def _no_switch_left(host: Sandbox) -> None:
     """A run that stopped before apply released the dead-man's switch it armed after the snapshot."""
     left = host.sh("find /usr/local/lib/systemd -name 'safeapply-deadman-*' | wc -l; "

@@ -75,6 +75,10 @@ def run(
         "when the playbook touches sshd, firewall, network or sudo settings, or leaves an async task.")] = 3.0,
     rollback_packages: Annotated[bool, typer.Option(
         "--rollback-packages", help="Also revert package installs/upgrades (apt history) on rollback.")] = False,
+    strict_lint: Annotated[bool, typer.Option(
+        "--strict-lint", envvar="SAFEAPPLY_STRICT_LINT",
+        help="A part of lint that could not run (ansible-lint rejected the project's config, the syntax check "
+        "could not start) stops the run (exit 16) instead of warning.")] = False,
     root: Annotated[list[str] | None, typer.Option(
         "--root", help="Snapshot root (default /etc). Repeatable.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(
@@ -112,6 +116,7 @@ def run(
     opts = RunOptions(
         playbook=playbook, inventory=list(inventory or []), limit=limit, extra_vars=list(extra_vars or []),
         check=check, yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
+        strict_lint=strict_lint,
         roots=tuple(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
         deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url)
     pipeline = Pipeline(opts, _Reporter(json_out), _confirm(yes),
