@@ -19,7 +19,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from safeapply.intent.model import Bind, ContainerOp, Intent, TaskRef
+from safeapply.intent.model import Bind, ContainerOp, Intent, TaskRef, UnitOp
 from safeapply.probe.model import Container, HostState, Listener
 
 BLOCKING = "blocking"
@@ -71,8 +71,11 @@ def overlaps(proto_a: str, addr_a: str | None, proto_b: str, addr_b: str | None,
         return False
     if addr_a is None or addr_b is None:
         return True
-    fa, ipa = _family_addr(addr_a)
-    fb, ipb = _family_addr(addr_b)
+    try:
+        fa, ipa = _family_addr(addr_a)
+        fb, ipb = _family_addr(addr_b)
+    except ValueError:  # a host name where an address was expected: it may resolve to anything
+        return True
     if fa != fb:  # only a dual-stack wildcard crosses families
         v6_wild = (fa == 6 and ipa is None) or (fb == 6 and ipb is None)
         return v6_wild and not bindv6only
@@ -91,8 +94,89 @@ def _stopped_before(intent: Intent, unit: str, order: int) -> bool:
     return bool(intent.unit_ops(unit, ("stop", "mask"), before=order))
 
 
-def _replaced_container_before(intent: Intent, name: str, order: int) -> bool:
-    return any(c.name == name and c.task.order <= order for c in intent.containers)
+# ---- the timeline: a port is taken when its owner starts, and freed when the play stops its holder ----------
+
+AT_BOOT = 1 << 30  # "at the next boot": after every task of the play
+
+
+@dataclass(frozen=True)
+class Start:
+    """The moment a bind's owner starts listening: `at` is the task order (AT_BOOT: only at the next boot)."""
+
+    bind: Bind
+    at: int
+    task: TaskRef  # the task that starts the listener (a start/restart task, a handler, or the enable)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Something that holds a port on the host before the play: a listening socket or a published port."""
+
+    proto: str
+    address: str | None
+    port: int
+    kind: str  # unit | container | process
+    name: str  # unit or container name ("" for a bare process)
+    text: str  # for messages: "old.service (python3 PID 41)"
+    fix: str
+    unit: str | None = None
+    pid: int | None = None
+    process: str | None = None
+    container: str | None = None
+
+
+def _unit_ops(intent: Intent, unit: str) -> list[UnitOp]:
+    return sorted((u for u in intent.units if u.unit == unit), key=lambda u: u.task.order)
+
+
+def _unit_start(intent: Intent, unit: str, after: int) -> tuple[int, TaskRef] | None:
+    """When the play (re)starts `unit` at or after task `after`: a start/restart, else an enable (next boot)."""
+    ops = [u for u in _unit_ops(intent, unit) if u.task.order >= after]
+    started = next((u for u in ops if u.op in ("start", "restart")), None)
+    if started:
+        return started.task.order, started.task
+    enabled = next((u for u in ops if u.op == "enable"), None)
+    return (AT_BOOT, enabled.task) if enabled else None
+
+
+def starts(intent: Intent) -> list[Start]:
+    """Every bind at the moment its owner starts, in task order. A unit the play writes but never starts or
+    enables binds nothing during this run; a container task starts its container itself (quadlets: their
+    service's start)."""
+    out: list[Start] = []
+    quadlet_units = {c.name: c.unit for c in intent.containers if c.unit}
+    for b in intent.binds:
+        unit = b.owner if b.owner_kind == "unit" else quadlet_units.get(b.owner, "")
+        if not unit:
+            out.append(Start(b, b.task.order, b.task))
+            continue
+        found = _unit_start(intent, unit, b.task.order)
+        if found is None and b.owner.endswith(".socket"):
+            found = _unit_start(intent, b.owner, b.task.order)
+        if found is not None:
+            out.append(Start(b, found[0], found[1]))
+    return sorted(out, key=lambda s: s.at)
+
+
+def _unit_held_at(intent: Intent, unit: str, at: int, held: bool, since: int = -1) -> bool:
+    """Is `unit` running at task order `at`, given `held` at `since`? At the next boot only an enabled unit
+    comes back: a play's disable or mask releases it then."""
+    for u in _unit_ops(intent, unit):
+        if since < u.task.order < at or (at == AT_BOOT and u.task.order < at):
+            if u.op in ("stop", "mask") and at != AT_BOOT:
+                held = False
+            elif u.op in ("start", "restart") and at != AT_BOOT:
+                held = True
+            elif at == AT_BOOT and u.op in ("disable", "mask"):
+                held = False
+            elif at == AT_BOOT and u.op == "enable":
+                held = True
+    return held
+
+
+def _container_held_at(intent: Intent, name: str, at: int, since: int = -1) -> bool:
+    """A container the play removes, stops or recreates (same name) before `at` no longer holds its ports."""
+    return not any(c.name == name and since < c.task.order <= at for c in intent.containers)
 
 
 def _holder_container(state: HostState, listener: Listener) -> Container | None:
@@ -112,83 +196,95 @@ def _socket_unit(state: HostState, listener: Listener) -> str | None:
     return None
 
 
-def _port_findings(intent: Intent, state: HostState) -> list[Finding]:
-    out: list[Finding] = []
-    v6only = state.facts.bindv6only
-    for b in intent.binds:
-        for lst in state.listeners:
-            if lst.port != b.port or not overlaps(b.proto, b.address, lst.proto, lst.address, v6only):
-                continue
-            f = _listener_conflict(intent, state, b, lst)
-            if f:
-                out.append(f)
-                break
-        else:
-            out += _container_port_conflicts(intent, state, b)
+def _holders(state: HostState) -> list[Holder]:
+    out: list[Holder] = []
+    for lst in state.listeners:
+        owner = lst.owner
+        container = _holder_container(state, lst)
+        unit = owner.unit if owner else None
+        if owner and owner.pid == 1:
+            unit = _socket_unit(state, lst) or unit
+        pid, proc = (owner.pid, owner.process) if owner else (None, None)
+        if container:
+            out.append(Holder(lst.proto, lst.address, lst.port, "container", container.name,
+                              f"container {container.name} ({container.image})",
+                              f"remove or stop container {container.name} first, or publish another host port",
+                              None, pid, proc, container.name))
+            continue
+        desc = f"{owner.process} PID {owner.pid}" if owner else "an unknown process (scan as root to see it)"
+        fix = (f"stop and disable {unit} before that task (systemd: name={unit} state=stopped enabled=false), "
+               "or use another port") if unit else "stop that process first, or use another port"
+        out.append(Holder(lst.proto, lst.address, lst.port, "unit" if unit else "process", unit or "",
+                          f"{unit} ({desc})" if unit else desc, fix, unit, pid, proc))
+    for c in state.containers:  # published ports are visible even when no userland proxy listens
+        for p in c.ports if c.running else ():
+            out.append(Holder(p.proto, p.host_ip or None, p.host_port, "container", c.name,
+                              f"container {c.name} ({c.image})", f"remove container {c.name} first, or use "
+                              "another host port", container=c.name))
     return out
 
 
-def _listener_conflict(intent: Intent, state: HostState, b: Bind, lst: Listener) -> Finding | None:
-    owner = lst.owner
-    container = _holder_container(state, lst)
-    unit = owner.unit if owner else None
-    if owner and owner.pid == 1:
-        unit = _socket_unit(state, lst) or unit
-    if container:
-        if container.name == b.owner or _replaced_container_before(intent, container.name, b.task.order):
-            return None
-        holder, fix = f"container {container.name} ({container.image})", \
-            f"remove or stop container {container.name} first, or publish another host port"
-    else:
-        if unit and (unit == b.owner or _stopped_before(intent, unit, b.task.order)):
-            return None
-        proc = f"{owner.process} PID {owner.pid}" if owner else "an unknown process (scan as root to see it)"
-        holder = f"{unit} ({proc})" if unit else proc
-        fix = (f"stop and disable {unit} before this task (systemd: name={unit} state=stopped enabled=false), "
-               "or use another port") if unit else "stop that process first, or use another port"
-    severity = WARNING if b.owner_kind == "unknown" else BLOCKING
-    return Finding(
-        intent.host, severity, "port-in-use",
-        f"{b.proto}/{b.port}: {b.task} binds {b.address or '*'}:{b.port} for {b.owner or 'an unknown owner'}, "
-        f"but {holder} already listens on {lst.address}:{lst.port}",
-        fix, b.task, b.port, b.proto, unit if not container else None, owner.pid if owner else None,
-        owner.process if owner else None, container.name if container else None)
+def _holder_released(intent: Intent, h: Holder, s: Start) -> bool:
+    if h.name and h.name == s.bind.owner:
+        return True  # the same unit or container, reconfigured or recreated: it hands the port to itself
+    if h.kind == "unit":
+        return not _unit_held_at(intent, h.name, s.at, True)
+    if h.kind == "container":
+        return not _container_held_at(intent, h.name, s.at)
+    return False
 
 
-def _container_port_conflicts(intent: Intent, state: HostState, b: Bind) -> list[Finding]:
-    """Running containers' published ports (visible even when no userland proxy listens)."""
-    for c in state.containers:
-        if not c.running or c.name == b.owner or _replaced_container_before(intent, c.name, b.task.order):
-            continue
-        for p in c.ports:
-            if p.host_port == b.port and overlaps(b.proto, b.address, p.proto, p.host_ip or None,
-                                                  state.facts.bindv6only):
-                return [Finding(intent.host, BLOCKING, "port-in-use",
-                                f"{b.proto}/{b.port}: {b.task} binds port {b.port}, but container {c.name} "
-                                f"({c.image}) publishes it", f"remove container {c.name} first, or use another "
-                                "host port", b.task, b.port, b.proto, container=c.name)]
-    return []
+def _starts_text(s: Start) -> str:
+    b = s.bind
+    when = " (at the next boot)" if s.at == AT_BOOT else ""
+    return f"{s.task} starts {b.owner or 'an unknown owner'}{when}, which binds {b.address or '*'}:{b.port}"
+
+
+def _port_findings(intent: Intent, state: HostState) -> list[Finding]:
+    out: list[Finding] = []
+    v6only = state.facts.bindv6only
+    holders = _holders(state)
+    for s in starts(intent):
+        b = s.bind
+        for h in holders:
+            if h.port != b.port or not overlaps(b.proto, b.address, h.proto, h.address, v6only) or \
+                    _holder_released(intent, h, s):
+                continue
+            at = h.address if h.address is not None else "*"
+            out.append(Finding(
+                intent.host, WARNING if b.owner_kind == "unknown" else BLOCKING, "port-in-use",
+                f"{b.proto}/{b.port}: {_starts_text(s)}, but {h.text} still listens on {at}:{h.port} then",
+                h.fix, s.task, b.port, b.proto, h.unit, h.pid, h.process, h.container))
+            break
+    return out
+
+
+def _intent_held_at(intent: Intent, earlier: Start, s: Start) -> bool:
+    """Does the listener `earlier` started still hold its port when `s` starts?"""
+    b = earlier.bind
+    if b.owner_kind == "unit":
+        return _unit_held_at(intent, b.owner, s.at, True, since=earlier.at)
+    if b.owner_kind == "container":
+        return _container_held_at(intent, b.owner, s.at, since=earlier.at)
+    return True
 
 
 def _twice_findings(intent: Intent, v6only: bool) -> list[Finding]:
     out = []
-    binds = intent.binds
-    for i, a in enumerate(binds):
-        for b in binds[i + 1:]:
-            if a.port != b.port or (a.owner and a.owner == b.owner) or \
-                    not overlaps(a.proto, a.address, b.proto, b.address, v6only):
+    timeline = starts(intent)
+    for i, a in enumerate(timeline):
+        for s in timeline[i + 1:]:
+            ba, bs = a.bind, s.bind
+            if ba.port != bs.port or (ba.owner and ba.owner == bs.owner) or \
+                    not overlaps(ba.proto, ba.address, bs.proto, bs.address, v6only) or \
+                    not _intent_held_at(intent, a, s):
                 continue
-            if a.owner_kind == "container" and _replaced_container_before(intent, a.owner, b.task.order) and \
-                    any(c.name == a.owner and c.state in ("absent", "stopped") for c in intent.containers):
-                continue
-            if a.owner_kind == "unit" and _stopped_before(intent, a.owner, b.task.order) and \
-                    a.task.order < b.task.order:
-                continue
-            severity = BLOCKING if "unknown" not in (a.owner_kind, b.owner_kind) else WARNING
+            severity = BLOCKING if "unknown" not in (ba.owner_kind, bs.owner_kind) else WARNING
             out.append(Finding(intent.host, severity, "port-twice",
-                               f"{a.proto}/{a.port}: both {a.task} ({a.owner or '?'}) and {b.task} "
-                               f"({b.owner or '?'}) bind it", "give one of them another port", b.task, b.port,
-                               b.proto))
+                               f"{bs.proto}/{bs.port}: {_starts_text(s)}, but {a.task} started "
+                               f"{ba.owner or '?'} on it and it still holds it then",
+                               f"give one of them another port, or stop {ba.owner or 'the first'} before "
+                               f"{s.task.name!r}", s.task, bs.port, bs.proto))
     return out
 
 

@@ -158,3 +158,78 @@ def test_expectations() -> None:
     e = expectations(i)
     assert e.units_active == ["web.service"] and e.units_enabled == ["web.service"]
     assert e.containers_running == ["node-exporter"] and [x.port for x in e.ports] == [9090]
+
+
+# ---- the timeline: a port is taken when its owner starts, freed when the play stops its holder -------------
+
+def _handover(*, stop: bool) -> Intent:
+    """Write new.service for 9090 (0), maybe stop + disable the holder (1), start new.service (2)."""
+    write, start = ref(0, "write unit"), ref(2, "start new")
+    items: list[object] = [UnitOp("new.service", "install", write),
+                           Bind("tcp", None, 9090, write, "unit", "unit", "new.service")]
+    if stop:
+        items += [UnitOp("node_exporter.service", "stop", ref(1)), UnitOp("node_exporter.service", "disable",
+                                                                          ref(1))]
+    return intent(*items, UnitOp("new.service", "start", start), UnitOp("new.service", "enable", start))
+
+
+def test_unit_handover_after_the_unit_file_is_written_is_no_collision() -> None:
+    assert plan(_handover(stop=True), host(held(9090))) == []
+
+
+def test_unit_handover_without_the_stop_names_the_starting_task() -> None:
+    [f] = plan(_handover(stop=False), host(held(9090)))
+    assert (f.code, f.severity, f.unit, f.task.name if f.task else None) == (
+        "port-in-use", BLOCKING, "node_exporter.service", "start new")
+    assert "'start new'" in f.message and "node_exporter.service" in f.message
+
+
+def test_a_unit_written_but_never_started_binds_nothing_during_the_run() -> None:
+    w = ref(0, "write unit")
+    i = intent(UnitOp("new.service", "install", w), Bind("tcp", None, 9090, w, "unit", "unit", "new.service"))
+    assert plan(i, host(held(9090))) == []
+
+
+def test_enabled_only_binds_at_boot_unless_the_holder_is_disabled() -> None:
+    w = ref(0, "write unit")
+    base = (UnitOp("new.service", "install", w), Bind("tcp", None, 9090, w, "unit", "unit", "new.service"),
+            UnitOp("new.service", "enable", ref(1, "enable new")))
+    [f] = plan(intent(*base, UnitOp("node_exporter.service", "stop", ref(2))), host(held(9090)))
+    assert f.task is not None and f.task.name == "enable new" and "next boot" in f.message
+    assert plan(intent(*base, UnitOp("node_exporter.service", "disable", ref(2))), host(held(9090))) == []
+
+
+def test_restarted_holder_holds_again() -> None:
+    i = _handover(stop=True)
+    i.units.append(UnitOp("node_exporter.service", "start", ref(1, "oops")))
+    i.units.sort(key=lambda u: (u.task.order, u.op != "stop"))
+    assert [f.code for f in plan(i, host(held(9090)))] == ["port-in-use"]
+
+
+def test_handler_restart_is_the_start() -> None:
+    w = ref(0, "write unit")
+    h = TaskRef(order=5, play="p", name="restart new", action="x", path="pb.yml:9", handler=True)
+    items = (UnitOp("new.service", "install", w), Bind("tcp", None, 9090, w, "unit", "unit", "new.service"),
+             UnitOp("new.service", "restart", h))
+    [f] = plan(intent(*items), host(held(9090)))
+    assert f.task == h
+    assert plan(intent(*items, UnitOp("node_exporter.service", "stop", ref(3))), host(held(9090))) == []
+
+
+def test_container_recreate_and_removal_before_a_new_container() -> None:
+    old = Container("docker", "abc", "web", "nginx:1.26", "running", (PortBinding("tcp", "", 8080, 80),))
+    c, b = container(0, 8080, name="web", image="nginx:1.27")
+    assert plan(intent(c, b), host(containers=(old,))) == []
+    gone = ContainerOp("docker", "web", "nginx:1.26", "absent", "", ref(0))
+    c2, b2 = container(1, 8080, name="caddy", image="caddy")
+    assert plan(intent(gone, c2, b2), host(containers=(old,))) == []
+    [f] = plan(intent(c2, b2), host(containers=(old,)))
+    assert (f.container, f.task) == ("web", b2.task)
+
+
+def test_two_units_in_the_play_hand_over_a_port() -> None:
+    a_w, b_w = ref(0, "a unit"), ref(1, "b unit")
+    base = (Bind("tcp", None, 7000, a_w, "unit", "unit", "a.service"), UnitOp("a.service", "start", ref(2)),
+            Bind("tcp", None, 7000, b_w, "unit", "unit", "b.service"), UnitOp("b.service", "start", ref(4)))
+    assert [f.code for f in plan(intent(*base), host())] == ["port-twice"]
+    assert plan(intent(*base, UnitOp("a.service", "stop", ref(3))), host()) == []
