@@ -32,6 +32,9 @@ def playbook_intent(playbook: Path | str, inventory_sources: Sequence[str], limi
     for host in loader.hosts(limit):
         ex = Extractor(host, pb.resolve().parent)
         for rt in loader.tasks(host):
-            ex.add(rt)
+            try:
+                ex.add(rt)
+            except Exception as e:  # one task this analysis cannot read is a warning, not a crash
+                ex.note("not-analysed", f"this task could not be analysed ({type(e).__name__}: {e})", rt)
         out[host] = ex.finish()
     return out

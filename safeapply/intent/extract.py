@@ -16,6 +16,7 @@ from safeapply.intent.ports import (
     PortSpec,
     parse_compose_port,
     parse_publish,
+    parse_run,
     parse_unit_file,
     ports_in_command,
     ports_in_config,
@@ -134,28 +135,9 @@ class Extractor:
                 self.unit_op(rt, u, op or "")
                 if "--now" in argv and op in ("enable", "disable"):
                     self.unit_op(rt, u, "start" if op == "enable" else "stop")
-        elif len(argv) >= 3 and posixpath.basename(argv[0]) in ("docker", "podman") and argv[1] == "run":
-            self._docker_run(rt, argv)
-
-    def _docker_run(self, rt: ResolvedTask, argv: list[str]) -> None:
-        opts: dict[str, list[str]] = {}
-        i, image = 2, ""
-        while i < len(argv):
-            tok = argv[i]
-            if tok.startswith("-"):
-                key, eq, val = tok.partition("=")
-                if not eq and key in ("-p", "--publish", "--name", "--network", "--net", "--restart", "-e", "-v"):
-                    val, i = argv[i + 1] if i + 1 < len(argv) else "", i + 1
-                opts.setdefault(key, []).append(val)
-            else:
-                image = tok
-                break
-            i += 1
-        name = (opts.get("--name") or [""])[-1]
-        net = (opts.get("--network") or opts.get("--net") or [""])[-1]
-        self._container(rt, posixpath.basename(argv[0]), name, image, "started", net,
-                        [p for k in ("-p", "--publish") for p in opts.get(k, [])], argv[argv.index(image) + 1:]
-                        if image else [])
+        elif (run := parse_run(argv)) is not None:
+            self._container(rt, run.engine, run.name, run.image, "started", run.network, list(run.publish),
+                            list(run.command))
 
     # -- containers -----------------------------------------------------------------------------------
 
@@ -223,7 +205,12 @@ class Extractor:
         for n in names if isinstance(names, list | tuple) else [names]:
             content = self.written.get(posixpath.join(src, str(n)))
             if content is not None:
-                data = yaml.safe_load(content)
+                try:
+                    data = yaml.safe_load(content)
+                except yaml.YAMLError as e:
+                    self.note("unresolved", f"compose file in {src} is not valid YAML: {str(e).splitlines()[0]}",
+                              rt)
+                    return None
                 return data if isinstance(data, dict) else None
         self.note("unresolved", f"compose file in {src} is not written by this playbook: its ports are unknown",
                   rt)

@@ -84,8 +84,6 @@ def _why(e: Exception) -> str:
 
 def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
     """Template `value` element by element; unresolvable leaves become UNRESOLVED (reason in problems)."""
-    from ansible.errors import AnsibleError
-
     if isinstance(value, dict):
         return {k: resolve(templar, v, f"{where}.{k}", problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -94,8 +92,8 @@ def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
         return value
     try:
         return templar.template(value)
-    except AnsibleError as e:
-        problems.append(f"{where}: {str(e).splitlines()[0]}")
+    except Exception as e:  # Ansible's and a plugin's own errors alike: the value is unknown
+        problems.append(f"{where}: {(str(e).strip() or type(e).__name__).splitlines()[0]}")
         return UNRESOLVED
 
 

@@ -57,12 +57,12 @@ def parse_compose_port(item: Any) -> list[PortSpec]:
 
 _FLAG_PORT = re.compile(r"^(?:--port|-p|--http-port|--listen-port)$")
 _FLAG_ADDR = re.compile(r"^(?:--web\.listen-address|--listen|--listen-address|--bind|--address|--addr)$")
-_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:.]*\]|[0-9.]+|localhost|\*)?:(\d{1,5})$")
+_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:.]*\]|\d{1,3}(?:\.\d{1,3}){3}|localhost|\*)?:(\d{1,5})$")
 
 
 def _hostport(token: str) -> PortSpec | None:
     m = _HOSTPORT.match(token.strip("'\""))
-    if not m:
+    if not m or not 0 < int(m.group(2)) < 65536:
         return None
     return PortSpec("tcp", norm_address(m.group(1)), int(m.group(2)))
 
@@ -139,13 +139,87 @@ def parse_unit_file(text: str) -> dict[str, list[str]]:
 
 
 def ports_in_unit(text: str) -> list[PortSpec]:
-    """Ports a unit file makes its service bind: ExecStart flags, or a socket unit's Listen* lines."""
+    """Ports a unit file makes its service bind: ExecStart flags (a `docker|podman run` there: its published
+    ports, or with the host network the ports in the container's command), or a socket unit's Listen* lines."""
     props = parse_unit_file(text)
     found: list[PortSpec] = []
     for cmd in props.get("ExecStart", []):
-        found += ports_in_command(cmd.lstrip("-@+!:"))
+        line = cmd.lstrip("-@+!:")
+        try:
+            argv = shlex.split(line)
+        except ValueError:
+            argv = line.split()
+        run = parse_run(argv)
+        if run is None:
+            found += ports_in_command(argv)
+        elif run.host_network:
+            found += ports_in_command(run.command)
+        else:
+            found += [spec for p in run.publish for spec in parse_publish(p)]
     for key, proto in (("ListenStream", "tcp"), ("ListenDatagram", "udp")):
         for value in props.get(key, []):
             spec = PortSpec(proto, None, int(value)) if value.isdigit() else _hostport(value)
             found += [PortSpec(proto, spec.address, spec.port)] if spec else []
     return list(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """`docker|podman [container] run ...` read as the engine reads it."""
+
+    engine: str
+    name: str
+    image: str
+    network: str
+    publish: tuple[str, ...]
+    command: tuple[str, ...]
+
+    @property
+    def host_network(self) -> bool:
+        return self.network == "host"
+
+
+# `docker run` / `podman run` options that take no value; every other option takes one (`--opt v` or `--opt=v`)
+_RUN_BOOL = frozenset({
+    "-d", "--detach", "--rm", "-i", "--interactive", "-t", "--tty", "--privileged", "--init", "--read-only",
+    "-P", "--publish-all", "--replace", "--no-healthcheck", "--oom-kill-disable", "--sig-proxy", "-q", "--quiet",
+    "--disable-content-trust", "--no-hosts", "--read-only-tmpfs", "--http-proxy", "--env-host", "--rmi",
+    "--help", "--use-api-socket", "--systemd"})
+
+
+def parse_run(argv: list[str]) -> RunSpec | None:
+    """The publish, network, name and image of a `docker|podman run` command line; None when it is not one.
+    Forms: -p H:C, -p IP:H:C, -p IP::C, -p [::]:H:C, ranges, /udp, --publish=..., --network host, --net=host."""
+    import posixpath
+
+    i = 0
+    while i < len(argv) and (posixpath.basename(argv[i]) in ("env", "sudo", "exec") or ("=" in argv[i]
+                             and not argv[i].startswith("-"))):
+        i += 1  # /usr/bin/env, sudo, VAR=value before the engine
+    if i >= len(argv) or posixpath.basename(argv[i]) not in ("docker", "podman"):
+        return None
+    engine, i = posixpath.basename(argv[i]), i + 1
+    while i < len(argv) and argv[i].startswith("-"):  # global options: podman --log-level=x run
+        i += 1 if "=" in argv[i] or argv[i] in _RUN_BOOL else 2
+    if i < len(argv) and argv[i] == "container":
+        i += 1
+    if i >= len(argv) or argv[i] != "run":
+        return None
+    opts: dict[str, list[str]] = {}
+    i += 1
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        key, eq, val = argv[i].partition("=")
+        if not eq and key not in _RUN_BOOL and not _short_bools(key):
+            val, i = (argv[i + 1] if i + 1 < len(argv) else ""), i + 1
+        opts.setdefault(key, []).append(val)
+        i += 1
+    i += 1 if i < len(argv) and argv[i] == "--" else 0
+    image = argv[i] if i < len(argv) else ""
+    net = (opts.get("--network") or opts.get("--net") or [""])[-1]
+    return RunSpec(engine, (opts.get("--name") or [""])[-1], image, "host" if net == "host" else net,
+                   tuple(p for k in ("-p", "--publish") for p in opts.get(k, [])), tuple(argv[i + 1:]))
+
+
+def _short_bools(key: str) -> bool:
+    """`-dit`: a bundle of one-letter options that take no value."""
+    return len(key) > 2 and not key.startswith("--") and all(f"-{c}" in _RUN_BOOL for c in key[1:])
