@@ -273,7 +273,7 @@ class Pipeline:
         except Exception as e:
             why = f"after apply: {e}" if isinstance(e, SafeapplyError) else \
                 f"internal error after apply: {type(e).__name__}: {e}"
-            self.ui.stage("rollback", f"{why}; rolling back every host not verified")
+            self.ui.stage("error", f"{why}; rolling back every host not verified")
             self._rollback(self._unsettled())
             return self._decide(why)
 
@@ -318,7 +318,7 @@ class Pipeline:
         assert h.switch is not None
         sw = h.switch
         out = deadman.confirm_or_wait(_Fresh(h), sw.current(), margin_s=self.opts.deadman_margin,
-                                      progress=self.say)
+                                      before_scan=h.before, progress=self.say)  # a self-restore is compared
         sw.outcome = out.status
         sw.detail.update({k: v for k, v in out.to_dict().items() if k not in ("host", "status")})
 
