@@ -31,6 +31,7 @@ class Finding:
     host: str
     severity: str  # blocking | warning
     code: str  # port-in-use | port-twice | duplicate-service | unit-failed | unit-restart-loop | unknown-port
+    #            | not-analysed
     message: str
     fix: str
     task: TaskRef | None = None
@@ -331,8 +332,19 @@ def _unit_health(intent: Intent, state: HostState) -> list[Finding]:
 
 
 def _notes(intent: Intent) -> list[Finding]:
-    return [Finding(intent.host, WARNING, n.kind, n.message, "make the value known before the run, or check "
-                    "by hand", n.task) for n in intent.notes if n.kind == "unknown-port"]
+    """Unknown ports, and every task the plan could not analyse (why, where): a warning — under
+    `strict_plan` a blocking one when the task could start, install or publish a listener."""
+    out = [Finding(intent.host, WARNING, n.kind, n.message, "make the value known before the run, or check "
+                   "by hand", n.task) for n in intent.notes if n.kind == "unknown-port"]
+    for n in intent.notes:
+        if not n.unanalysed:
+            continue
+        strict = intent.strict_plan and n.port_bearing
+        out.append(Finding(intent.host, BLOCKING if strict else WARNING, "not-analysed",
+                           f"{n.task} not analysed ({n.kind}): {n.message}",
+                           "make it known before the run (a variable, -e, a static include), check it by hand"
+                           + ("" if strict else ", or use --strict-plan to block on this"), n.task))
+    return out
 
 
 def plan(intent: Intent, state: HostState) -> list[Finding]:
@@ -340,6 +352,17 @@ def plan(intent: Intent, state: HostState) -> list[Finding]:
     findings = (_port_findings(intent, state) + _twice_findings(intent, state.facts.bindv6only)
                 + _duplicate_service(intent, state) + _unit_health(intent, state) + _notes(intent))
     return sorted(findings, key=lambda f: (f.severity != BLOCKING, f.task.order if f.task else -1))
+
+
+def verdict(intent: Intent, findings: list[Finding]) -> str:
+    """One line that never says "no collisions" without saying what was not looked at."""
+    k = intent.not_analysed
+    n = max(intent.tasks - k, 0)
+    bad = blocking(findings)
+    head = f"{len(bad)} blocking finding(s)" if bad else "no collisions"
+    if not k:
+        return f"{head} among the {intent.tasks} task(s) analysed"
+    return f"{head} among the {n} of {intent.tasks} task(s) analysed; {k} not analysed"
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:

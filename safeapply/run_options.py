@@ -23,6 +23,7 @@ class RunOptions:
     settle: float = DEFAULT_SETTLE
     rollback_packages: bool = False
     strict_lint: bool = False  # a part of lint that could not run blocks instead of warning
+    strict_plan: bool = False  # a task the plan could not analyse that may start a listener blocks
     roots: Sequence[str] = ("/etc",)
     prompt_file: Path | None = None
     model: str | None = None

@@ -58,7 +58,10 @@ def intents(opts: RunOptions) -> dict[str, Intent]:
     """Per host the playbook runs on (its plays' `hosts:` and --limit): what it will do there."""
     from safeapply.intent import playbook_intent
 
-    return playbook_intent(opts.playbook, list(opts.inventory), opts.limit, list(opts.extra_vars))
+    out = playbook_intent(opts.playbook, list(opts.inventory), opts.limit, list(opts.extra_vars))
+    for i in out.values():
+        i.strict_plan = opts.strict_plan  # read by the plan stage: unanalysed port-bearing tasks block
+    return out
 
 
 # ---- lint -------------------------------------------------------------------------------------------

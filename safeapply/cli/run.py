@@ -79,6 +79,10 @@ def run(
         "--strict-lint", envvar="SAFEAPPLY_STRICT_LINT",
         help="A part of lint that could not run (ansible-lint rejected the project's config, the syntax check "
         "could not start) stops the run (exit 16) instead of warning.")] = False,
+    strict_plan: Annotated[bool, typer.Option(
+        "--strict-plan", envvar="SAFEAPPLY_STRICT_PLAN",
+        help="A task the plan could not analyse that may start, install or publish a listener stops the run "
+        "(exit 17) instead of warning.")] = False,
     root: Annotated[list[str] | None, typer.Option(
         "--root", help="Snapshot root (default /etc). Repeatable.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(
@@ -104,6 +108,7 @@ def run(
     from safeapply import metrics, notify
     from safeapply.run import Pipeline
     from safeapply.run_options import RunOptions
+    from safeapply.snapshot.roots import canonical_roots
 
     if notify_url:
         notify.check_url(notify_url)
@@ -116,8 +121,8 @@ def run(
     opts = RunOptions(
         playbook=playbook, inventory=list(inventory or []), limit=limit, extra_vars=list(extra_vars or []),
         check=check, yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
-        strict_lint=strict_lint,
-        roots=tuple(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
+        strict_lint=strict_lint, strict_plan=strict_plan,
+        roots=canonical_roots(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
         deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url)
     pipeline = Pipeline(opts, _Reporter(json_out), _confirm(yes),
                         progress=lambda m: err_console.print(m, markup=False))

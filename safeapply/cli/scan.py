@@ -22,6 +22,12 @@ ExtraVarsOpt = Annotated[
     list[str] | None,
     typer.Option("--extra-vars", "-e", help="Extra variables, as for ansible-playbook -e (key=value, YAML, @file)."),
 ]
+StrictPlanOpt = Annotated[
+    bool,
+    typer.Option("--strict-plan", envvar="SAFEAPPLY_STRICT_PLAN",
+                 help="A task the plan could not analyse that may start, install or publish a listener (a unit, "
+                 "a container, a service, an include it could not follow) blocks (exit 17) instead of warning."),
+]
 StateOpt = Annotated[
     Path | None,
     typer.Option("--state", help="Use a saved `safeapply scan --json` output instead of scanning the hosts."),
@@ -126,20 +132,26 @@ def plan_cmd(
     extra_vars: ExtraVarsOpt = None,
     state: StateOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
+    strict_plan: StrictPlanOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Compare what the playbook will bind, start and write on each host with what the host runs now:
-    ports already held by a unit, process or container, the same service as a unit and a container, two
-    tasks on one port, units it starts that are failed or restart-looping. Variables are resolved per host
-    by Ansible itself; what cannot be resolved is shown, never guessed. Exits 17 (preflight blocked) when
-    any finding blocks; warnings alone exit 0. Read-only."""
+    """Compare what the playbook will bind, start and write on each host with what the host runs now, in task
+    order: a port still held (by a unit, process or container the play has not stopped by then) when a task
+    or handler starts a new listener on it, the same service as a unit and a container, two listeners of the
+    play on one port at once, units it starts that are failed or restart-looping. Variables are resolved per
+    host by Ansible itself, with lookups disabled: no lookup, pipe or shell-out runs on this machine; a value
+    that needs one is reported as unresolved, naming its task. Every task that could not be analysed is a
+    warning (--strict-plan: blocking when it may start a listener). Exits 17 (preflight blocked) when any
+    finding blocks; warnings alone exit 0. Read-only on the hosts."""
     from safeapply import run_stages as stages
     from safeapply.intent import playbook_intent
     from safeapply.inventory import resolve_hosts
-    from safeapply.plan import expectations
+    from safeapply.plan import expectations, verdict
     from safeapply.scan import HostState
 
     intents = playbook_intent(playbook, inventory or [], limit, extra_vars or [])
+    for i in intents.values():
+        i.strict_plan = strict_plan
     states: dict[str, HostState | SafeapplyError] = dict(_load_states(state)) if state else {}
     todo = [h for h in resolve_hosts(inventory, "all", limit) if h.name in intents and h.name not in states]
     states.update(_scan(todo, accept_new_host_keys))
@@ -150,8 +162,10 @@ def plan_cmd(
         if host not in outcome.findings:
             report[host] = {"error": str(states.get(host) or "not scanned")}
             continue
-        report[host] = {"findings": [f.to_dict() for f in outcome.findings[host]], "intent": intent.to_dict(),
-                        "expect": expectations(intent).__dict__}
+        findings = outcome.findings[host]
+        report[host] = {"verdict": verdict(intent, findings), "tasks": intent.tasks,
+                        "not_analysed": intent.not_analysed, "findings": [f.to_dict() for f in findings],
+                        "intent": intent.to_dict(), "expect": expectations(intent).__dict__}
     _render_plan(report, json_out)
     _raise_first(states)
     if blocked := outcome.blocking:
@@ -170,7 +184,6 @@ def _render_plan(report: dict[str, Any], json_out: bool) -> None:
         if "error" in r:
             console.print(f"[red]FAIL[/] {host}: {escape(r['error'])}")
             continue
-        notes = [n for n in r["intent"]["notes"] if n["kind"] != "unknown-port"]
         head = f"[bold]{host}[/]: {len(r['intent']['binds'])} port(s), {len(r['intent']['units'])} unit op(s), " \
                f"{len(r['intent']['containers'])} container(s), {len(r['intent']['files'])} file(s)"
         console.print(head)
@@ -178,7 +191,6 @@ def _render_plan(report: dict[str, Any], json_out: bool) -> None:
             tag = "[red]BLOCK[/]" if f["severity"] == BLOCKING else "[yellow]warn[/] "
             console.print(f"  {tag} {f['code']}: {escape(f['message'])}")
             console.print(f"        fix: {escape(f['fix'])}")
-        for n in notes:
-            console.print(f"  [dim]{n['kind']}: {escape(n['message'])} ({escape(n['task']['path'])})[/]")
-        if not r["findings"]:
-            console.print("  [green]no collisions[/]")
+        colour = "red" if any(f["severity"] == BLOCKING for f in r["findings"]) else \
+            "yellow" if r["not_analysed"] else "green"
+        console.print(f"  [{colour}]{escape(r['verdict'])}[/]")

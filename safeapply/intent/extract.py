@@ -41,6 +41,22 @@ WAY_IN_MODULES = ("iptables", "ufw", "firewalld", "nftables", "authorized_key", 
                   "reboot", "interfaces_file")
 
 
+PORT_MODULES = ("docker_container", "podman_container", "docker_compose_v2", "docker_compose", "docker_run",
+                "podman_pod", "docker_swarm_service", *SERVICE_MODULES, *DYNAMIC, "import_tasks", "import_role")
+
+
+def port_bearing(rt: ResolvedTask) -> bool:
+    """Could this task start, install or publish a listener (a unit, a container, a service)?"""
+    if rt.action in PORT_MODULES:
+        return True
+    dest = rt.args.get("dest") or rt.args.get("path")
+    if isinstance(dest, str) and (dest.startswith(UNIT_DIRS) or any(d in dest for d in QUADLET_DIRS)):
+        return True
+    raw = rt.args.get("_raw_params") or rt.args.get("cmd") or rt.args.get("argv")
+    text = " ".join(map(str, raw)) if isinstance(raw, list) else str(raw or "")
+    return bool(re.search(r"\b(systemctl|docker|podman|compose)\b", text))
+
+
 def unit_name(name: str) -> str:
     return name if "." in name.rsplit("/", 1)[-1] else f"{name}.service"
 
@@ -54,6 +70,7 @@ class Extractor:
         self.written: dict[str, str | None] = {}  # dest -> rendered content (None: unknown)
         self.handlers: dict[str, str] = {}  # handler name -> unit it acts on
         self.pending: list[tuple[ResolvedTask, PortSpec]] = []  # config ports: owner known via handlers
+        self.seen: set[int] = set()  # task orders fed in
 
     def finish(self) -> Intent:
         """Attribute config-file ports to the unit their notified handler restarts (handlers come last)."""
@@ -67,9 +84,11 @@ class Extractor:
         i.way_in += [f"{u.task.name}: {u.op} {u.unit}" for u in i.units
                      if u.unit in WAY_IN_UNITS and u.op not in ("enable", "install")]
         i.way_in = list(dict.fromkeys(i.way_in))
+        i.tasks = len(self.seen)
         return i
 
     def add(self, rt: ResolvedTask) -> None:
+        self.seen.add(rt.ref.order)
         for problem in rt.unresolved:
             self.note("unresolved", problem, rt)
         if getattr(rt.task, "async_val", 0) and getattr(rt.task, "poll", None) == 0:
@@ -90,7 +109,7 @@ class Extractor:
             handler(rt)
 
     def note(self, kind: str, message: str, rt: ResolvedTask) -> None:
-        self.intent.notes.append(Note(kind, message, rt.ref))
+        self.intent.notes.append(Note(kind, message, rt.ref, port_bearing(rt)))
 
     def bind(self, rt: ResolvedTask, spec: PortSpec, via: str, owner_kind: str, owner: str) -> None:
         self.intent.binds.append(Bind(spec.proto, spec.address, spec.port, rt.ref, via, owner_kind, owner))

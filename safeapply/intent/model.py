@@ -65,9 +65,18 @@ class FileWrite:
 class Note:
     """Something the analysis could not know: an unresolved variable, an unknown port, a dynamic include."""
 
-    kind: str  # unresolved | unknown-port | dynamic | skipped
+    kind: str  # unresolved | unknown-port | dynamic | skipped | not-analysed
     message: str
     task: TaskRef
+    port_bearing: bool = False  # the task starts, installs or publishes something (unit, container, listener)
+
+    @property
+    def unanalysed(self) -> bool:
+        """The task (or part of it) was not analysed: its ports may be missing from the plan."""
+        return self.kind in NOT_ANALYSED
+
+
+NOT_ANALYSED = ("unresolved", "dynamic", "skipped", "not-analysed")
 
 
 @dataclass
@@ -79,6 +88,12 @@ class Intent:
     files: list[FileWrite] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     way_in: list[str] = field(default_factory=list)  # why SSH may change after the play: "task: reason"
+    tasks: int = 0  # tasks the host runs (a loop counts once)
+    strict_plan: bool = False  # asked for: an unanalysed port-bearing task blocks instead of warning
+
+    @property
+    def not_analysed(self) -> int:
+        return len({n.task.order for n in self.notes if n.unanalysed})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
