@@ -19,7 +19,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from safeapply.intent.model import Bind, ContainerOp, Intent, TaskRef, UnitOp
+from safeapply.intent.model import Bind, ContainerOp, Intent, Note, TaskRef, UnitOp
 from safeapply.probe.model import Container, HostState, Listener
 
 BLOCKING = "blocking"
@@ -336,14 +336,17 @@ def _notes(intent: Intent) -> list[Finding]:
     `strict_plan` a blocking one when the task could start, install or publish a listener."""
     out = [Finding(intent.host, WARNING, n.kind, n.message, "make the value known before the run, or check "
                    "by hand", n.task) for n in intent.notes if n.kind == "unknown-port"]
+    by_task: dict[int, list[Note]] = {}
     for n in intent.notes:
-        if not n.unanalysed:
-            continue
-        strict = intent.strict_plan and n.port_bearing
+        if n.unanalysed:
+            by_task.setdefault(n.task.order, []).append(n)
+    for notes in by_task.values():  # one finding per task, every reason in it
+        strict = intent.strict_plan and any(n.port_bearing for n in notes)
+        why = "; ".join(dict.fromkeys(f"{n.kind}: {n.message}" for n in notes))
         out.append(Finding(intent.host, BLOCKING if strict else WARNING, "not-analysed",
-                           f"{n.task} not analysed ({n.kind}): {n.message}",
+                           f"{notes[0].task} not analysed — {why}",
                            "make it known before the run (a variable, -e, a static include), check it by hand"
-                           + ("" if strict else ", or use --strict-plan to block on this"), n.task))
+                           + ("" if strict else ", or use --strict-plan to block on this"), notes[0].task))
     return out
 
 

@@ -51,6 +51,37 @@ def _lenient_module_names() -> Iterator[None]:
         ModuleArgsParser.parse = original
 
 
+class LookupDisabled(Exception):
+    """A template asked for a lookup while the plan resolved it: nothing runs on the controller."""
+
+
+class _NoLookups:
+    """Stands in for Ansible's lookup plugin loader while the intent is resolved: `get` refuses every lookup."""
+
+    def get(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        raise LookupDisabled(f"lookup {name!r} is not run by the plan (no lookup runs on the controller before "
+                             "the gates): the value is unknown")
+
+
+@contextlib.contextmanager
+def lookups_disabled() -> Iterator[None]:
+    """No `lookup()`/`query()`/`q()` (pipe, lines, file, env, url, custom) runs while this is active.
+
+    Ansible 2.19 ignores `Templar.template(disable_lookups=...)`; every lookup call goes through
+    `lookup_loader.get` in `ansible._internal._templating._jinja_plugins` (a private name, pinned by
+    tests/test_plan_cli.py::test_lookups_do_not_run_while_planning). The template then fails with Ansible's
+    own plugin-load error, and the value becomes UNRESOLVED with its task named.
+    """
+    from ansible._internal._templating import _jinja_plugins
+
+    original = _jinja_plugins.lookup_loader
+    _jinja_plugins.lookup_loader = _NoLookups()
+    try:
+        yield
+    finally:
+        _jinja_plugins.lookup_loader = original
+
+
 def parse_extra_vars(loader: Any, extra_vars: Sequence[str]) -> dict[str, Any]:
     """`-e` values the way ansible-playbook reads them: @file, YAML/JSON, or key=value."""
     from ansible.errors import AnsibleError
