@@ -72,11 +72,10 @@ def snapshot(
     from safeapply.inventory import resolve_hosts
     from safeapply.parallel import per_host
     from safeapply.snapshot import Store, take
-    from safeapply.snapshot.capture import root_args
     from safeapply.snapshot.manifest import show_path
+    from safeapply.snapshot.roots import canonical_roots
 
-    roots = root or ["/etc"]
-    root_args(roots)  # a bad root is the user's mistake, not each host's failure
+    roots = canonical_roots(root or ["/etc"])  # a bad root is the user's mistake, not each host's failure
     hosts = resolve_hosts(inventory, pattern, limit)
     store = Store()
     with progress(json_out) as say:
