@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safeapply.errors import LintFailed, PreflightBlocked
@@ -52,6 +53,18 @@ def connector(host: Host, opts: RunOptions) -> Callable[[], Transport]:
         return t
 
     return connect
+
+
+def absolute_source(source: str) -> str:
+    """An inventory source as the record keeps it: a path made absolute (`safeapply rollback RUN` may run from
+    another directory, whose `inventory` could name other machines); a host list stays as it is."""
+    return source if "," in source or not Path(source).exists() else str(Path(source).resolve())
+
+
+def machine_id(transport: Transport) -> str:
+    """/etc/machine-id of the host ("" when it has none): which machine a snapshot was taken of."""
+    res = transport.run(["cat", "/etc/machine-id"], timeout=30)
+    return res.text.strip() if res.ok else ""
 
 
 def intents(opts: RunOptions) -> dict[str, Intent]:
@@ -115,6 +128,7 @@ def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:
 class PlanOutcome:
     findings: dict[str, list[PlanFinding]] = field(default_factory=dict)
     expectations: dict[str, Expectation] = field(default_factory=dict)
+    intents: dict[str, Intent] = field(default_factory=dict)  # as planned: resolved again with scan facts
 
     @property
     def blocking(self) -> list[PlanFinding]:
@@ -143,12 +157,15 @@ def plan(intents_: dict[str, Intent], scans: dict[str, HostState],
          expects: dict[str, Expectation]) -> PlanOutcome:
     """Findings per scanned host; `expects` (each host's `expectation`, known since resolve) is recorded."""
     from safeapply import plan as planner
+    from safeapply.intent import with_facts
 
     out = PlanOutcome()
+    intents_ = with_facts(intents_, {h: s.facts for h, s in scans.items()})  # includes picked by facts
     for host, intent in intents_.items():
         if host not in scans:
             continue
         out.findings[host] = planner.plan(intent, scans[host])
+        out.intents[host] = intent
         out.expectations[host] = expects[host]
     return out
 

@@ -157,6 +157,7 @@ def plan_cmd(
     states.update(_scan(todo, accept_new_host_keys))
     scans = {h: s for h, s in states.items() if isinstance(s, HostState)}
     outcome = stages.plan(intents, scans, {h: stages.expectation(i) for h, i in intents.items()})  # as `run` does
+    intents |= outcome.intents  # resolved again with each host's facts where something was not analysed
     report: dict[str, Any] = {}
     for host, intent in intents.items():
         if host not in outcome.findings:

@@ -13,33 +13,59 @@ templated for a host is a note, not a value. No lookup runs while resolving (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from safeapply.errors import SafeapplyError
 from safeapply.intent.extract import Extractor
-from safeapply.intent.load import PlaybookLoader, lookups_disabled
+from safeapply.intent.facts import as_variables
+from safeapply.intent.load import PlaybookLoader, lenient_module_names, lookups_disabled
 from safeapply.intent.model import Bind, ContainerOp, FileWrite, Intent, Note, TaskRef, UnitOp
+from safeapply.probe.model import Facts
 
-__all__ = ["Bind", "ContainerOp", "FileWrite", "Intent", "Note", "TaskRef", "UnitOp", "playbook_intent"]
+__all__ = ["Bind", "ContainerOp", "FileWrite", "Intent", "Note", "TaskRef", "UnitOp", "playbook_intent", "with_facts"]
 
 
 def playbook_intent(playbook: Path | str, inventory_sources: Sequence[str], limit: str | None = None,
-                    extra_vars: Sequence[str] = ()) -> dict[str, Intent]:
-    """Per host (inventory name): what the playbook will do there. Raises UsageError / NoHostsMatched."""
-    with lookups_disabled():
-        return _intents(Path(playbook), inventory_sources, limit, extra_vars)
+                    extra_vars: Sequence[str] = (), facts: Mapping[str, Facts] | None = None) -> dict[str, Intent]:
+    """Per host (inventory name): what the playbook will do there. `facts`: each host's scan facts, for the
+    include names and `when:` that need them. Raises UsageError / NoHostsMatched."""
+    with lookups_disabled(), lenient_module_names():
+        return _intents(Path(playbook), inventory_sources, limit, extra_vars, facts or {})
 
 
-def _intents(pb: Path, inventory_sources: Sequence[str], limit: str | None,
-             extra_vars: Sequence[str]) -> dict[str, Intent]:
+def _intents(pb: Path, inventory_sources: Sequence[str], limit: str | None, extra_vars: Sequence[str],
+             facts: Mapping[str, Facts]) -> dict[str, Intent]:
     loader = PlaybookLoader(pb, inventory_sources, extra_vars)
     out: dict[str, Intent] = {}
     for host in loader.hosts(limit):
         ex = Extractor(host, pb.resolve().parent)
-        for rt in loader.tasks(host):
+        known = as_variables(facts[host]) if host in facts else None
+        for rt in loader.tasks(host, known):
             try:
                 ex.add(rt)
             except Exception as e:  # one task this analysis cannot read is a warning, not a crash
                 ex.note("not-analysed", f"this task could not be analysed ({type(e).__name__}: {e})", rt)
         out[host] = ex.finish()
+        out[host].source = (str(pb), tuple(inventory_sources), limit, tuple(extra_vars))
+    return out
+
+
+def with_facts(intents: dict[str, Intent], facts: Mapping[str, Facts]) -> dict[str, Intent]:
+    """Resolve again, with each scanned host's facts, the hosts where something was not analysed (an include
+    or a `when:` may have needed a fact). Other hosts, and any host whose second resolution fails, keep theirs."""
+    todo = {h for h, i in intents.items() if i.not_analysed and h in facts and i.source}
+    if not todo:
+        return intents
+    source = intents[next(iter(todo))].source
+    assert source is not None
+    playbook, inventory, limit, extra_vars = source
+    try:
+        again = playbook_intent(playbook, inventory, limit, extra_vars, {h: facts[h] for h in todo})
+    except SafeapplyError:
+        return intents
+    out = dict(intents)
+    for h in todo & again.keys():
+        again[h].strict_plan = intents[h].strict_plan
+        out[h] = again[h]
     return out

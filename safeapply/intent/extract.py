@@ -103,7 +103,7 @@ class Extractor:
             self._service(rt)
         elif rt.action in FILE_MODULES:
             self._file(rt, rt.args.get(FILE_MODULES[rt.action]))
-        elif rt.action in DYNAMIC:
+        elif rt.action in DYNAMIC and not rt.followed:
             self.note("dynamic", f"{rt.action} is decided at run time: its tasks are not analysed", rt)
         elif handler is not None:
             handler(rt)
@@ -231,8 +231,11 @@ class Extractor:
                               rt)
                     return None
                 return data if isinstance(data, dict) else None
-        self.note("unresolved", f"compose file in {src} is not written by this playbook: its ports are unknown",
-                  rt)
+        written = [posixpath.join(src, str(n)) for n in (names if isinstance(names, list | tuple) else [names])
+                   if posixpath.join(src, str(n)) in self.written]
+        why = f"{written[0]} is written by this playbook but its content is not known before the run" if written \
+            else f"compose file in {src} is not written by this playbook"
+        self.note("unresolved", f"{why}: its ports are unknown", rt)
         return None
 
     # -- files ----------------------------------------------------------------------------------------
@@ -304,14 +307,33 @@ class Extractor:
         text = path.read_text(errors="replace")
         if not render:
             return text
-        from ansible.errors import AnsibleError
-        from ansible.template import trust_as_template
-
         try:
-            return str(rt.templar.template(trust_as_template(text), escape_backslashes=False))
-        except AnsibleError as e:
-            self.note("unresolved", f"template {path.name}: {str(e).splitlines()[0]}", rt)
+            return str(self._template_action(rt, path).template(_trusted(text), escape_backslashes=False))
+        except Exception as e:  # Ansible's, a filter's or a plugin's own error: the file's content is unknown
+            why = (str(e).strip() or type(e).__name__).splitlines()[0]
+            self.note("unresolved", f"template {path.name} cannot be rendered before the run: {why}", rt)
             return None
+
+    def _template_action(self, rt: ResolvedTask, path: Path) -> Any:
+        """The templar Ansible's `template` action renders with: the task's variables plus the template-time
+        ones (`ansible_managed` unless the user set it, `template_path`, `template_destpath`, ...) and the
+        search path for `{% include %}` (each search path and its `templates/`)."""
+        from ansible._internal._templating import _template_vars
+
+        variables = dict(rt.templar.available_variables)
+        dest = rt.args.get("dest")
+        variables.update(_template_vars.generate_ansible_template_vars(
+            path=str(rt.args.get("src")), fullpath=str(path), dest_path=dest if isinstance(dest, str) else None,
+            include_ansible_managed="ansible_managed" not in variables))
+        search = [*variables.get("ansible_search_path", []), str(self.basedir), str(path.parent)]
+        search = [q for d in search for q in (str(Path(d) / "templates"), str(d))]
+        return rt.templar.copy_with_new_env(searchpath=search, available_variables=variables)
+
+
+def _trusted(text: str) -> Any:
+    from ansible.template import trust_as_template
+
+    return trust_as_template(text)
 
 
 def _compose_publish(item: Any) -> list[str]:

@@ -28,10 +28,11 @@ class ResolvedTask:
     task: Any  # ansible Task
     templar: Any  # ansible Templar with this task's variables (for files the task renders)
     notify: list[str]
+    followed: bool = False  # an include whose content is analysed in its place, or include_vars loaded
 
 
 @contextlib.contextmanager
-def _lenient_module_names() -> Iterator[None]:
+def lenient_module_names() -> Iterator[None]:
     """Let tasks of collections that are not installed here load (community.docker, containers.podman).
 
     Ansible refuses to load a task whose module it cannot find; we only read arguments, so the check is
@@ -80,6 +81,19 @@ def lookups_disabled() -> Iterator[None]:
         yield
     finally:
         _jinja_plugins.lookup_loader = original
+
+
+def init_ansible(playbook: Path) -> None:
+    """Plugin and collection loaders as `ansible-playbook` sets them up: collections from the configured paths
+    and beside the playbook (`collections/`), the playbook directory's own plugin dirs."""
+    from ansible.plugins.loader import add_all_plugin_dirs, init_plugin_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if not AnsibleCollectionConfig.collection_finder:
+        init_plugin_loader([])
+    pb_dir = str(playbook.resolve().parent)
+    add_all_plugin_dirs(pb_dir)
+    AnsibleCollectionConfig.playbook_paths = [pb_dir]
 
 
 def parse_extra_vars(loader: Any, extra_vars: Sequence[str]) -> dict[str, Any]:
@@ -136,12 +150,14 @@ class PlaybookLoader:
 
         if not playbook.is_file():
             raise UsageError(f"playbook {playbook} not found")
+        init_ansible(playbook)
         self.inventory, self.vm, self.loader = load(list(inventory_sources))
         self.vm._extra_vars = parse_extra_vars(self.loader, extra_vars)
         with ansible_warnings():
             try:
-                with _lenient_module_names():
+                with lenient_module_names():
                     self.playbook = Playbook.load(str(playbook), variable_manager=self.vm, loader=self.loader)
+                self.loader.set_basedir(self.playbook._basedir)  # as the playbook executor runs it: includes
             except Exception as e:  # Ansible's parser errors carry the file and line
                 raise UsageError(f"cannot load playbook {playbook}: {_playbook_problem(e)}",
                                  "check it with `safeapply lint`") from e
@@ -161,16 +177,99 @@ class PlaybookLoader:
                                  if limit else ""), "check -i and --limit")
         return names
 
-    def tasks(self, host_name: str) -> Iterator[ResolvedTask]:
-        """Every task the host would run, in order, each loop item separately, resolved for that host."""
+    def tasks(self, host_name: str, facts: dict[str, Any] | None = None) -> Iterator[ResolvedTask]:
+        """Every task the host would run, in order, each loop item separately, resolved for that host.
+        Includes are followed as Ansible will (file and role names from variables and `facts`), include_vars
+        and set_fact of known values are applied for the tasks after them."""
         host = self.inventory.get_host(host_name)
-        order = 0
+        if facts:
+            self.vm.set_nonpersistent_facts(host_name, facts)  # in memory only: never the user's fact cache
+        self._order = 0
         for play in self.playbook.get_plays():
             if host_name not in {h.name for h in self.inventory.get_hosts(play.hosts or "all")}:
                 continue
-            for handler, task in _walk(play):
-                yield from self._resolve(play, host, task, order, handler)
-                order += 1
+            more_handlers: list[Any] = []
+            yield from self._blocks(play, host, play.compile(), False, more_handlers, 0)
+            yield from self._blocks(play, host, play.compile_roles_handlers() + play.handlers, True,
+                                    more_handlers, 0)
+            yield from self._blocks(play, host, more_handlers, True, [], 0)
+
+    def _blocks(self, play: Any, host: Any, blocks: list[Any], handler: bool, more_handlers: list[Any],
+                depth: int) -> Iterator[ResolvedTask]:
+        from ansible import constants as C
+
+        for block in blocks:
+            for task in _flatten(block):
+                if task.action in C._ACTION_ALL_INCLUDES and depth < _MAX_DEPTH:
+                    found = self._include(play, host, task, handler)
+                    if not isinstance(found, str):
+                        self._order += 1
+                        more_handlers += found[1]
+                        yield from self._blocks(play, host, found[0], handler, more_handlers, depth + 1)
+                        continue
+                    for rt in self._resolve(play, host, task, self._order, handler):
+                        rt.unresolved.append(found)
+                        yield rt
+                else:
+                    yield from self._resolve(play, host, task, self._order, handler)
+                self._order += 1
+
+    def _include(self, play: Any, host: Any, task: Any, handler: bool) -> tuple[list[Any], list[Any]] | str:
+        """The blocks (and handler blocks) an include_tasks/include_role brings in for this host, found and
+        loaded by Ansible's own code (`IncludedFile`, the strategy's loader); or why it cannot be followed."""
+        from types import SimpleNamespace
+
+        from ansible import constants as C
+        from ansible.errors import AnsibleError
+        from ansible.executor.task_result import _RawTaskResult
+        from ansible.playbook.included_file import IncludedFile
+        from ansible.plugins.strategy import StrategyBase
+        from ansible.template import Templar
+
+        variables = self.vm.get_vars(play=play, host=host, task=task)
+        templar = Templar(loader=self.loader, variables=variables)
+        try:
+            if task.when and not all(templar.evaluate_conditional(w) for w in task.when):
+                return [], []  # decided before the run: not included on this host
+        except AnsibleError:
+            pass  # may be included: follow it
+        items, loop_problem = self._loop_items(task, templar)
+        if loop_problem:
+            return f"{task.action}: its loop is not known ({loop_problem})"
+        results: list[dict[str, Any]] = []
+        for item in items:
+            t = templar if item is _NO_LOOP else templar.copy_with_new_env(
+                available_variables={**variables, _loop_var(task): item})
+            problems: list[str] = []
+            args = resolve(t, dict(task.args), "args", problems)
+            if problems:
+                return f"{task.action}: its name is not known before the run ({problems[0]})"
+            result: dict[str, Any] = {"include_args": args}
+            if task.action in C._ACTION_INCLUDE_TASKS:
+                result["include"] = args.pop("_raw_params", None) or args.pop("file", None)
+            if item is not _NO_LOOP:
+                result |= {_loop_var(task): item, "ansible_loop_var": _loop_var(task)}
+            results.append(result)
+        data = {"results": results} if task.loop is not None else results[0]
+        raw = _RawTaskResult(host=host, task=task, return_data=data, task_fields={})
+        iterator = SimpleNamespace(_play=play)
+        strategy: Any = SimpleNamespace(_loader=self.loader, _variable_manager=self.vm)
+        strategy._copy_included_file = lambda inc: StrategyBase._copy_included_file(strategy, inc)
+        blocks: list[Any] = []
+        handlers: list[Any] = []
+        try:
+            for inc in IncludedFile.process_include_results([raw], iterator, self.loader, self.vm):
+                if inc._is_role:
+                    new_blocks, new_handlers = strategy._copy_included_file(inc).get_block_list(
+                        play=play, variable_manager=self.vm, loader=self.loader)
+                    blocks += new_blocks
+                    handlers += new_handlers
+                else:
+                    blocks += StrategyBase._load_included_file(strategy, inc, iterator, is_handler=handler,
+                                                               handle_stats_and_callbacks=False) or []
+        except AnsibleError as e:
+            return f"{task.action}: {_why(e)}"
+        return blocks, handlers
 
     def _resolve(self, play: Any, host: Any, task: Any, order: int, handler: bool) -> Iterator[ResolvedTask]:
         from ansible.errors import AnsibleError
@@ -192,8 +291,36 @@ class PlaybookLoader:
             t = templar if item is _NO_LOOP else templar.copy_with_new_env(
                 available_variables={**variables, _loop_var(task): item})
             args = resolve(t, dict(task.args), "args", problems)
-            yield ResolvedTask(ref=ref, action=task.action.rsplit(".", 1)[-1], args=args, unresolved=problems,
-                               task=task, templar=t, notify=as_list(task.notify))
+            rt = ResolvedTask(ref=ref, action=task.action.rsplit(".", 1)[-1], args=args, unresolved=problems,
+                              task=task, templar=t, notify=as_list(task.notify))
+            if not conditional and not problems:
+                self._apply_vars(host, rt)
+            yield rt
+
+    def _apply_vars(self, host: Any, rt: ResolvedTask) -> None:
+        """include_vars of a file found where Ansible looks, and set_fact of known values, as the strategy
+        applies them: for the tasks after this one."""
+        from ansible import constants as C
+        from ansible.errors import AnsibleError
+
+        task, args = rt.task, rt.args
+        if task.action in C._ACTION_SET_FACT and not args.get("cacheable"):
+            self.vm.set_nonpersistent_facts(host.name, {k: v for k, v in args.items() if k != "cacheable"})
+        elif task.action in C._ACTION_INCLUDE_VARS:
+            source = args.get("_raw_params") or args.get("file")
+            if not isinstance(source, str) or args.get("dir"):
+                return
+            try:
+                path = self.loader.path_dwim_relative_stack(task.get_search_path(), "vars", source)
+                data = self.loader.load_from_file(path)
+            except AnsibleError as e:
+                rt.unresolved.append(f"include_vars {source}: {_why(e)}")
+                return
+            if isinstance(data, dict):
+                name = args.get("name")
+                for k, v in ({name: data} if isinstance(name, str) else data).items():
+                    self.vm.set_host_variable(host.name, k, v)
+                rt.followed = True
 
     @staticmethod
     def _loop_items(task: Any, templar: Any) -> tuple[list[Any], str | None]:
@@ -211,6 +338,7 @@ class PlaybookLoader:
 
 
 _NO_LOOP = object()
+_MAX_DEPTH = 32  # nested includes followed; deeper ones are reported, as a recursive include would be
 
 
 def _playbook_problem(e: Exception) -> str:
@@ -235,14 +363,6 @@ def as_list(value: Any) -> list[str]:
 def _loop_var(task: Any) -> str:
     lc = task.loop_control
     return str(getattr(lc, "loop_var", None) or "item")
-
-
-def _walk(play: Any) -> Iterator[tuple[bool, Any]]:
-    """(is_handler, task) for the play's tasks in order (roles, pre/post tasks), then its handlers."""
-    for block in play.compile():
-        yield from ((False, t) for t in _flatten(block))
-    for block in play.compile_roles_handlers() + play.handlers:
-        yield from ((True, t) for t in _flatten(block))
 
 
 def _flatten(block: Any) -> Iterator[Any]:

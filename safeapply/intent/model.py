@@ -90,13 +90,18 @@ class Intent:
     way_in: list[str] = field(default_factory=list)  # why SSH may change after the play: "task: reason"
     tasks: int = 0  # tasks the host runs (a loop counts once)
     strict_plan: bool = False  # asked for: an unanalysed port-bearing task blocks instead of warning
+    # how it was resolved (playbook, inventory, limit, extra vars), to resolve again with the host's facts;
+    # never in to_dict (extra vars may hold secrets)
+    source: tuple[str, tuple[str, ...], str | None, tuple[str, ...]] | None = field(default=None, compare=False)
 
     @property
     def not_analysed(self) -> int:
         return len({n.task.order for n in self.notes if n.unanalysed})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("source")
+        return d
 
     def unit_ops(self, unit: str, ops: tuple[str, ...], before: int | None = None) -> list[UnitOp]:
         return [u for u in self.units if u.unit == unit and u.op in ops
