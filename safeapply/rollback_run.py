@@ -1,30 +1,117 @@
-"""`safeapply rollback RUN`: return each host of a recorded run to its pre-run snapshot and scan."""
+"""`safeapply rollback RUN`: return each host of a recorded run to its pre-run snapshot and scan.
+
+Never blindly: the recorded inventory (absolute paths) is used, not the current directory's; a host whose
+/etc/machine-id is not the one the snapshot was taken of is refused; a snapshot older than `max_age` or a host
+that later runs changed needs `force` (or a yes at the prompt, which shows what will be undone); each host is
+rolled back under its host lock with the dead-man's switch armed around it, so a rollback that cuts SSH still
+ends restored.
+"""
 
 from __future__ import annotations
 
-from safeapply.errors import UsageError
-from safeapply.inventory import resolve_hosts
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from safeapply import deadman
+from safeapply.errors import SafeapplyError, UsageError
+from safeapply.inventory import Host, resolve_hosts
 from safeapply.lock import host_lock
-from safeapply.records import RunRecord
+from safeapply.records import RunRecord, RunStore
 from safeapply.rollback import RollbackReport, rollback_host
-from safeapply.run_stages import snapshot_ops
+from safeapply.run_stages import machine_id, snapshot_ops
 from safeapply.scan import HostState
+from safeapply.transport.base import Transport
+
+DEFAULT_MAX_AGE = 24 * 3600.0
+Ask = Callable[[list[str]], bool]
 
 
-def rollback_run(rec: RunRecord, accept_new: bool, rollback_packages: bool) -> list[RollbackReport]:
-    """Each host of the run that has a snapshot and a pre-run scan, rolled back under its host lock."""
+def rollback_run(rec: RunRecord, store: RunStore, *, accept_new: bool = False, rollback_packages: bool = False,
+                 force: bool = False, max_age: float = DEFAULT_MAX_AGE, deadline: float = deadman.DEFAULT_DEADLINE,
+                 ask: Ask = lambda _lines: False) -> list[RollbackReport]:
+    """Each host of the run that has a snapshot and a pre-run scan, checked, then rolled back."""
     snaps = rec.sections.get("snapshots") or {}
     scans = rec.sections.get("scans") or {}
     todo = {h: s for h, s in snaps.items() if s and s.get("id") and h in scans}
     if not todo:
         raise UsageError(f"run {rec.id} has no snapshot to return to", "it stopped before taking one")
     hosts = {h.name: h for h in resolve_hosts(list(rec.sections.get("inventory") or []), "all")}
-    reports = []
-    for name, snap in sorted(todo.items()):
-        if name not in hosts:
-            raise UsageError(f"host {name} of run {rec.id} is not in its inventory any more")
-        with hosts[name].connect(accept_new) as t, host_lock(t, f"rollback-{rec.id}"):
-            reports.append(rollback_host(t, snap["id"], HostState.from_dict(scans[name]), snapshot_ops(),
-                                         apt_offset=snap.get("apt_offset"),
-                                         rollback_packages=rollback_packages))
-    return reports
+    missing = sorted(set(todo) - set(hosts))
+    if missing:
+        raise UsageError(f"host {missing[0]} of run {rec.id} is not in its inventory any more")
+    worries = concerns(rec, store, max_age)
+    return [_one(hosts[name], rec, snap, HostState.from_dict(scans[name]), worries, accept_new=accept_new,
+                 rollback_packages=rollback_packages, force=force, deadline=deadline, ask=ask)
+            for name, snap in sorted(todo.items())]
+
+
+def concerns(rec: RunRecord, store: RunStore, max_age: float) -> list[str]:
+    """Why rolling this run back may not be what the user wants: its age, and later runs on its hosts."""
+    out = []
+    age = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(rec.started)).total_seconds()
+    if age > max_age:
+        out.append(f"its snapshot is {_duration(age)} old (more than --max-age {_duration(max_age)})")
+    later = later_runs(rec, store)
+    if later:
+        out.append(f"later runs changed its hosts since: {', '.join(r.id for r in later[:5])} — rolling back "
+                   "undoes those changes too")
+    return out
+
+
+def later_runs(rec: RunRecord, store: RunStore) -> list[RunRecord]:
+    hosts = set(rec.sections.get("snapshots") or {})
+    return [r for r in store.list(1000) if r.started > rec.started and not r.check_mode
+            and r.sections.get("apply") and hosts & set(r.sections.get("hosts") or [])]
+
+
+def _one(host: Host, rec: RunRecord, snap: dict[str, Any], before: HostState, worries: list[str], *,
+         accept_new: bool, rollback_packages: bool, force: bool, deadline: float, ask: Ask) -> RollbackReport:
+    with host.connect(accept_new) as t, host_lock(t, f"rollback-{rec.id}"):
+        _same_machine(t, rec, snap)
+        if worries and not force:
+            undo = snapshot_ops().diff(t, snap["id"])
+            lines = [f"{host.name}: {w}" for w in worries]
+            lines.append(f"{host.name}: it will put back {len(undo)} path(s): {', '.join(undo[:8]) or 'none'}")
+            if not ask(lines):
+                raise UsageError(f"rollback of run {rec.id} refused: {worries[0]}",
+                                 "check with `safeapply show`, then re-run with --force")
+        armed = _arm(t, rec, snap["id"], deadline)
+        report = rollback_host(t, snap["id"], before, snapshot_ops(), apt_offset=snap.get("apt_offset"),
+                               rollback_packages=rollback_packages)
+        if armed is not None:
+            _disarm(t, armed, report)
+        return report
+
+
+def _same_machine(t: Transport, rec: RunRecord, snap: dict[str, Any]) -> None:
+    was, now = str(snap.get("machine_id") or ""), machine_id(t)
+    if was and now != was:
+        raise UsageError(f"{t.name} is not the machine run {rec.id} snapshotted (machine-id {now or 'none'}, "
+                         f"expected {was})", "the inventory now points this name at another machine; nothing done")
+
+
+def _arm(t: Transport, rec: RunRecord, snapshot_id: str, deadline: float) -> deadman.Armed | None:
+    """Armed around the rollback: if restoring the files cuts SSH, the host finishes the restore itself (and
+    restarts sshd and networking) at the deadline."""
+    if deadline <= 0:
+        return None
+    try:
+        return deadman.arm(t, f"rollback-{rec.id}", snapshot_id, deadline)
+    except SafeapplyError:  # e.g. the host no longer keeps that snapshot's copy: the rollback goes on without
+        return None
+
+
+def _disarm(t: Transport, armed: deadman.Armed, report: RollbackReport) -> None:
+    try:
+        deadman.disarm(t, armed)
+    except SafeapplyError as e:  # shut out by the rollback itself: the switch restores the host at its deadline
+        report.errors.append(f"dead-man's switch still armed, the host restores itself at {armed.deadline}: {e}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds:.0f} s"

@@ -81,6 +81,7 @@ class HostRun:
     before: HostState | None = None
     snapshot: str | None = None
     apt_offset: int | None = None
+    machine_id: str = ""  # /etc/machine-id: `safeapply rollback RUN` refuses another machine under the same name
     switch: Switch | None = None
     verify: VerifyReport | None = None
     rollback: RollbackReport | None = None
@@ -104,7 +105,7 @@ class HostRun:
         return HostEnd.APPLIED if self.settled else HostEnd.NOT_RESTORED
 
     def snapshot_note(self) -> dict[str, Any]:
-        note: dict[str, Any] = {"id": self.snapshot, "apt_offset": self.apt_offset}
+        note: dict[str, Any] = {"id": self.snapshot, "apt_offset": self.apt_offset, "machine_id": self.machine_id}
         if self.switch is not None:
             note["deadman"] = self.switch.to_dict()
         return note
@@ -211,11 +212,11 @@ class Pipeline:
             h.before = scan_host(t)
             return
         with ThreadPoolExecutor(max_workers=1) as side:
-            scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t)))
+            scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t), stages.machine_id(t)))
             h.snapshot = stages.snapshot(t, self.opts.roots)
             if self.opts.switch_on:  # at once, beside the scan: lint and plan may still stop the run (release)
                 self._arm(h, t)
-            h.before, h.apt_offset = scanned.result()
+            h.before, h.apt_offset, h.machine_id = scanned.result()
 
     def _arm(self, h: HostRun, t: Transport) -> None:
         armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, sorted(h.expect.units))
@@ -375,7 +376,7 @@ class Pipeline:
     # ---- the record, and after it ------------------------------------------------------------------------
     def _sections(self) -> dict[str, Any]:
         opts, hosts = self.opts, self.hosts
-        s: dict[str, Any] = {"inventory": list(opts.inventory), "timings": self.timings,
+        s: dict[str, Any] = {"inventory": [stages.absolute_source(i) for i in opts.inventory], "timings": self.timings,
                              "provenance": provenance(opts.prompt_file, opts.model, opts.note)}
         scans = {h.name: h.before.to_dict() for h in hosts if h.before}
         if scans:

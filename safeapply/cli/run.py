@@ -205,17 +205,32 @@ def rollback_cmd(
     yes: YesOpt = False,
     accept_new: AcceptNewOpt = False,
     rollback_packages: Annotated[bool, typer.Option("--rollback-packages")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Roll back even when the snapshot is older than --max-age or later runs changed the "
+        "hosts since (unattended; at a terminal you are asked instead, with what will be undone).")] = False,
+    max_age: Annotated[float, typer.Option(
+        "--max-age", envvar="SAFEAPPLY_ROLLBACK_MAX_AGE", min=0,
+        help="Seconds after which a run's snapshot counts as old (asks, or needs --force).")] = 86400.0,
+    deadman_deadline: Annotated[float, typer.Option(
+        "--deadman-deadline", envvar="SAFEAPPLY_DEADMAN_DEADLINE", min=0,
+        help="The dead-man's switch armed around the rollback (0 turns it off).")] = 300.0,
     json_out: JsonOpt = False,
 ) -> int:
-    """Return a past run's hosts to their pre-run snapshot (asks first; needs --yes without a TTY)."""
+    """Return a past run's hosts to their pre-run snapshot (asks first; needs --yes without a TTY).
+
+    Refuses a host whose machine-id is not the snapshotted one (the inventory now names another machine);
+    asks (or needs --force) when the snapshot is older than --max-age or later runs changed the host. Each host
+    is rolled back under its lock with the dead-man's switch armed around it. Exit 0 restored, 21 not."""
     from safeapply.records import RunStore
     from safeapply.rollback_run import rollback_run
 
-    rec = RunStore().get(run_id)
+    store = RunStore()
+    rec = store.get(run_id)
     if not yes and (not interactive() or not typer.confirm(
             f"Restore {', '.join(rec.sections.get('snapshots') or {})} to before run {rec.id}?")):
         raise UsageError("rollback not confirmed", "re-run with --yes")
-    reports = rollback_run(rec, accept_new, rollback_packages)
+    reports = rollback_run(rec, store, accept_new=accept_new, rollback_packages=rollback_packages, force=force,
+                           max_age=max_age, deadline=deadman_deadline, ask=_ask_again)
     ok = all(r.restored for r in reports)
     if json_out:
         emit_json([r.to_dict() for r in reports])
@@ -225,3 +240,9 @@ def rollback_cmd(
             for line in r.errors + r.differences:
                 console.print(f"  - {line}", markup=False)
     return ExitCode.OK if ok else ExitCode.ROLLBACK_FAILED
+
+
+def _ask_again(lines: list[str]) -> bool:
+    for line in lines:
+        err_console.print(f"warning: {line}", markup=False)
+    return interactive() and typer.confirm("Roll back anyway?", default=False)

@@ -1,0 +1,77 @@
+"""`safeapply rollback RUN` never restores blindly (issue 11 item 8): not onto another machine that the
+inventory now calls by the run's host name, not an old snapshot or over later runs without being told so."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import Sandbox
+
+from safeapply.cli import main
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEAPPLY_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture(scope="module")
+def host(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
+    return sandbox_factory("rbr1")
+
+
+def _pb(tmp_path: Path, dest: str) -> Path:
+    p = tmp_path / f"pb-{Path(dest).name}.yml"
+    p.write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n    - name: w\n      ansible.builtin.copy: "
+                 f"{{dest: {dest}, content: x, mode: '0644'}}\n")
+    return p
+
+
+def _run(pb: Path, inventory: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["run", str(pb), "-i", str(inventory), "--yes", "--settle", "0"]) == 0
+    capsys.readouterr()
+    assert main(["show", "last", "--json"]) == 0
+    return str(json.loads(capsys.readouterr().out)["id"])
+
+
+def _as(name: str, other: Sandbox) -> dict[str, object]:
+    """An inventory that calls `other`'s machine by `name`."""
+    doc = yaml.safe_load(other.inventory.read_text())
+    return {"all": {"hosts": {name: doc["all"]["hosts"][other.name]}}}
+
+
+def test_refuses_another_machine_under_the_same_name(host: Sandbox, sandbox_factory: Callable[[str], Sandbox],
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = sandbox_factory("rbr2")
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(_as(host.name, host)))
+    run_id = _run(_pb(tmp_path, "/etc/hr-rbr-a"), inv, capsys)
+    inv.write_text(yaml.safe_dump(_as(host.name, other)))  # same name, now another machine
+    before = other.sh("ls -la /etc")
+    assert main(["rollback", run_id, "--yes", "--force"]) == 2
+    assert "is not the machine run" in capsys.readouterr().err
+    assert other.sh("ls -la /etc") == before
+    assert host.sh_rc("test -e /etc/hr-rbr-a")[0] == 0  # and the real host was not touched either
+    host.sh("rm -f /etc/hr-rbr-a")
+
+
+def test_later_runs_and_old_snapshots_need_force(host: Sandbox, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    first = _run(_pb(tmp_path, "/etc/hr-rbr-1"), host.inventory, capsys)
+    _run(_pb(tmp_path, "/etc/hr-rbr-2"), host.inventory, capsys)
+    assert main(["rollback", first, "--yes"]) == 2  # no TTY: nobody can be asked
+    assert "later runs changed its hosts" in capsys.readouterr().err
+    assert host.sh_rc("test -e /etc/hr-rbr-1 && test -e /etc/hr-rbr-2")[0] == 0
+    last = _run(_pb(tmp_path, "/etc/hr-rbr-3"), host.inventory, capsys)
+    assert main(["rollback", last, "--yes", "--max-age", "0"]) == 2
+    assert "old (more than --max-age" in capsys.readouterr().err
+    assert main(["rollback", first, "--yes", "--force"]) == 0
+    assert host.sh_rc("test -e /etc/hr-rbr-1 || test -e /etc/hr-rbr-2 || test -e /etc/hr-rbr-3")[0] != 0
+    left = host.sh("systemctl list-timers --all --no-legend | grep -c safeapply-deadman || true")
+    assert left.strip() == "0"  # the switch armed around the rollback was disarmed
