@@ -121,3 +121,40 @@ def test_container_to_container_recreate_of_the_same_name(host: Sandbox, tmp_pat
     assert rc == 17 and (f["container"], f["task"]["name"]) == ("web", "run another container")
     removed = "    - name: remove web\n      community.docker.docker_container: {name: web, state: absent}\n"
     assert _plan(_pb(tmp_path, removed + other), host, capsys, "--state", str(state)) == (0, [])
+
+
+DATA = Path(__file__).parent / "plan_data"
+
+
+@pytest.fixture
+def squatter(host: Sandbox) -> Iterator[None]:
+    """pl-squat.service holds tcp/18090, the port the test role's unit will bind."""
+    host.sh("printf '[Service]\\nExecStart=/usr/bin/python3 -m http.server 18090\\n' > "
+            "/etc/systemd/system/pl-squat.service && systemctl daemon-reload && systemctl start pl-squat && "
+            "for i in $(seq 50); do ss -ltn | grep -q :18090 && break; sleep 0.1; done")
+    yield
+    host.sh("systemctl stop pl-squat; rm -f /etc/systemd/system/pl-squat.service; systemctl daemon-reload")
+
+
+@pytest.mark.parametrize(("playbook", "starter"), [
+    ("role.yml", "pl_exporter : Start pl-exporter"),
+    ("collection.yml", "safeapply_test.roles.exporter : Start pl-exporter"),
+])
+def test_role_behind_an_os_family_include_blocks_on_a_squatted_port(
+        host: Sandbox, squatter: None, capsys: pytest.CaptureFixture[str], playbook: str, starter: str) -> None:
+    rc, [f] = _plan(DATA / playbook, host, capsys)
+    assert rc == 17
+    assert (f["unit"], f["port"], f["task"]["name"]) == ("pl-squat.service", 18090, starter)
+
+
+def test_role_behind_an_os_family_include_passes_and_applies_with_nothing_listening(
+        host: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        for playbook in ("role.yml", "collection.yml"):
+            assert _plan(DATA / playbook, host, capsys) == (0, [])
+        assert main(["run", str(DATA / "role.yml"), "-i", str(host.inventory), "--yes", "--settle", "1"]) == 0
+        assert host.sh("systemctl is-active pl-exporter.service").strip() == "active"
+        assert "Ansible managed" in host.sh("head -1 /etc/systemd/system/pl-exporter.service")
+    finally:
+        host.sh("systemctl stop pl-exporter.service; rm -f /etc/systemd/system/pl-exporter.service; "
+                "systemctl daemon-reload; true")
