@@ -100,3 +100,36 @@ def test_facts_follow_ansibles_names() -> None:
             f["pkg_mgr"]) == ("RedHat", "RedHat", "9", "systemd", "dnf")
     assert ansible_facts(Facts(os_id="ubuntu"))["os_family"] == "Debian"
     assert "architecture" not in ansible_facts(DEBIAN)  # the scan does not tell: never guessed
+
+
+HANDLERS = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: write the new unit
+      ansible.builtin.copy:
+        dest: /etc/systemd/system/new.service
+        content: "[Service]\\nExecStart=/usr/bin/python3 -m http.server 18090\\n"
+      notify: restart new
+    - FLUSH
+    - name: stop the squatter
+      ansible.builtin.systemd: {name: pl-squat.service, state: stopped, enabled: false}
+  handlers:
+    - name: restart new
+      ansible.builtin.systemd: {name: new.service, state: restarted, daemon_reload: true}
+    - name: never notified
+      ansible.builtin.systemd: {name: other.service, state: restarted}
+"""
+
+
+@pytest.mark.parametrize(("flush", "code"), [("", 0), ("ansible.builtin.meta: flush_handlers", 17)])
+def test_a_handler_starts_at_its_flush_point(tmp_path: Path, capsys: pytest.CaptureFixture[str], flush: str,
+                                             code: int) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text(HANDLERS.replace("- FLUSH", f"- {flush}" if flush else "- ansible.builtin.debug: {msg: x}"))
+    rc, r = _plan(tmp_path, pb, _state(tmp_path, 18090), capsys)
+    assert rc == code
+    assert "other.service" not in {u["unit"] for u in r["intent"]["units"]}  # a handler nobody notifies
+    if code:
+        [f] = [f for f in r["findings"] if f["severity"] == "blocking"]
+        assert (f["unit"], f["task"]["name"], f["task"]["handler"]) == ("pl-squat.service", "restart new", True)

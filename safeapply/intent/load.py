@@ -188,30 +188,49 @@ class PlaybookLoader:
         for play in self.playbook.get_plays():
             if host_name not in {h.name for h in self.inventory.get_hosts(play.hosts or "all")}:
                 continue
-            more_handlers: list[Any] = []
-            yield from self._blocks(play, host, play.compile(), False, more_handlers, 0)
-            yield from self._blocks(play, host, play.compile_roles_handlers() + play.handlers, True,
-                                    more_handlers, 0)
-            yield from self._blocks(play, host, more_handlers, True, [], 0)
+            self._notified: list[str] = []
+            handlers = play.compile_roles_handlers() + play.handlers  # include_role adds to it
+            yield from self._blocks(play, host, play.compile(), False, handlers, 0)
+            yield from self._flush(play, host, handlers)
 
-    def _blocks(self, play: Any, host: Any, blocks: list[Any], handler: bool, more_handlers: list[Any],
+    def _flush(self, play: Any, host: Any, handlers: list[Any]) -> Iterator[ResolvedTask]:
+        """The notified handlers, at a flush point (`meta: flush_handlers`, the end of each play section), in
+        the order they are defined; a handler notified by a handler runs in the same flush."""
+        for _ in range(_MAX_DEPTH):
+            wanted, self._notified = set(self._notified), []
+            if not wanted:
+                return
+            for block in handlers:
+                for task in _flatten(block):
+                    names = {task.name, task.get_name(), *as_list(getattr(task, "listen", None))}
+                    if names & wanted:
+                        yield from self._blocks(play, host, [task], True, handlers, 0)
+
+    def _blocks(self, play: Any, host: Any, blocks: list[Any], handler: bool, handlers: list[Any],
                 depth: int) -> Iterator[ResolvedTask]:
         from ansible import constants as C
+        from ansible.playbook.block import Block
 
         for block in blocks:
-            for task in _flatten(block):
+            for task in _flatten(block) if isinstance(block, Block) else [block]:
+                if task.action.rsplit(".", 1)[-1] == "meta":
+                    if task.args.get("_raw_params") == "flush_handlers":
+                        yield from self._flush(play, host, handlers)
+                    continue
                 if task.action in C._ACTION_ALL_INCLUDES and depth < _MAX_DEPTH:
                     found = self._include(play, host, task, handler)
                     if not isinstance(found, str):
                         self._order += 1
-                        more_handlers += found[1]
-                        yield from self._blocks(play, host, found[0], handler, more_handlers, depth + 1)
+                        handlers += found[1]
+                        yield from self._blocks(play, host, found[0], handler, handlers, depth + 1)
                         continue
                     for rt in self._resolve(play, host, task, self._order, handler):
                         rt.unresolved.append(found)
                         yield rt
                 else:
-                    yield from self._resolve(play, host, task, self._order, handler)
+                    for rt in self._resolve(play, host, task, self._order, handler):
+                        self._notified += rt.notify
+                        yield rt
                 self._order += 1
 
     def _include(self, play: Any, host: Any, task: Any, handler: bool) -> tuple[list[Any], list[Any]] | str:
@@ -372,5 +391,5 @@ def _flatten(block: Any) -> Iterator[Any]:
         for t in part or ():
             if isinstance(t, Block):
                 yield from _flatten(t)
-            elif not getattr(t, "implicit", False) and t.action.rsplit(".", 1)[-1] != "meta":
-                yield t
+            elif t.action.rsplit(".", 1)[-1] != "meta" or t.args.get("_raw_params") == "flush_handlers":
+                yield t  # meta tasks other than flush_handlers change nothing the plan looks at
