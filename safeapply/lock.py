@@ -1,9 +1,10 @@
 """Per-host locks, so that two runs never interleave on one host: one on the controller, one on the target.
 
 Controller: flock(2) on `state_dir()/locks/<host>.lock` — released by the kernel if we die.
-Target: an atomic `mkdir /run/safeapply/lock` holding an owner file (run id, controller, pid). /run is a
-tmpfs, so a reboot clears it; a lock left by a dead process on the same controller is taken over, any
-other holder makes us stop with LockedError (exit 4) naming who holds it.
+Target: an atomic `mkdir /run/safeapply/lock` holding an owner file (run id, controller, pid), by the
+`lock.*` entries of the on-host package (`safeapply.target.lock`). /run is a tmpfs, so a reboot clears it;
+a lock left by a dead process on the same controller is taken over, any other holder makes us stop with
+LockedError (exit 4) naming who holds it.
 """
 
 from __future__ import annotations
@@ -19,49 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from safeapply import remote
 from safeapply.config import private_dir, state_dir
 from safeapply.errors import LockedError, SafeapplyError
+from safeapply.target.layout import LOCK as TARGET_LOCK
 from safeapply.transport.base import Transport
-
-TARGET_LOCK = "/run/safeapply/lock"
-
-_TARGET_ACQUIRE = r"""
-import json, os, sys
-path, owner, stale = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-def held():
-    try:
-        with open(os.path.join(path, "owner.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-if stale and os.path.isdir(path) and held().get("run_id") == stale:
-    for name in os.listdir(path):
-        os.unlink(os.path.join(path, name))
-    os.rmdir(path)
-try:
-    os.mkdir(path, 0o700)
-except FileExistsError:
-    print(json.dumps(held()))
-    sys.exit(3)
-with open(os.path.join(path, "owner.json"), "w") as f:
-    json.dump(owner, f)
-"""
-
-_TARGET_RELEASE = r"""
-import json, os, sys
-path, run_id = sys.argv[1], sys.argv[2]
-try:
-    with open(os.path.join(path, "owner.json")) as f:
-        if json.load(f).get("run_id") != run_id:
-            sys.exit(0)  # not ours (taken over): leave it
-except (OSError, ValueError):
-    pass
-for name in os.listdir(path) if os.path.isdir(path) else []:
-    os.unlink(os.path.join(path, name))
-if os.path.isdir(path):
-    os.rmdir(path)
-"""
 
 
 @contextmanager
@@ -105,17 +68,15 @@ def target_lock(transport: Transport, run_id: str, path: str = TARGET_LOCK) -> I
         yield
     finally:  # best effort: a lock left behind by a dead controller process is reclaimed by the next run here
         with contextlib.suppress(SafeapplyError):  # e.g. the run's connection died with a lockout
-            transport.python(_TARGET_RELEASE, args=[path, run_id], sudo=True, timeout=60)
+            remote.call(transport, "lock.release", [path, run_id], sudo=True, timeout=60)
 
 
 def _acquire(transport: Transport, run_id: str, path: str, stale: str) -> dict[str, object]:
     """Try once; {} when acquired, else who holds it."""
     owner = {"run_id": run_id, "controller": socket.gethostname(), "pid": os.getpid()}
-    res = transport.python(_TARGET_ACQUIRE, args=[path, json.dumps(owner), stale], sudo=True, timeout=60)
-    if res.rc == 3:
-        return _parse(res.text) or {"run_id": "?"}
-    res.check()
-    return {}
+    doc = json.loads(remote.call(transport, "lock.acquire", [path, json.dumps(owner), stale], sudo=True, timeout=60))
+    held: dict[str, object] = doc["held"] if not doc["acquired"] else {}
+    return held
 
 
 def _dead_here(held: dict[str, object]) -> bool:
@@ -142,10 +103,3 @@ def host_lock(transport: Transport, run_id: str, lock_dir: Path | None = None) -
 def _safe(host: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", host) or "_"
 
-
-def _parse(text: str) -> dict[str, object]:
-    try:
-        value = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -1,13 +1,13 @@
-"""Can we work on a host? Connect, find python3, check sudo -n. The first thing every command does."""
+"""Can we work on a host? Connect, find python3 (3.8 or newer: `safeapply.target.MIN_PYTHON`), check sudo -n.
+The first thing every command does; it installs nothing on the host."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from safeapply import remote
 from safeapply.inventory import Host
 from safeapply.transport.base import Transport
-
-PY_VERSION = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class HostCheck:
 
 
 def check(transport: Transport) -> HostCheck:
-    """Raise the documented error (no python3, sudo needs a password) or describe the host."""
-    python = transport.python(PY_VERSION).check().text.strip()
+    """Raise the documented error (no python3 or one too old, sudo needs a password) or describe the host."""
+    python = remote.python_version(transport)
     transport.run(["true"], sudo=True).check()
     via = "sudo -n" if transport.needs_sudo_prefix else "login"
     return HostCheck(transport.name, transport.user, python, via)

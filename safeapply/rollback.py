@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
+from safeapply import remote
 from safeapply.compare import state_diff, units_of
 from safeapply.errors import SafeapplyError
 from safeapply.scan import HostState, scan_host
@@ -120,45 +121,9 @@ def _run(transport: Transport, rep: RollbackReport, argv: list[str]) -> None:
 
 # ---- the run's own task processes ------------------------------------------------------------------
 
-# Ansible runs each module from `ansible-tmp-<controller time.time()>-<pid>-<random>` on the host, and
-# async jobs keep that path in their command line: every process whose command line names such a directory
-# made at or after `since`, with all its descendants, is the run's. (With pipelining there is no such path.)
-_STOP_TASKS = r"""
-import os, re, signal, sys, time
-since, me = float(sys.argv[1]), os.getpid()
-pat = re.compile(rb"/ansible-tmp-(\d+(?:\.\d+)?)-")
-procs = {}
-for d in os.listdir("/proc"):
-    if d.isdigit() and int(d) != me:
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                cmd = f.read()
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        procs[int(d)] = (cmd, ppid)
-found = {p for p, (c, _) in procs.items() if any(float(t) >= since for t in pat.findall(c))}
-while True:
-    more = {p for p, (_, pp) in procs.items() if pp in found} - found
-    if not more:
-        break
-    found |= more
-for sig in (signal.SIGTERM, signal.SIGKILL):
-    for p in found:
-        try:
-            os.kill(p, sig)
-        except OSError:
-            pass
-    if sig == signal.SIGTERM and found:
-        time.sleep(1)
-print(len(found))
-"""
-
-
 def _stop_tasks(transport: Transport, rep: RollbackReport, since: float) -> None:
-    res = transport.python(_STOP_TASKS, args=[repr(since)], sudo=True, timeout=60).check()
-    n = int(res.text.strip() or 0)
+    """Stop what the run left running (`safeapply.target.tasks`: ansible-tmp-<time> processes since `since`)."""
+    n = int(remote.call(transport, "tasks.stop", [repr(since)], sudo=True, timeout=60).strip() or 0)
     if n:
         rep.actions.append(f"stopped {n} process(es) the run left running")
 

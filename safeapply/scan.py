@@ -3,7 +3,7 @@
 Stable interface (the run pipeline and verification call these):
 
 * `scan_host(transport) -> HostState` — one probe round trip over any Transport (the probe is the
-  stdlib-only program `safeapply/probe/agent.py`, run with sudo when the login user is not root). A
+  `probe.collect` entry of the on-host package, `safeapply/target/probe.py`, run as root when possible). A
   `LocalTransport` is scanned in-process (psutil for sockets) unless `in_process=False`.
 * `scan_local(name) -> HostState` — the in-process path; gives the same result as the probe on this host.
 * `HostState.to_dict()` / `HostState.from_dict()` — JSON round trip.
@@ -15,8 +15,8 @@ import json
 from importlib import resources
 from typing import Any
 
+from safeapply import remote
 from safeapply.errors import SafeapplyError, SudoError
-from safeapply.probe import agent
 from safeapply.probe.model import (
     Container,
     Facts,
@@ -28,6 +28,7 @@ from safeapply.probe.model import (
     Unit,
 )
 from safeapply.probe.parse import build_listeners, owner_of, parse_probe
+from safeapply.target import probe as agent
 from safeapply.transport.base import Transport
 from safeapply.transport.local import LocalTransport
 
@@ -40,18 +41,18 @@ PROBE_TIMEOUT = 60.0
 
 
 def probe_source() -> str:
-    return resources.files("safeapply.probe").joinpath("agent.py").read_text()
+    """The probe's source: it imports nothing but the standard library, so it also runs alone (`python3 -`)."""
+    return resources.files("safeapply.target").joinpath("probe.py").read_text()
 
 
 def run_probe(transport: Transport) -> dict[str, Any]:
     """Run the probe on the host (as root when possible) and return its raw JSON document."""
-    code = probe_source()
     try:
-        res = transport.python(code, sudo=True, timeout=PROBE_TIMEOUT)
+        out = remote.call(transport, "probe.collect", sudo=True, timeout=PROBE_TIMEOUT)
     except SudoError:
-        res = transport.python(code, timeout=PROBE_TIMEOUT)
+        out = remote.call(transport, "probe.collect", sudo=False, timeout=PROBE_TIMEOUT)
     try:
-        doc: dict[str, Any] = json.loads(res.check().stdout)
+        doc: dict[str, Any] = json.loads(out)
     except ValueError as e:
         raise SafeapplyError(f"{transport.name}: the scan probe printed no valid JSON: {e}",
                              "run `python3 -` on the host to check that python3 works") from e

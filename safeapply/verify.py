@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from safeapply import remote
 from safeapply.errors import SafeapplyError, UsageError
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
@@ -106,38 +107,12 @@ def _check(path: Path, i: int, c: Any) -> dict[str, Any]:
     return out
 
 
-_RUN_CHECKS = r"""
-import json, socket, subprocess, sys, urllib.request, urllib.error
-def one(c):
-    k, t = c["kind"], c["timeout"]
-    try:
-        if k == "tcp":
-            socket.create_connection((c["host"], c["port"]), timeout=t).close(); return None
-        if k == "http":
-            try:
-                code = urllib.request.urlopen(c["target"], timeout=t).status
-            except urllib.error.HTTPError as e:
-                code = e.code
-            return None if code == c["status"] else "HTTP %s, expected %s" % (code, c["status"])
-        if k == "command":
-            p = subprocess.run(["sh", "-c", c["target"]], capture_output=True, timeout=t)
-            tail = (p.stderr or p.stdout).decode("utf-8", "replace").strip().splitlines()
-            return None if p.returncode == 0 else "exited %d%s" % (p.returncode, ": " + tail[-1] if tail else "")
-        if k == "unit":
-            p = subprocess.run(["systemctl", "is-active", c["target"]], capture_output=True, timeout=t)
-            state = p.stdout.decode().strip()
-            return None if state == "active" else "is " + (state or "unknown")
-    except Exception as e:
-        return "%s: %s" % (type(e).__name__, e)
-print(json.dumps([one(c) for c in json.loads(sys.stdin.read())]))
-"""
-
-
 def run_checks(transport: Transport, checks: list[dict[str, Any]]) -> list[Finding]:
+    """Run the user checks on the host (`safeapply.target.checks`); a finding for each that failed."""
     if not checks:
         return []
-    res = transport.python(_RUN_CHECKS, sudo=True, stdin=json.dumps(checks).encode(), timeout=300).check()
-    results = json.loads(res.stdout)
+    results = json.loads(remote.call(transport, "checks.run", sudo=True, stdin=json.dumps(checks).encode(),
+                                     timeout=300))
     return [Finding(transport.name, "check", f"{c['kind']} {c['target']}", msg)
             for c, msg in zip(checks, results, strict=True) if msg]
 

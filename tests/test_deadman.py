@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from safeapply import deadman
-from safeapply.deadman import target
 from safeapply.deadman.confirm import listing_differences
 from safeapply.errors import UsageError
 from safeapply.inventory import resolve_hosts
 from safeapply.scan import scan_host
 from safeapply.snapshot import Store, listing, take
+from safeapply.target import deadman as target
 
 LOCKOUT = Path(__file__).parent.parent / "playbooks" / "lockout"
 ANSIBLE = Path(sys.executable).parent / "ansible-playbook"

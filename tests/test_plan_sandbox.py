@@ -158,3 +158,17 @@ def test_role_behind_an_os_family_include_passes_and_applies_with_nothing_listen
     finally:
         host.sh("systemctl stop pl-exporter.service; rm -f /etc/systemd/system/pl-exporter.service; "
                 "systemctl daemon-reload; true")
+
+
+def test_run_strict_plan_stops_before_any_change_on_an_unanalysed_start(host: Sandbox, tmp_path: Path) -> None:
+    pb = _pb(tmp_path, """    - name: a file
+      ansible.builtin.copy: {dest: /etc/pl-strict, content: "x\\n"}
+    - name: which unit
+      ansible.builtin.command: echo pl-none.service
+      register: which
+      changed_when: false
+    - name: start the unit named at run time
+      ansible.builtin.systemd: {name: "{{ which.stdout }}", state: started}
+""")
+    assert main(["run", str(pb), "-i", str(host.inventory), "--yes", "--settle", "1", "--strict-plan"]) == 17
+    assert host.sh_rc("test -e /etc/pl-strict")[0] != 0

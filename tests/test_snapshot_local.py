@@ -119,21 +119,25 @@ def test_unreadable_file_is_listed_not_dropped() -> None:
     import shutil
     import tempfile
 
-    from safeapply.snapshot.bundle import bootstrap
+    from safeapply.remote import bundle
 
     root = Path(tempfile.mkdtemp(prefix="safeapply-test-"))  # pytest's tmp_path is not open to nobody
+    package = Path(tempfile.mkdtemp(prefix="safeapply-test-"))
     os.chmod(root, 0o755)
+    os.chmod(package, 0o755)
+    (package / "target.pyz").write_bytes(bundle().data)  # the on-host package, as installed on a host
     try:
-        _scan_as_nobody(root, bootstrap())
+        _scan_as_nobody(root, package / "target.pyz")
     finally:
         shutil.rmtree(root)
+        shutil.rmtree(package)
 
 
-def _scan_as_nobody(root: Path, code: str) -> None:
+def _scan_as_nobody(root: Path, package: Path) -> None:
     (root / "secret").write_text("x")
     os.chmod(root / "secret", 0o600)
     (root / "open").write_text("y")
-    proc = subprocess.run(["runuser", "-u", "nobody", "--", "python3", "-c", code, "scan", "--host", "h",
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "python3", str(package), "snapshot.scan", "--host", "h",
                            "--root", str(root)], capture_output=True, check=True)
     import zlib
 
@@ -145,7 +149,7 @@ def _scan_as_nobody(root: Path, code: str) -> None:
 def test_corrupt_blob_on_the_target_is_replaced_from_the_controller(env) -> None:
     t, root, store, base = env
     sid = snap(env)
-    from safeapply.snapshot.target.packs import Packs
+    from safeapply.target.snapshot.packs import Packs
 
     for path, off, n in [loc for locs in Packs(os.fsencode(base)).where.values() for loc in locs]:
         with open(path, "r+b") as f:  # every blob on the host rots in place
@@ -159,7 +163,7 @@ def test_corrupt_blob_on_the_target_is_replaced_from_the_controller(env) -> None
 
 
 def test_target_keeps_the_newest_copies_and_those_a_switch_needs(env) -> None:
-    from safeapply.snapshot.target.packs import KEEP
+    from safeapply.target.snapshot.packs import KEEP
 
     _t, root, _store, base = env
     ids = []

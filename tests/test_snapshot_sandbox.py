@@ -12,7 +12,7 @@ import pytest
 from safeapply.cli import main
 from safeapply.snapshot import Store, listing, take
 from safeapply.snapshot.diff import compare
-from safeapply.snapshot.target.common import snapshot_id
+from safeapply.target.snapshot.common import snapshot_id
 
 pytestmark = pytest.mark.sandbox
 

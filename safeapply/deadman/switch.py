@@ -1,5 +1,5 @@
-"""Controller side of the dead-man's switch: arm, extend, disarm, read what fired. One round trip each,
-running the stdlib-only program `target.py` on the host as root."""
+"""Controller side of the dead-man's switch: arm, extend, disarm, read what fired. One round trip each, to
+the `deadman.*` entries of the on-host package (`safeapply.target.deadman`), as root."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from typing import Any
 
-from safeapply.errors import SafeapplyError, UsageError
+from safeapply import remote
+from safeapply.errors import UsageError
+from safeapply.target.layout import BASE as TARGET_BASE
 from safeapply.transport.base import Transport
 
 DEFAULT_DEADLINE = 300.0
-TARGET_BASE = "/var/lib/safeapply"
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,8 @@ class Armed:
         return cls(**{**d, "units": tuple(d.get("units", ()))})
 
 
-def target_source() -> str:
-    return resources.files("safeapply.deadman").joinpath("target.py").read_text()
-
-
 def _call(t: Transport, args: Sequence[str], stdin: bytes | None = None) -> dict[str, Any]:
-    res = t.python(target_source(), args=list(args), sudo=True, stdin=stdin, timeout=1200)
-    if res.rc != 0:
-        err = res.stderr.decode("utf-8", "replace")
-        line = next((x[16:] for x in err.splitlines() if x.startswith("SAFEAPPLY-ERROR ")), None)
-        tail = line or (err.strip().splitlines() or ["no output"])[-1]
-        raise SafeapplyError(f"{t.name}: dead-man's switch `{args[0]}` failed (exit {res.rc}): {tail}",
-                             "check systemd on the host (`systemctl status`) and free space under /var/lib")
-    doc: dict[str, Any] = json.loads(res.stdout)
+    doc: dict[str, Any] = json.loads(remote.call(t, f"deadman.{args[0]}", args[1:], stdin=stdin, timeout=1200))
     return doc
 
 
@@ -73,7 +62,7 @@ def arm(transport: Transport, run_id: str, snapshot_id: str | None, deadline_s: 
     if deadline_s < 10:
         raise UsageError(f"dead-man deadline {deadline_s}s is too short", "use at least 10 seconds")
     cfg = {"run_id": run_id, "snapshot_id": snapshot_id, "deadline": _deadline(deadline_s),
-           "deadline_s": deadline_s, "units": list(units), "base": target_base, "src": target_source()}
+           "deadline_s": deadline_s, "units": list(units), "base": target_base}
     doc = _call(transport, ["arm"], json.dumps(cfg).encode())
     c = doc["config"]
     return Armed(transport.name, run_id, snapshot_id, c["deadline"], deadline_s, tuple(units),

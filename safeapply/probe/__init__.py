@@ -1,1 +1,2 @@
-"""The scan probe (runs on targets, stdlib only) and the pure parsers of its output."""
+"""What a scan finds, controller side: the model (`HostState`, ...) and the pure parsers of the probe's raw
+output. The probe itself runs on hosts and lives with the rest of that code in `safeapply.target.probe`."""

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from safeapply.errors import SnapshotError, UsageError
 from safeapply.snapshot.manifest import Entry, Manifest
-from safeapply.snapshot.remote import TARGET_BASE, call, fetch
+from safeapply.snapshot.remote import call, fetch
 from safeapply.snapshot.store import Store
+from safeapply.target.layout import BASE as TARGET_BASE
 from safeapply.transport.base import Transport
 
 Progress = Callable[[str], None]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safeapply.errors import SnapshotError
-from safeapply.snapshot.target.common import id_matches, snapshot_id
+from safeapply.target.snapshot.common import id_matches, snapshot_id
 
 Entry = dict[str, Any]
 

@@ -1,5 +1,5 @@
 """Restore a host to a snapshot: verify the manifest and blobs here, send the target what it lacks, and
-run the same restore program the host has installed for restoring itself (BASE/bin/safeapply-restore.py)."""
+run the same restore the host runs to restore itself (BASE/bin/safeapply-restore.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from safeapply.errors import SnapshotError
 from safeapply.snapshot.capture import Progress
-from safeapply.snapshot.remote import TARGET_BASE, call, stream_of
+from safeapply.snapshot.remote import call, stream_of
 from safeapply.snapshot.store import Store
+from safeapply.target.layout import BASE as TARGET_BASE
 from safeapply.transport.base import Transport
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from safeapply.config import private_dir, state_dir
 from safeapply.errors import SnapshotError, UsageError
 from safeapply.snapshot.manifest import Manifest
-from safeapply.snapshot.target.common import snapshot_id, sync_fs
+from safeapply.target.snapshot.common import snapshot_id, sync_fs
 
 
 @dataclass(frozen=True)

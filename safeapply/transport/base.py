@@ -89,7 +89,8 @@ class Transport(ABC):
         self, code: str, *, args: Sequence[str] = (), sudo: bool = False, stdin: Input = None,
         stdout: BinaryIO | None = None, timeout: float | None = None,
     ) -> Result:
-        """Run a stdlib-only Python program on the host (its python3); a clear error if there is none."""
+        """`python3 -c code args` on the host; a clear error if it has no python3. Only `safeapply.remote`
+        sends code this way (the bootstrap of the on-host package): everything else calls package entries."""
         res = self.run(["python3", "-c", code, *args], sudo=sudo, stdin=stdin, stdout=stdout, timeout=timeout)
         if res.rc == 127 or (res.rc != 0 and _no_python(res.stderr)):
             raise NoPythonError(
@@ -105,9 +106,15 @@ def _sudo_refused(stderr: bytes) -> bool:
 
 
 def _no_python(stderr: bytes) -> bool:
-    s = stderr.decode("utf-8", "replace")
-    return "python3: command not found" in s or "python3: not found" in s or ("No such file or directory" in s \
-        and "python3" in s)
+    """What a shell, sudo or env says when there is no python3. Only lines before python3's own output count:
+    a program that ran and failed (a traceback naming /usr/lib/python3/... and a missing file) is not it."""
+    for s in stderr.decode("utf-8", "replace").splitlines():
+        if s.startswith(("Traceback ", "SAFEAPPLY-ERROR ")):
+            return False
+        if "python3: command not found" in s or "python3: not found" in s or ("No such file or directory" in s
+                                                                             and "python3" in s):
+            return True
+    return False
 
 
 def command_line(argv: Sequence[str]) -> str:

@@ -1,12 +1,10 @@
-"""The probe: runs on the target's python3 (standard library only) and prints one JSON document.
+"""The probe (`probe.collect`): gathers a host's raw facts in one round trip and prints one JSON document.
 
-It gathers raw facts in one round trip and does as little interpretation as possible: the controller
-parses everything with the pure functions in `safeapply.probe.parse`, which are tested on captured output.
-Its source is sent with `Transport.python`, so it must not import anything outside the standard library
-(it runs on Python >= 3.7 targets: annotations stay strings, no walrus, no match).
+It does as little interpretation as possible: the controller parses everything with the pure functions in
+`safeapply.probe.parse`, which are tested on captured output. It imports nothing but the standard library,
+not even the rest of this package, so its source alone also runs (`python3 - < probe.py`); the controller
+also calls its functions in-process to scan itself (`safeapply.scan.scan_local`).
 """
-
-from __future__ import annotations
 
 import json
 import os
@@ -14,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Dict, List, Optional, Set, Union
 
 PROBE_VERSION = 1
 UNIT_PROPERTIES = (
@@ -29,7 +27,7 @@ QUADLET_SUFFIXES = (".container", ".pod", ".kube", ".network", ".volume")
 CMD_TIMEOUT = 10
 
 
-def run(argv: list[str]) -> dict[str, Any]:
+def run(argv: List[str]) -> Dict[str, Any]:
     """Run a command: a dict with rc/out/err, or rc 127 when the program is not installed."""
     if shutil.which(argv[0]) is None:
         return {"rc": 127, "out": "", "err": argv[0] + ": not installed"}
@@ -41,7 +39,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             "err": p.stderr.decode("utf-8", "replace")}
 
 
-def read(path: str) -> str | None:
+def read(path: str) -> Optional[str]:
     try:
         with open(path, "rb") as f:
             return f.read().decode("utf-8", "replace")
@@ -49,11 +47,11 @@ def read(path: str) -> str | None:
         return None
 
 
-def systemd_units() -> dict[str, Any]:
+def systemd_units() -> Dict[str, Any]:
     return finish(start_systemd_units())
 
 
-def start_systemd_units() -> subprocess.Popen[bytes] | dict[str, Any]:
+def start_systemd_units() -> "Union[subprocess.Popen[bytes], Dict[str, Any]]":
     """Start `systemctl show` (the slow part) so the /proc walk runs while systemd answers."""
     if not os.path.isdir("/run/systemd/system"):
         return {"rc": -1, "out": "", "err": "systemd is not running (no /run/systemd/system)"}
@@ -63,7 +61,7 @@ def start_systemd_units() -> subprocess.Popen[bytes] | dict[str, Any]:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
 
-def finish(p: subprocess.Popen[bytes] | dict[str, Any]) -> dict[str, Any]:
+def finish(p: "Union[subprocess.Popen[bytes], Dict[str, Any]]") -> Dict[str, Any]:
     if isinstance(p, dict):
         return p
     try:
@@ -75,8 +73,8 @@ def finish(p: subprocess.Popen[bytes] | dict[str, Any]) -> dict[str, Any]:
     return {"rc": p.returncode, "out": out.decode("utf-8", "replace"), "err": err.decode("utf-8", "replace")}
 
 
-def listening_inodes(tables: dict[str, str | None]) -> set[str]:
-    inodes: set[str] = set()
+def listening_inodes(tables: Dict[str, Optional[str]]) -> Set[str]:
+    inodes: Set[str] = set()
     for name, text in tables.items():
         for line in (text or "").splitlines()[1:]:
             f = line.split()
@@ -86,9 +84,9 @@ def listening_inodes(tables: dict[str, str | None]) -> set[str]:
     return inodes
 
 
-def socket_owners(inodes: set[str]) -> dict[str, list[int]]:
+def socket_owners(inodes: Set[str]) -> Dict[str, List[int]]:
     """inode -> [pid, ...] for the given socket inodes, by walking /proc/*/fd (root sees all)."""
-    owners: dict[str, list[int]] = {}
+    owners: Dict[str, List[int]] = {}
     if not inodes:
         return owners
     for pid in os.listdir("/proc"):
@@ -111,7 +109,7 @@ def socket_owners(inodes: set[str]) -> dict[str, list[int]]:
     return owners
 
 
-def process_info(pid: int) -> dict[str, Any]:
+def process_info(pid: int) -> Dict[str, Any]:
     cmdline = read(f"/proc/{pid}/cmdline") or ""
     return {
         "comm": (read(f"/proc/{pid}/comm") or "").strip(),
@@ -120,15 +118,15 @@ def process_info(pid: int) -> dict[str, Any]:
     }
 
 
-def containers(engine: str) -> dict[str, Any]:
+def containers(engine: str) -> Dict[str, Any]:
     ids = run([engine, "ps", "-a", "-q", "--no-trunc"])
     if ids["rc"] != 0 or not ids["out"].split():
         return {"ps": ids, "inspect": None}
     return {"ps": ids, "inspect": run([engine, "inspect", *ids["out"].split()])}
 
 
-def quadlets() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
+def quadlets() -> Dict[str, Optional[str]]:
+    found: Dict[str, Optional[str]] = {}
     for d in QUADLET_DIRS:
         try:
             names = sorted(os.listdir(d))
@@ -140,7 +138,7 @@ def quadlets() -> dict[str, str | None]:
     return found
 
 
-def disk(path: str) -> dict[str, int] | None:
+def disk(path: str) -> Optional[Dict[str, int]]:
     try:
         st = os.statvfs(path)
     except OSError:
@@ -148,7 +146,7 @@ def disk(path: str) -> dict[str, int] | None:
     return {"free": st.f_bavail * st.f_frsize, "total": st.f_blocks * st.f_frsize}
 
 
-def facts() -> dict[str, Any]:
+def facts() -> Dict[str, Any]:
     return {
         "hostname": socket.gethostname(),
         "os_release": read("/etc/os-release") or read("/usr/lib/os-release") or "",
@@ -162,7 +160,7 @@ def facts() -> dict[str, Any]:
     }
 
 
-def collect() -> dict[str, Any]:
+def collect() -> Dict[str, Any]:
     units = start_systemd_units()
     tables = {name: read("/proc/net/" + name) for name in PROC_NET}
     owners = socket_owners(listening_inodes(tables))
@@ -179,9 +177,10 @@ def collect() -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(args: Optional[List[str]] = None) -> int:
     sys.stdout.write(json.dumps(collect(), sort_keys=True))
     sys.stdout.write("\n")
+    return 0
 
 
 if __name__ == "__main__":

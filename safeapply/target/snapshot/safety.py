@@ -1,15 +1,15 @@
-"""Target side: checks that run before a restore changes anything, and parent-directory handles that never
+"""Checks that run before a restore changes anything, and parent-directory handles that never
 follow a symlink. Stdlib only."""
 
-from __future__ import annotations
-
 import os
+from typing import Dict, List, Tuple
 
-from safeapply.snapshot.target.common import Entry, TargetError, enc
-from safeapply.snapshot.target.packs import Packs
+from ..errors import TargetError
+from .common import Entry, enc
+from .packs import Packs
 
 
-def check_path(p: str, roots: list[bytes]) -> bytes:
+def check_path(p: str, roots: List[bytes]) -> bytes:
     """An absolute, normalised path inside one of the roots, or a TargetError."""
     b = enc(p)
     parts = b.split(b"/")
@@ -20,11 +20,11 @@ def check_path(p: str, roots: list[bytes]) -> bytes:
     return b
 
 
-def check_manifest(roots: list[bytes], entries: list[Entry]) -> None:
+def check_manifest(roots: List[bytes], entries: List[Entry]) -> None:
     """Every path clean and inside a root; every parent a directory of the manifest (no symlink escapes)."""
     for r in roots:
         check_path(r.decode("utf-8", "surrogateescape"), [r])
-    kinds: dict[bytes, str] = {}
+    kinds: Dict[bytes, str] = {}
     for e in entries:
         b = check_path(e["p"], roots)
         if b in kinds:
@@ -38,7 +38,7 @@ def check_manifest(roots: list[bytes], entries: list[Entry]) -> None:
         kinds[b] = e["t"]
 
 
-def verify_blobs(packs: Packs, entries: list[Entry]) -> list[str]:
+def verify_blobs(packs: Packs, entries: List[Entry]) -> List[str]:
     """Blobs the restore needs that are missing or do not hash to their name. Checked before any change."""
     needed = {e["h"] for e in entries if e["t"] == "f" and "h" in e and "err" not in e}
     return sorted(h for h in needed if packs.get(h) is None)
@@ -50,7 +50,7 @@ class Dirs:
     FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
     def __init__(self) -> None:
-        self.fds: dict[bytes, int] = {}
+        self.fds: Dict[bytes, int] = {}
 
     def fd(self, path: bytes) -> int:
         if path in self.fds:
@@ -67,7 +67,7 @@ class Dirs:
         self.fds[path] = fd
         return fd
 
-    def at(self, path: bytes) -> tuple[int, bytes]:
+    def at(self, path: bytes) -> Tuple[int, bytes]:
         """(handle of the parent directory, last component) for use with dir_fd= calls."""
         return self.fd(os.path.dirname(path)), os.path.basename(path)
 

@@ -1,8 +1,7 @@
-"""Target side entry point: `scan`, `send`, `read`, `have`, `restore`. Installed on each host as
-BASE/bin/safeapply-restore.py so a host can restore itself: `safeapply-restore.py SNAPSHOT_ID`.
-Stdlib only. Errors: one `SAFEAPPLY-ERROR kind message` line on stderr and exit status 3."""
-
-from __future__ import annotations
+"""The snapshot program's entries: `snapshot.scan`, `snapshot.send`, `snapshot.read`, `snapshot.restore`.
+Each snapshot kept on a host also (re)writes BASE/bin/safeapply-restore.py, a launcher of this installed
+package, so a host can restore itself: `safeapply-restore.py SNAPSHOT_ID`. Errors: kinds store, unsafe,
+corrupt, missing, protocol, space, partial, unknown (exit 3)."""
 
 import contextlib
 import datetime
@@ -11,17 +10,18 @@ import json
 import os
 import sys
 import zlib
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 
-from safeapply.snapshot.target.apply import Restorer
-from safeapply.snapshot.target.common import (
+from .. import layout
+from ..errors import TargetError
+from .apply import Restorer
+from .common import (
     FORMAT,
     Entry,
-    TargetError,
     abort,
     commit,
     dec,
     enc,
-    fail_line,
     id_matches,
     manifest_path,
     pack,
@@ -30,22 +30,28 @@ from safeapply.snapshot.target.common import (
     unpack,
     write_new,
 )
-from safeapply.snapshot.target.packs import Packs, PackWriter, prune, store_lock
-from safeapply.snapshot.target.safety import check_manifest, verify_blobs
-from safeapply.snapshot.target.scan import Hasher, parse_roots, scan
+from .packs import Packs, PackWriter, prune, store_lock
+from .safety import check_manifest, verify_blobs
+from .scan import Hasher, parse_roots, scan
 
-SRC: str = str(globals().get("SRC", ""))  # set by the bootstrap: the program installs itself on the host
+LAUNCHER = """#!/usr/bin/env python3
+# Restore this host to a snapshot kept on it, without the controller: safeapply-restore.py SNAPSHOT_ID
+import sys
+sys.path.insert(0, {package!r})
+from safeapply.target.snapshot.main import installed
+sys.exit(installed(sys.argv[1:]))
+"""
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run python < 3.11
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
-def opt(args: list[str], name: str, default: str = "") -> str:
+def opt(args: List[str], name: str, default: str = "") -> str:
     return args[args.index(name) + 1] if name in args else default
 
 
-def opts(args: list[str], name: str) -> list[str]:
+def opts(args: List[str], name: str) -> List[str]:
     return [args[i + 1] for i, a in enumerate(args) if a == name]
 
 
@@ -53,7 +59,7 @@ def dumps(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def op_scan(args: list[str]) -> int:
+def op_scan(args: List[str]) -> int:
     """Walk the roots. With --stream: read known blob hashes (32 bytes each) from stdin and answer with one
     stream: every other blob as it is read, then the manifest; else just the zlib'd manifest."""
     roots = parse_roots(opts(args, "--root"))
@@ -66,7 +72,7 @@ def op_scan(args: list[str]) -> int:
                     {known[i: i + 32].hex() for i in range(0, len(known), 32)})
     header = {"format": FORMAT, "host": opt(args, "--host"), "created": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
               "roots": [dec(r) for r in roots]}
-    skip = os.path.join(base, b"snapshots") if base else None
+    skip = layout.snapshots(base) if base else None
     try:
         body = [dumps(e) for e in scan(roots, hasher, skip, inodes="--inodes" in args)]
         manifest = dumps(header) + b"".join(body)
@@ -83,16 +89,16 @@ def op_scan(args: list[str]) -> int:
 def keep_on_target(base: bytes, manifest: bytes, writer: PackWriter) -> None:
     """The host's own copy: the new blobs' pack, the manifest and the restore program, each durable."""
     sid = snapshot_id(manifest)
-    pending: list[tuple[bytes, bytes]] = []
+    pending: List[Tuple[bytes, bytes]] = []
     try:
         pending += writer.files()
         final = manifest_path(base, sid)
         private_dirs(os.path.dirname(final))
         pending.append((write_new(final, manifest), final))
-        if SRC:
-            private_dirs(os.path.join(base, b"bin"))
-            prog = os.path.join(base, b"bin", b"safeapply-restore.py")
-            pending.append((write_new(prog, b"#!/usr/bin/env python3\n" + SRC.encode(), 0o700), prog))
+        prog = os.path.join(base, os.fsencode(layout.RESTORE_PROGRAM))
+        private_dirs(os.path.dirname(prog))
+        launcher = LAUNCHER.format(package=layout.installed_at()).encode()
+        pending.append((write_new(prog, launcher, 0o700), prog))
         commit(pending)
     except OSError as e:
         abort(pending)
@@ -101,9 +107,9 @@ def keep_on_target(base: bytes, manifest: bytes, writer: PackWriter) -> None:
         prune(base, pinned=armed_snapshots(base))
 
 
-def armed_snapshots(base: bytes) -> frozenset[str]:
+def armed_snapshots(base: bytes) -> FrozenSet[str]:
     """Snapshots an armed dead-man's switch restores from when it fires: never pruned."""
-    d = os.path.join(base, b"deadman")
+    d = layout.deadman_dir(base)
     out = set()
     for run in os.listdir(d) if os.path.isdir(d) else []:
         state = os.path.join(d, run)
@@ -113,7 +119,7 @@ def armed_snapshots(base: bytes) -> frozenset[str]:
     return frozenset(out)
 
 
-def op_send(args: list[str]) -> int:
+def op_send(args: List[str]) -> int:
     packs = Packs(enc(opt(args, "--base")))
     out = sys.stdout.buffer
     for line in sys.stdin.buffer.read().split():
@@ -124,7 +130,7 @@ def op_send(args: list[str]) -> int:
     return 0
 
 
-def op_read(args: list[str]) -> int:
+def op_read(args: List[str]) -> int:
     out = sys.stdout.buffer
     for line in sys.stdin.buffer.read().splitlines():
         p = json.loads(line)
@@ -138,7 +144,7 @@ def op_read(args: list[str]) -> int:
     return 0
 
 
-def _load(base: bytes, sid: str) -> bytes | None:
+def _load(base: bytes, sid: str) -> Optional[bytes]:
     try:
         with open(manifest_path(base, sid), "rb") as f:
             data = f.read()
@@ -150,7 +156,7 @@ def _load(base: bytes, sid: str) -> bytes | None:
 def receive(base: bytes, sid: str) -> None:
     """Blobs and the manifest sent by the controller: verified, then kept in the on-target store."""
     writer = PackWriter(base)
-    pending: list[tuple[bytes, bytes]] = []
+    pending: List[Tuple[bytes, bytes]] = []
     try:
         while True:
             tag, name, data = unpack(sys.stdin.buffer)
@@ -176,7 +182,7 @@ def receive(base: bytes, sid: str) -> None:
         writer.abort()
 
 
-def op_restore(args: list[str]) -> int:
+def op_restore(args: List[str]) -> int:
     base = enc(opt(args, "--base"))
     sid = opt(args, "--id")
     if "--stdin" in args:
@@ -186,7 +192,7 @@ def op_restore(args: list[str]) -> int:
         raise TargetError("unknown", f"snapshot {sid} is not on this host (or its manifest is corrupt)")
     lines = data.splitlines()
     header = json.loads(lines[0])
-    want: list[Entry] = [json.loads(x) for x in lines[1:]]
+    want: List[Entry] = [json.loads(x) for x in lines[1:]]
     roots = parse_roots(header["roots"])
     check_manifest(roots, want)
     packs = Packs(base)
@@ -196,7 +202,7 @@ def op_restore(args: list[str]) -> int:
         return 0
     if need:
         raise TargetError("corrupt", f"{len(need)} blobs of {sid} are missing or corrupt, e.g. {need[0]}")
-    cur = {e["p"]: e for e in scan(roots, Hasher(None), os.path.join(base, b"snapshots"), inodes=True)}
+    cur = {e["p"]: e for e in scan(roots, Hasher(None), layout.snapshots(base), inodes=True)}
     changes = Restorer(packs, roots, want, cur).run()
     report = {"snapshot": sid, "host": header["host"], "roots": header["roots"], "changes": changes,
               "finished": utcnow().isoformat()}
@@ -205,8 +211,8 @@ def op_restore(args: list[str]) -> int:
     return 0
 
 
-def record(base: bytes, sid: str, report: dict[str, object]) -> None:
-    d = os.path.join(base, b"restores")
+def record(base: bytes, sid: str, report: Dict[str, object]) -> None:
+    d = layout.restores(base)
     stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
     try:
         private_dirs(d)
@@ -216,27 +222,38 @@ def record(base: bytes, sid: str, report: dict[str, object]) -> None:
         sys.stderr.write(f"safeapply-restore: could not keep the record: {e.strerror}\n")
 
 
-OPS = {"scan": op_scan, "send": op_send, "read": op_read, "restore": op_restore}
+def _run(op: Callable[[List[str]], int], args: List[str]) -> int:
+    """Private files only; with a base, one op at a time under its store lock."""
+    os.umask(0o077)
+    base = opt(args, "--base")
+    if not base:
+        return op(args)
+    with store_lock(enc(base)):
+        return op(args)
 
 
-def main(argv: list[str]) -> int:
-    if argv and argv[0] not in OPS:  # installed form: safeapply-restore.py SNAPSHOT_ID
-        here = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
-        argv = ["restore", "--base", here, "--id", argv[0]]
-    if not argv:
+def scan_entry(args: List[str]) -> int:
+    return _run(op_scan, args)
+
+
+def send(args: List[str]) -> int:
+    return _run(op_send, args)
+
+
+def read(args: List[str]) -> int:
+    return _run(op_read, args)
+
+
+def restore(args: List[str]) -> int:
+    return _run(op_restore, args)
+
+
+def installed(argv: List[str]) -> int:
+    """BASE/bin/safeapply-restore.py SNAPSHOT_ID: restore from the copy kept under BASE."""
+    if len(argv) != 1 or argv[0].startswith("-"):
         sys.stderr.write("usage: safeapply-restore.py SNAPSHOT_ID\n")
         return 2
-    os.umask(0o077)
-    base = opt(argv[1:], "--base")
-    try:
-        if not base:
-            return OPS[argv[0]](argv[1:])
-        with store_lock(enc(base)):
-            return OPS[argv[0]](argv[1:])
-    except TargetError as e:
-        fail_line(e.kind, e.message)
-        return 3
+    from ..entries import main
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    base = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
+    return main(["snapshot.restore", "--base", base, "--id", argv[0]])

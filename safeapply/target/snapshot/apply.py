@@ -1,21 +1,21 @@
-"""Target side: put the roots back to a manifest. Stdlib only.
+"""Put the roots back to a manifest.
 
 Order keeps a failure harmless: (1) every new content goes to a temp file beside its target; a failure
 (disk full) removes the temps and nothing has changed; (2) one sync, then removals, directories, renames,
 hard links; (3) metadata, directories last and deepest first so their mtimes stick.
 """
 
-from __future__ import annotations
-
 import base64
 import contextlib
 import errno
 import os
 import stat
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple, Union
 
-from safeapply.snapshot.target.common import TMP_PREFIX, Entry, TargetError, enc, sync_fs
-from safeapply.snapshot.target.packs import Packs
-from safeapply.snapshot.target.safety import Dirs
+from ..errors import TargetError
+from .common import TMP_PREFIX, Entry, enc, sync_fs
+from .packs import Packs
+from .safety import Dirs
 
 IFMT = {"f": stat.S_IFREG, "p": stat.S_IFIFO, "s": stat.S_IFSOCK, "c": stat.S_IFCHR, "b": stat.S_IFBLK}
 
@@ -25,7 +25,7 @@ def same_meta(cur: Entry, want: Entry) -> bool:
     return all(cur.get(k) == want.get(k) for k in keys)
 
 
-def same_node(cur: Entry | None, want: Entry) -> bool:
+def same_node(cur: Optional[Entry], want: Entry) -> bool:
     """Same type and content (metadata aside)."""
     if cur is None or cur["t"] != want["t"]:
         return False
@@ -33,22 +33,22 @@ def same_node(cur: Entry | None, want: Entry) -> bool:
 
 
 class Restorer:
-    def __init__(self, packs: Packs, roots: list[bytes], want: list[Entry], cur: dict[str, Entry]) -> None:
+    def __init__(self, packs: Packs, roots: List[bytes], want: List[Entry], cur: Dict[str, Entry]) -> None:
         self.packs, self.want, self.cur = packs, want, cur
         self.roots = {r.decode("utf-8", "surrogateescape") for r in roots}
         self.before = set(cur)
         self.wanted = {e["p"]: e for e in want}
         self.dirs = Dirs()
-        self.changes: list[dict[str, str]] = []
-        self.temps: list[tuple[bytes, Entry]] = []
-        self.fresh: set[str] = set()
+        self.changes: List[Dict[str, str]] = []
+        self.temps: List[Tuple[bytes, Entry]] = []
+        self.fresh: Set[str] = set()
         self.groups = _want_groups(want)
         self.cur_groups = _cur_groups(cur, self.wanted)
 
-    def note(self, e: Entry | str, action: str, detail: str = "") -> None:
+    def note(self, e: Union[Entry, str], action: str, detail: str = "") -> None:
         self.changes.append({"path": e if isinstance(e, str) else e["p"], "action": action, "detail": detail})
 
-    def run(self) -> list[dict[str, str]]:
+    def run(self) -> List[Dict[str, str]]:
         try:
             try:
                 self.stage_new_content(parents_ready=False)
@@ -198,7 +198,7 @@ class Restorer:
 
     # -- phase 3: metadata -----------------------------------------------------------------------------
     def fix_metadata(self) -> None:
-        from safeapply.snapshot.target.scan import entry
+        from .scan import entry
 
         files = [e for e in self.want if e["t"] != "d" and "lk" not in e and e["p"] not in self.fresh]
         dirs = sorted((e for e in self.want if e["t"] == "d"), key=lambda e: enc(e["p"]), reverse=True)
@@ -215,7 +215,7 @@ class Restorer:
                     self.note(e, "metadata", _meta_diff(cur, e))
 
 
-def set_meta(dfd: int, name: bytes, e: Entry, owner_changed: bool, cur: Entry | None = None) -> None:
+def set_meta(dfd: int, name: bytes, e: Entry, owner_changed: bool, cur: Optional[Entry] = None) -> None:
     """Owner first (chown clears setuid and capabilities), then xattrs and ACLs, then mode, then mtime."""
     if owner_changed:
         os.chown(name, e["u"], e["g"], dir_fd=dfd, follow_symlinks=False)
@@ -232,16 +232,16 @@ def set_meta(dfd: int, name: bytes, e: Entry, owner_changed: bool, cur: Entry | 
     os.utime(name, ns=(e["mt"], e["mt"]), dir_fd=dfd, follow_symlinks=False)
 
 
-def _want_groups(want: list[Entry]) -> dict[str, frozenset[str]]:
-    members: dict[str, set[str]] = {}
+def _want_groups(want: List[Entry]) -> Dict[str, FrozenSet[str]]:
+    members: Dict[str, Set[str]] = {}
     for e in want:
         if e["t"] == "f":
             members.setdefault(str(e.get("lk", e["p"])), set()).add(e["p"])
     return {p: frozenset(g) for g in members.values() for p in g}
 
 
-def _cur_groups(cur: dict[str, Entry], wanted: dict[str, Entry]) -> dict[str, frozenset[str]]:
-    by_ino: dict[str, set[str]] = {}
+def _cur_groups(cur: Dict[str, Entry], wanted: Dict[str, Entry]) -> Dict[str, FrozenSet[str]]:
+    by_ino: Dict[str, Set[str]] = {}
     for p, e in cur.items():
         if e["t"] == "f" and p in wanted:
             by_ino.setdefault(e["i"], set()).add(p)

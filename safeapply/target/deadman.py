@@ -1,11 +1,10 @@
-"""The dead-man's switch on the target. Stdlib only: runs on the managed host's python3, as root.
+"""The dead-man's switch on the target, as root. Entries (`deadman.<op>`):
 
-Operations (argv[1]):
-
-* `arm` (config JSON on stdin): keep this program and the config under STATE/<run>/, save the firewall
-  ruleset, write a persistent timer+service pair under /usr/local/lib/systemd/system (not /etc: restoring
-  /etc would delete them), enable and start the timer. The timer fires at an absolute UTC deadline with
-  Persistent=true, so a reboot before (or across) the deadline still fires it.
+* `arm` (config JSON on stdin): keep the config under STATE/<run>/, save the firewall ruleset, write a
+  persistent timer+service pair under /usr/local/lib/systemd/system (not /etc: restoring /etc would delete
+  them), enable and start the timer. The timer fires at an absolute UTC deadline with Persistent=true, so a
+  reboot before (or across) the deadline still fires it. The service runs this installed package
+  (`python3 <version>.pyz deadman.fire RUN`), which is kept as long as a service names it.
 * `extend RUN DEADLINE`: move the deadline (a keepalive while a long apply runs).
 * `fire RUN` (what the timer's service runs, with no controller): restore the pre-run snapshot with the
   host's own restore program, daemon-reload, restore the firewall, restart sshd, networking and the units
@@ -13,10 +12,8 @@ Operations (argv[1]):
 * `disarm RUN`: stop and remove the timer and service; report a fired record if it fired already.
 * `status RUN`: the config and fired record, if any.
 
-Prints one JSON document on stdout. Errors: exit 3 with a `SAFEAPPLY-ERROR message` line on stderr.
+Prints one JSON document on stdout. Errors: kind `deadman` (exit 3).
 """
-
-from __future__ import annotations
 
 import contextlib
 import datetime
@@ -27,20 +24,26 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Any, Callable, Dict, List, Optional
 
-STATE = "/var/lib/safeapply/deadman"
-UNIT_DIR = "/usr/local/lib/systemd/system"
-WANTS = UNIT_DIR + "/timers.target.wants"
-STAMPS = "/var/lib/systemd/timers"
+from . import layout
+from .errors import TargetError
+
+STATE = layout.DEADMAN_DIR
+UNIT_DIR = layout.UNIT_DIR
+WANTS = layout.TIMERS_WANTS
+STAMPS = layout.TIMER_STAMPS
 RUN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+Doc = Dict[str, Any]
 
 
-class Fail(Exception):
-    pass
+class Fail(TargetError):
+    def __init__(self, message: str) -> None:
+        super().__init__("deadman", message)
 
 
 def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - targets may run python < 3.11
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def iso(t: datetime.datetime) -> str:
@@ -53,14 +56,14 @@ def unit_name(run: str) -> str:
     return "safeapply-deadman-" + run
 
 
-def paths(run: str) -> dict[str, str]:
+def paths(run: str) -> Dict[str, str]:
     u = unit_name(run)
     return {"state": os.path.join(STATE, run), "timer": os.path.join(UNIT_DIR, u + ".timer"),
             "service": os.path.join(UNIT_DIR, u + ".service"), "wants": os.path.join(WANTS, u + ".timer"),
             "stamp": os.path.join(STAMPS, "stamp-" + u + ".timer"), "unit": u}
 
 
-def sh(argv: list[str], stdin: bytes | None = None, timeout: float = 300) -> dict[str, object]:
+def sh(argv: List[str], stdin: Optional[bytes] = None, timeout: float = 300) -> Doc:
     """Run a command; never raises. The record keeps rc and the tails of its output."""
     try:
         p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
@@ -82,17 +85,17 @@ def write(path: str, data: str, mode: int = 0o644) -> None:
     os.rename(tmp, path)
 
 
-def read_json(path: str) -> dict[str, object] | None:
+def read_json(path: str) -> Optional[Doc]:
     try:
         with open(path) as f:
-            doc: dict[str, object] = json.load(f)
+            doc: Doc = json.load(f)
     except (OSError, ValueError):
         return None
     return doc
 
 
 def calendar(deadline: str) -> str:
-    t = datetime.datetime.fromisoformat(deadline).astimezone(datetime.timezone.utc)  # noqa: UP017
+    t = datetime.datetime.fromisoformat(deadline).astimezone(datetime.timezone.utc)
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -105,23 +108,23 @@ def timer_text(run: str, deadline: str) -> str:
 
 def service_text(run: str, python: str, prog: str) -> str:
     return (f"[Unit]\nDescription=safeapply dead-man's switch for run {run}: restore the pre-run state\n\n"
-            f"[Service]\nType=oneshot\nExecStart={python} {prog} fire {run}\nTimeoutStartSec=900\n")
+            f"[Service]\nType=oneshot\nExecStart={python} {prog} deadman.fire {run}\nTimeoutStartSec=900\n")
 
 
-def systemctl(*args: str) -> dict[str, object]:
+def systemctl(*args: str) -> Doc:
     return sh(["systemctl", *args])
 
 
-def must(res: dict[str, object]) -> dict[str, object]:
+def must(res: Doc) -> Doc:
     if res["rc"] != 0:
-        argv = " ".join(str(a) for a in res["argv"])  # type: ignore[attr-defined]
+        argv = " ".join(str(a) for a in res["argv"])
         raise Fail(f"`{argv}` exited {res['rc']}: {str(res['stderr']).strip()[-300:]}")
     return res
 
 
 # ---- arm / extend -------------------------------------------------------------------------------------
 
-def save_firewall(state: str) -> dict[str, str]:
+def save_firewall(state: str) -> Dict[str, str]:
     saved = {}
     if shutil.which("nft"):
         r = sh(["nft", "list", "ruleset"])
@@ -141,19 +144,20 @@ def save_firewall(state: str) -> dict[str, str]:
     return saved
 
 
-def unit_states(units: list[str]) -> dict[str, str]:
+def unit_states(units: List[str]) -> Dict[str, str]:
     return {u: str(systemctl("is-active", u)["stdout"]).strip() or "unknown" for u in units}
 
 
-def op_arm(_args: list[str]) -> dict[str, object]:
+def op_arm(_args: List[str]) -> Doc:
     cfg = json.loads(sys.stdin.read())
     run = cfg["run_id"]
     p = paths(run)
     if os.path.exists(p["timer"]):
         raise Fail(f"run {run} is already armed on this host")
     os.makedirs(p["state"], mode=0o700, exist_ok=True)
-    prog = os.path.join(p["state"], "deadman.py")
-    write(prog, cfg.pop("src"), 0o700)
+    prog = layout.installed_at()
+    cfg.pop("src", None)  # sent by controllers before the package was installed on hosts
+    cfg["program"] = prog
     cfg["firewall"] = save_firewall(p["state"])
     cfg["unit_states"] = unit_states(cfg.get("units", []))
     cfg["armed_at"] = iso(now())
@@ -169,7 +173,7 @@ def op_arm(_args: list[str]) -> dict[str, object]:
     return {"armed": True, "unit": p["unit"] + ".timer", "state": p["state"], "config": cfg}
 
 
-def op_extend(args: list[str]) -> dict[str, object]:
+def op_extend(args: List[str]) -> Doc:
     run, deadline = args[0], args[1]
     p = paths(run)
     cfg = read_json(os.path.join(p["state"], "config.json"))
@@ -202,7 +206,7 @@ def exists(unit: str) -> bool:
     return out not in ("", "not-found")
 
 
-def restore_firewall(state: str, steps: list[dict[str, object]]) -> None:
+def restore_firewall(state: str, steps: List[Doc]) -> None:
     rules = os.path.join(state, "nft.rules")
     if os.path.exists(rules):
         steps.append(dict(sh(["nft", "-f", rules]), step="firewall"))
@@ -213,7 +217,7 @@ def restore_firewall(state: str, steps: list[dict[str, object]]) -> None:
                 steps.append(dict(sh([tool + "-restore"], stdin=fh.read()), step="firewall"))
 
 
-def restart_units(cfg: dict[str, object], steps: list[dict[str, object]]) -> None:
+def restart_units(cfg: Doc, steps: List[Doc]) -> None:
     """sshd first (it is what lets a person in), then networking, then the units the run touched, each
     back to its pre-run state: active before -> restarted, inactive before -> stopped."""
     ssh = next((u for u in ("ssh.service", "sshd.service") if exists(u)), None)
@@ -231,12 +235,12 @@ def restart_units(cfg: dict[str, object], steps: list[dict[str, object]]) -> Non
         steps.append(dict(systemctl(verb, u), step="unit"))
 
 
-def restore_snapshot(cfg: dict[str, object], steps: list[dict[str, object]]) -> dict[str, object] | None:
+def restore_snapshot(cfg: Doc, steps: List[Doc]) -> Optional[Doc]:
     sid = cfg.get("snapshot_id")
     if not sid:
         steps.append({"step": "restore", "rc": 0, "skipped": "no snapshot id given at arm time"})
         return None
-    prog = os.path.join(str(cfg.get("base") or "/var/lib/safeapply"), "bin", "safeapply-restore.py")
+    prog = os.path.join(str(cfg.get("base") or layout.BASE), layout.RESTORE_PROGRAM)
     r = sh([sys.executable or "/usr/bin/python3", prog, str(sid)], timeout=600)
     report = None
     if r["rc"] == 0:
@@ -249,7 +253,7 @@ def restore_snapshot(cfg: dict[str, object], steps: list[dict[str, object]]) -> 
     return report
 
 
-def op_fire(args: list[str]) -> dict[str, object]:
+def op_fire(args: List[str]) -> Doc:
     run = args[0]
     p = paths(run)
     fired_path = os.path.join(p["state"], "fired.json")
@@ -260,7 +264,7 @@ def op_fire(args: list[str]) -> dict[str, object]:
     if cfg is None:
         raise Fail(f"no config for run {run} under {STATE}")
     started = now()
-    steps: list[dict[str, object]] = []
+    steps: List[Doc] = []
     report = restore_snapshot(cfg, steps)
     steps.append(dict(systemctl("daemon-reload"), step="daemon-reload"))
     restore_firewall(p["state"], steps)
@@ -275,7 +279,7 @@ def op_fire(args: list[str]) -> dict[str, object]:
     return rec
 
 
-def remove_units(p: dict[str, str]) -> None:
+def remove_units(p: Dict[str, str]) -> None:
     for k in ("wants", "timer", "service", "stamp"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p[k])
@@ -284,7 +288,7 @@ def remove_units(p: dict[str, str]) -> None:
 
 # ---- disarm / status ----------------------------------------------------------------------------------
 
-def op_disarm(args: list[str]) -> dict[str, object]:
+def op_disarm(args: List[str]) -> Doc:
     run = args[0]
     p = paths(run)
     systemctl("stop", p["unit"] + ".timer")
@@ -300,30 +304,39 @@ def op_disarm(args: list[str]) -> dict[str, object]:
     return {"disarmed": fired is None, "fired": fired}
 
 
-def op_status(args: list[str]) -> dict[str, object]:
+def op_status(args: List[str]) -> Doc:
     p = paths(args[0])
     armed = os.path.exists(p["timer"])
     return {"armed": armed, "config": read_json(os.path.join(p["state"], "config.json")),
             "fired": read_json(os.path.join(p["state"], "fired.json"))}
 
 
-OPS = {"arm": op_arm, "extend": op_extend, "fire": op_fire, "disarm": op_disarm, "status": op_status}
-
-
-def main(argv: list[str]) -> int:
+def _run(op: Callable[[List[str]], Doc], args: List[str]) -> int:
+    """One JSON document on stdout; any failure of the host's tools is this program's one error line."""
     os.umask(0o022)
-    if not argv or argv[0] not in OPS:
-        sys.stderr.write("usage: deadman.py arm|extend|fire|disarm|status RUN\n")
-        return 2
     try:
-        out = OPS[argv[0]](argv[1:])
-    except (Fail, OSError, KeyError, ValueError) as e:
-        msg = str(e).replace("\n", " ")
-        sys.stderr.write(f"SAFEAPPLY-ERROR {msg}\n")
-        return 3
+        out = op(args)
+    except (OSError, KeyError, ValueError, IndexError) as e:
+        raise Fail(str(e)) from e
     sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def arm(args: List[str]) -> int:
+    return _run(op_arm, args)
+
+
+def extend(args: List[str]) -> int:
+    return _run(op_extend, args)
+
+
+def fire(args: List[str]) -> int:
+    return _run(op_fire, args)
+
+
+def disarm(args: List[str]) -> int:
+    return _run(op_disarm, args)
+
+
+def status(args: List[str]) -> int:
+    return _run(op_status, args)

@@ -1,7 +1,5 @@
-"""Target side: one walk over the roots -> manifest entries; optionally keeps each file's blob in the
+"""One walk over the roots -> manifest entries; optionally keeps each file's blob in the
 on-target store (so the host can restore itself without the controller). Stdlib only."""
-
-from __future__ import annotations
 
 import base64
 import grp
@@ -9,16 +7,16 @@ import hashlib
 import os
 import pwd
 import stat
-from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
-from safeapply.snapshot.target.common import CHUNK, Entry, TargetError, dec, enc, pack
-from safeapply.snapshot.target.packs import Packs, PackWriter
+from ..errors import TargetError
+from .common import CHUNK, Entry, dec, enc, pack
+from .packs import Packs, PackWriter
 
 KIND = {stat.S_IFDIR: "d", stat.S_IFREG: "f", stat.S_IFLNK: "l", stat.S_IFIFO: "p", stat.S_IFSOCK: "s",
         stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
 INLINE_MAX = 16 << 20
-_names: dict[tuple[str, int], str] = {}
+_names: Dict[Tuple[str, int], str] = {}
 
 
 def owner_name(kind: str, num: int) -> str:
@@ -31,7 +29,7 @@ def owner_name(kind: str, num: int) -> str:
     return _names[key]
 
 
-def xattrs(path: bytes) -> dict[str, str]:
+def xattrs(path: bytes) -> Dict[str, str]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
@@ -45,7 +43,7 @@ def xattrs(path: bytes) -> dict[str, str]:
     return out
 
 
-def walk(root: bytes, skip: bytes | None) -> Iterator[tuple[bytes, os.stat_result]]:
+def walk(root: bytes, skip: Optional[bytes]) -> Iterator[Tuple[bytes, os.stat_result]]:
     """Parents before children, names in byte order, never following a symlink, never leaving a root."""
     try:
         st = os.lstat(root)
@@ -90,11 +88,11 @@ class Hasher:
     """Hashes regular files; streams blobs the controller lacks to `out`; adds blobs the on-target store
     lacks to `writer` (one pack file per snapshot)."""
 
-    def __init__(self, writer: PackWriter | None = None, have: Packs | None = None, out: BinaryIO | None = None,
-                 known: set[str] | None = None) -> None:
+    def __init__(self, writer: Optional[PackWriter] = None, have: Optional[Packs] = None,
+                 out: Optional[BinaryIO] = None, known: Optional[Set[str]] = None) -> None:
         self.writer, self.have, self.out = writer, have, out
         self.known = known or set()
-        self.seen: set[str] = set()
+        self.seen: Set[str] = set()
 
     def file(self, path: bytes, size: int) -> str:
         if size <= INLINE_MAX:
@@ -138,9 +136,9 @@ def _read_checked(path: bytes, h: str) -> bytes:
     return data
 
 
-def scan(roots: list[bytes], hasher: Hasher, skip: bytes | None = None, inodes: bool = False) -> Iterator[Entry]:
+def scan(roots: List[bytes], hasher: Hasher, skip: Optional[bytes] = None, inodes: bool = False) -> Iterator[Entry]:
     """Manifest entries for every path under the roots; hard links point at the first name of the inode."""
-    leaders: dict[tuple[int, int], str] = {}
+    leaders: Dict[Tuple[int, int], str] = {}
     for root in roots:
         for path, st in walk(root, skip):
             e = entry(path, st)
@@ -159,5 +157,5 @@ def scan(roots: list[bytes], hasher: Hasher, skip: bytes | None = None, inodes: 
             yield e
 
 
-def parse_roots(roots: list[str]) -> list[bytes]:
+def parse_roots(roots: List[str]) -> List[bytes]:
     return [os.path.normpath(enc(r)) for r in roots]

@@ -1,32 +1,25 @@
-"""Target side, shared helpers. Stdlib only: this code runs on the managed host's python3 (3.7+).
+"""The snapshot program's shared helpers; also imported by the controller's store (`snapshot_id`, `pack`).
 
 Paths travel as str decoded from bytes with utf-8/surrogateescape, so newlines and non-UTF-8 names survive
-JSON; on the host every os call uses bytes (`enc`). Blobs live under BASE/snapshots/blobs/sha256/ab/<hash>.
+JSON; on the host every os call uses bytes (`enc`). Blobs live in pack files under BASE/snapshots/packs/.
 """
-
-from __future__ import annotations
 
 import contextlib
 import ctypes
 import hashlib
+import json
 import os
+import re
 import struct
-import sys
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Dict, List, Tuple, Union
+
+from .. import layout
+from ..errors import TargetError
 
 FORMAT = 1
 CHUNK = 1 << 20
-TMP_PREFIX = b".safeapply-"
-Entry = dict[str, Any]
-
-
-class TargetError(Exception):
-    """A failure the controller reports as one line: `kind` picks the wording and the exit code."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+TMP_PREFIX = os.fsencode(layout.TMP_PREFIX)
+Entry = Dict[str, Any]
 
 
 def enc(s: str) -> bytes:
@@ -38,7 +31,7 @@ def dec(b: bytes) -> str:
 
 
 def manifest_path(base: bytes, sid: str) -> bytes:
-    return os.path.join(base, b"snapshots", b"manifests", enc(sid) + b".jsonl")
+    return os.path.join(layout.manifests(base), enc(sid) + b".jsonl")
 
 
 def private_dirs(path: bytes) -> None:
@@ -53,7 +46,7 @@ def hash_file(path: bytes) -> str:
     return h.hexdigest()
 
 
-def write_new(path: bytes, data: bytes | BinaryIO, mode: int = 0o600) -> bytes:
+def write_new(path: bytes, data: Union[bytes, BinaryIO], mode: int = 0o600) -> bytes:
     """Write a temp file beside `path` (no fsync: callers sync the filesystem once, then rename)."""
     tmp = os.path.join(os.path.dirname(path), TMP_PREFIX + os.urandom(6).hex().encode() + b".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
@@ -88,10 +81,6 @@ def sync_fs(path: bytes) -> None:
         os.close(fd)
 
 
-def fail_line(kind: str, message: str) -> None:
-    sys.stderr.write("SAFEAPPLY-ERROR {} {}\n".format(kind, message.replace("\n", " ")))
-
-
 def read_exact(f: BinaryIO, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
@@ -108,7 +97,7 @@ def pack(tag: bytes, name: str, data: bytes) -> bytes:
     return tag + struct.pack(">H", len(n)) + n + struct.pack(">Q", len(data)) + data
 
 
-def unpack(f: BinaryIO) -> tuple[bytes, str, bytes]:
+def unpack(f: BinaryIO) -> Tuple[bytes, str, bytes]:
     tag = f.read(1)
     if tag in (b"", b"E"):
         return b"E", "", b""
@@ -118,7 +107,7 @@ def unpack(f: BinaryIO) -> tuple[bytes, str, bytes]:
     return tag, name, read_exact(f, dlen)
 
 
-def commit(pending: list[tuple[bytes, bytes]]) -> None:
+def commit(pending: List[Tuple[bytes, bytes]]) -> None:
     """Make each temp durable, rename it into place, then make the renames durable."""
     for tmp, _final in pending:
         fd = os.open(tmp, os.O_RDONLY)
@@ -136,16 +125,13 @@ def commit(pending: list[tuple[bytes, bytes]]) -> None:
             os.close(fd)
 
 
-def abort(pending: list[tuple[bytes, bytes]]) -> None:
+def abort(pending: List[Tuple[bytes, bytes]]) -> None:
     for tmp, _final in pending:
         _unlink_quiet(tmp)
 
 
 def snapshot_id(manifest: bytes) -> str:
     """time-host-hash: the hash covers the whole manifest, so an id also verifies its manifest."""
-    import json
-    import re
-
     header = json.loads(manifest.split(b"\n", 1)[0])
     stamp = re.sub(r"[^0-9T]", "", header["created"][:19]) + "Z"
     host = re.sub(r"[^A-Za-z0-9._]+", "_", header["host"])[:64] or "host"

@@ -1,8 +1,6 @@
-"""Target side: the on-target blob store. Blobs live in append-once pack files (BASE/snapshots/packs/*.pack,
+"""The on-target blob store. Blobs live in append-once pack files (BASE/snapshots/packs/*.pack,
 one per snapshot or delivery, records as in the byte stream) so a snapshot writes one file, not hundreds.
 Every read is verified against the hash. Stdlib only."""
-
-from __future__ import annotations
 
 import contextlib
 import fcntl
@@ -11,22 +9,23 @@ import json
 import os
 import struct
 import time
-from collections.abc import Iterator
+from typing import Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 
-from safeapply.snapshot.target.common import TMP_PREFIX, pack, private_dirs
+from .. import layout
+from .common import TMP_PREFIX, pack, private_dirs
 
 KEEP = 20  # snapshots kept on each host; the controller's store keeps every one
 
 
 def packs_dir(base: bytes) -> bytes:
-    return os.path.join(base, b"snapshots", b"packs")
+    return layout.packs(base)
 
 
 @contextlib.contextmanager
 def store_lock(base: bytes) -> Iterator[None]:
     """One snapshot, restore or prune at a time under BASE/snapshots: a prune must never drop a pack that a
     snapshot in progress counts on, nor one a restore is reading."""
-    d = os.path.join(base, b"snapshots")
+    d = layout.snapshots(base)
     private_dirs(d)
     fd = os.open(os.path.join(d, b".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
@@ -36,11 +35,11 @@ def store_lock(base: bytes) -> Iterator[None]:
         os.close(fd)
 
 
-def prune(base: bytes, keep: int = KEEP, pinned: frozenset[str] = frozenset()) -> int:
+def prune(base: bytes, keep: int = KEEP, pinned: FrozenSet[str] = frozenset()) -> int:
     """Drop all but the newest `keep` manifests and the `pinned` ones, then every
     pack none of the remaining manifests takes a blob from. Call it holding `store_lock`. Returns how many
     files went."""
-    mdir = os.path.join(base, b"snapshots", b"manifests")
+    mdir = layout.manifests(base)
     names = [n for n in os.listdir(mdir) if n.endswith(b".jsonl")] if os.path.isdir(mdir) else []
     names.sort(key=lambda n: (os.stat(os.path.join(mdir, n)).st_mtime_ns, n))  # ids are per second only
     drop = [n for n in names[:-keep] if n[:-len(b".jsonl")].decode("utf-8", "replace") not in pinned]
@@ -48,12 +47,12 @@ def prune(base: bytes, keep: int = KEEP, pinned: frozenset[str] = frozenset()) -
         return 0
     for n in drop:
         os.unlink(os.path.join(mdir, n))
-    needed: set[str] = set()
+    needed: Set[str] = set()
     for n in names:
         if n not in drop:
             with open(os.path.join(mdir, n), "rb") as f:
                 needed.update(e["h"] for e in map(json.loads, f.read().splitlines()[1:]) if "h" in e)
-    by_pack: dict[bytes, set[str]] = {}
+    by_pack: Dict[bytes, Set[str]] = {}
     for h, places in Packs(base).where.items():
         for path, _off, _n in places:
             by_pack.setdefault(path, set()).add(h)
@@ -67,7 +66,7 @@ class Packs:
     """Where each blob is: hash -> [(pack file, offset, length)], read from the packs' record headers."""
 
     def __init__(self, base: bytes) -> None:
-        self.where: dict[str, list[tuple[bytes, int, int]]] = {}
+        self.where: Dict[str, List[Tuple[bytes, int, int]]] = {}
         d = packs_dir(base)
         for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
             if name.endswith(b".pack"):
@@ -85,7 +84,7 @@ class Packs:
     def __contains__(self, h: str) -> bool:
         return h in self.where
 
-    def get(self, h: str) -> bytes | None:
+    def get(self, h: str) -> Optional[bytes]:
         """The blob's bytes from the first copy that verifies, or None."""
         for path, off, n in self.where.get(h, []):
             try:
@@ -104,9 +103,9 @@ class PackWriter:
 
     def __init__(self, base: bytes) -> None:
         self.dir = packs_dir(base)
-        self.tmp: bytes | None = None
+        self.tmp: Optional[bytes] = None
         self.fd = -1
-        self.added: set[str] = set()
+        self.added: Set[str] = set()
 
     def add(self, h: str, data: bytes) -> None:
         if h in self.added:
@@ -121,7 +120,7 @@ class PackWriter:
             view = view[os.write(self.fd, view):]
         self.added.add(h)
 
-    def files(self) -> list[tuple[bytes, bytes]]:
+    def files(self) -> List[Tuple[bytes, bytes]]:
         """Close the pack and hand it over: from now on the caller commits or removes it."""
         if self.tmp is None:
             return []
