@@ -28,6 +28,7 @@ import psutil
 
 from safeapply import signals
 from safeapply.errors import ConfigError, Terminated, UsageError
+from safeapply.redact import MASK, clean_terminal, is_secret, patterns, redact_text
 
 _TASK_EVENTS = {
     "runner_on_ok": "ok",
@@ -234,8 +235,8 @@ def _output_tail(runner: Any, lines: int = 6) -> str:
         text = runner.stdout.read()
     except Exception:  # runner raises its own exception type when there is no output at all
         return ""
-    kept = [ln.rstrip() for ln in str(text).splitlines() if ln.strip()]
-    return "\n".join(kept[-lines:])
+    kept = [ln.rstrip() for ln in redact_text(str(text)).splitlines() if ln.strip()]
+    return clean_terminal("\n".join(kept[-lines:]))
 
 
 def _abs_source(source: str) -> str:
@@ -313,8 +314,6 @@ class _Collector:
 
 def _redacted(diff: Any) -> Any:
     """A task's diff as kept in the run record and shown: secret files masked, secret-named values masked."""
-    from safeapply.snapshot.redact import MASK, is_secret, patterns, redact_text
-
     if not isinstance(diff, dict):
         return diff
     out = dict(diff)
@@ -323,7 +322,7 @@ def _redacted(diff: Any) -> Any:
     secret = any(p and is_secret(p, None, patterns()) for p in paths) or any(
         is_secret("", out[k].encode(errors="replace"), ()) for k in texts)
     for k in texts:
-        out[k] = MASK if secret else "".join(redact_text(out[k].splitlines(keepends=True)))
+        out[k] = MASK if secret else redact_text(out[k])
     return out
 
 
@@ -335,9 +334,12 @@ def _task_event(data: dict[str, Any], status: str, message: str = "") -> TaskEve
 
 
 def _message(res: dict[str, Any]) -> str:
+    """The first line of what the host said, redacted before it is cut (a cut secret no longer looks like one)
+    and made safe to print: it goes to the terminal, the run record and `show`."""
     for key in ("msg", "stderr", "reason"):
-        if res.get(key):
-            return str(res[key]).strip().splitlines()[0][:300] if str(res[key]).strip() else ""
+        text = str(res.get(key) or "").strip()
+        if text:
+            return clean_terminal(redact_text(text).splitlines()[0][:300])
     return ""
 
 

@@ -33,6 +33,7 @@ class RunOptions:
     deadman_margin: float = DEFAULT_MARGIN  # how long past its deadline a shut-out host is waited for
     metrics_dir: Path | None = None
     notify_url: str | None = None
+    notify_details: bool = False  # the notification carries hosts, playbook and message (redacted), not only status
 
     @property
     def switch_on(self) -> bool:

@@ -226,8 +226,12 @@ def write_metrics(opts: RunOptions, rec: RunRecord, store: RunStore, code: int, 
 def notify(opts: RunOptions, rec: RunRecord, message: str) -> str:
     """POST the run's end to --notify; "delivered" or why not."""
     from safeapply import notify as notifier
+    from safeapply.redact import redact_text
 
     assert opts.notify_url is not None
-    error = notifier.post(opts.notify_url, f"safeapply: {rec.status} ({opts.playbook.name})",
-                          f"run {rec.id} on {', '.join(rec.sections.get('hosts') or [])}: {message}")
+    title, body = f"safeapply: {rec.status}", f"run {rec.id}: {rec.status} (exit {rec.exit_code})"
+    if opts.notify_details:  # a third party reads it: hosts and playbook only when asked, secrets never
+        title = f"{title} ({opts.playbook.name})"
+        body = f"run {rec.id} on {', '.join(rec.sections.get('hosts') or [])}: {redact_text(message)}"
+    error = notifier.post(opts.notify_url, title, body)
     return error or "delivered"

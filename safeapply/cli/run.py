@@ -93,7 +93,12 @@ def run(
         "--metrics-dir", envvar="SAFEAPPLY_METRICS_DIR",
         help="Write node_exporter textfile metrics here (last status, duration, rollbacks).")] = None,
     notify_url: Annotated[str | None, typer.Option(
-        "--notify", envvar="SAFEAPPLY_NOTIFY", help="POST a message here on rollback or failure.")] = None,
+        "--notify", envvar="SAFEAPPLY_NOTIFY",
+        help="POST the run id and status here on rollback or failure (nothing else: see --notify-details).")] = None,
+    notify_details: Annotated[bool, typer.Option(
+        "--notify-details", envvar="SAFEAPPLY_NOTIFY_DETAILS",
+        help="Also send the playbook's name, the hosts and the outcome message (secrets redacted) to --notify.")]
+    = False,
     deadman_deadline: Annotated[float, typer.Option(
         "--deadman-deadline", envvar="SAFEAPPLY_DEADMAN_DEADLINE", min=0,
         help="Seconds after the controller last reached a host before that host restores its pre-run snapshot "
@@ -123,7 +128,8 @@ def run(
         check=check, yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
         strict_lint=strict_lint, strict_plan=strict_plan,
         roots=canonical_roots(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
-        deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url)
+        deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url,
+        notify_details=notify_details)
     pipeline = Pipeline(opts, _Reporter(json_out), _confirm(yes),
                         progress=lambda m: err_console.print(m, markup=False))
     outcome = pipeline.run()

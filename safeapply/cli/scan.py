@@ -88,29 +88,36 @@ def scan(
 def _render_state(s: HostState) -> None:
     from rich.table import Table
 
+    from safeapply.redact import clean_terminal
+
+    def c(text: object) -> str:  # every field comes from the host: no control sequence, no markup reaches the screen
+        return escape(clean_terminal(str(text)))
+
     f = s.facts
-    free = ", ".join(f"{k} {v / 2**30:.1f} GiB free" for k, v in f.disk_free.items() if v is not None)
-    console.print(f"[bold]{escape(s.host)}[/]: {escape(f.os_pretty or f.os_id)}, init {f.init}, {free}, "
+    free = ", ".join(f"{c(k)} {v / 2**30:.1f} GiB free" for k, v in f.disk_free.items() if v is not None)
+    console.print(f"[bold]{c(s.host)}[/]: {c(f.os_pretty or f.os_id)}, init {c(f.init)}, {free}, "
                   f"bindv6only={int(f.bindv6only)}")
     t = Table("proto", "address", "port", "pid", "process", "unit", box=None, pad_edge=False)
     for lst in s.listeners:
         o = lst.owner
-        t.add_row(lst.proto, lst.address, str(lst.port), str(o.pid) if o else "-", o.process if o else "-",
-                  (o.unit or "-") if o else "-")
+        t.add_row(lst.proto, c(lst.address), str(lst.port), str(o.pid) if o else "-", c(o.process) if o else "-",
+                  c(o.unit or "-") if o else "-")
     console.print(t)
     units = [u for u in s.units if u.active in ("active", "failed", "activating") or u.enabled == "enabled"]
     t = Table("unit", "active", "sub", "enabled", "pid", "restarts", box=None, pad_edge=False)
     for u in units:
-        t.add_row(u.name, u.active, u.sub, u.enabled or "-", str(u.main_pid or "-"), str(u.n_restarts))
+        t.add_row(c(u.name), c(u.active), c(u.sub), c(u.enabled or "-"), str(u.main_pid or "-"), str(u.n_restarts))
     console.print(t)
-    for c in s.containers:
-        ports = ", ".join(f"{p.host_ip or '*'}:{p.host_port}->{p.container_port}/{p.proto}" for p in c.ports)
-        console.print(f"  container {c.name} ({c.engine}, {c.image}) {c.state} {ports} "
-                      f"restart={c.restart_policy or '-'} net={c.network_mode or '-'}", markup=False)
+    for ct in s.containers:
+        ports = ", ".join(f"{p.host_ip or '*'}:{p.host_port}->{p.container_port}/{p.proto}" for p in ct.ports)
+        console.print(clean_terminal(f"  container {ct.name} ({ct.engine}, {ct.image}) {ct.state} {ports} "
+                                     f"restart={ct.restart_policy or '-'} net={ct.network_mode or '-'}"),
+                      markup=False)
     for q in s.quadlets:
-        console.print(f"  quadlet {q.path}: {q.image} publish={','.join(q.publish) or '-'}", markup=False)
+        console.print(clean_terminal(f"  quadlet {q.path}: {q.image} publish={','.join(q.publish) or '-'}"),
+                      markup=False)
     for n in s.notes:
-        console.print(f"  [dim]note: {escape(n)}[/]")
+        console.print(f"  [dim]note: {c(n)}[/]")
 
 
 def _load_states(path: Path) -> dict[str, HostState]:

@@ -132,6 +132,7 @@ def diff_cmd(
 ) -> None:
     """What changed on HOST since a snapshot: added, removed, modified, metadata-only, with unified diffs of
     text files. Secrets (shadow, private keys, password/secret/token values) are redacted by default."""
+    from safeapply.redact import clean_terminal
     from safeapply.snapshot import Store, diff
     from safeapply.snapshot.manifest import show_path
 
@@ -145,8 +146,8 @@ def diff_cmd(
     for c in changes:
         extra = f" ({', '.join(c.fields)})" if c.fields else (" (secret: content hidden)" if c.secret else "")
         console.out(f"{c.kind:>9} {show_path(c.path)}{extra}", highlight=False)
-        if c.diff:
-            console.out(c.diff, end="", highlight=False)
+        if c.diff:  # the host's file contents: control sequences shown, never sent to the terminal
+            console.out(clean_terminal(c.diff), end="", highlight=False)
 
 
 @app.command("restore")

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from safeapply.probe.model import Container, Facts, HostState, Listener, Owner, PortBinding, Quadlet, Unit
+from safeapply.redact import redact_argv
 
 UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".timer", ".slice")
 
@@ -81,8 +82,10 @@ def unit_from_cgroup(text: str) -> str | None:
 
 
 def owner_of(pid: int, info: Mapping[str, Any]) -> Owner:
-    return Owner(pid=pid, process=str(info.get("comm", "")), cmdline=tuple(info.get("cmdline", ())),
-                  unit=unit_from_cgroup(str(info.get("cgroup", ""))))
+    """The one place a process enters a HostState: its command line redacted (scans are stored and shown)."""
+    argv = [str(a) for a in info.get("cmdline") or ()]
+    return Owner(pid=pid, process=str(info.get("comm", "")), cmdline=redact_argv(argv),
+                 unit=unit_from_cgroup(str(info.get("cgroup", ""))))
 
 
 def build_listeners(rows: Iterable[tuple[str, str, int, str]], inode_pids: Mapping[str, list[int]],

@@ -8,9 +8,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from safeapply.redact import is_secret, patterns, redact_lines
 from safeapply.snapshot.capture import listing
 from safeapply.snapshot.manifest import Entry
-from safeapply.snapshot.redact import is_secret, patterns, redact_text
 from safeapply.snapshot.remote import fetch
 from safeapply.snapshot.store import Store
 from safeapply.transport.base import Transport
@@ -101,6 +101,6 @@ def _unified(path: str, before: bytes | None, after: bytes | None, redact: bool)
     except UnicodeDecodeError:
         return None
     if redact:
-        a, b = redact_text(a), redact_text(b)
+        a, b = redact_lines(a), redact_lines(b)
     lines = difflib.unified_diff(a, b, f"a{path}", f"b{path}")
     return "".join(x if x.endswith("\n") else x + "\n\\ No newline at end of file\n" for x in lines)
