@@ -229,7 +229,8 @@ def _holder_released(intent: Intent, h: Holder, s: Start) -> bool:
     if h.name and h.name == s.bind.owner:
         return True  # the same unit or container, reconfigured or recreated: it hands the port to itself
     if h.kind == "unit":
-        return not _unit_held_at(intent, h.name, s.at, True)
+        # systemd stops the units a starting unit names in Conflicts=
+        return h.name in intent.conflicts.get(s.bind.owner, ()) or not _unit_held_at(intent, h.name, s.at, True)
     if h.kind == "container":
         return not _container_held_at(intent, h.name, s.at)
     return False

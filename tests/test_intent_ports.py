@@ -101,3 +101,11 @@ def test_odd_inputs_never_make_plan_exit_5(tmp_path: Path) -> None:
     lst = Listener("tcp", "0.0.0.0", 80, (Owner(7, "x", (), "x.service"),))
     state.write_text(json.dumps({"h1": HostState("h1", listeners=(lst,)).to_dict()}))
     assert main(["plan", str(tmp_path / "pb.yml"), "-i", str(tmp_path / "inv.yml"), "--state", str(state)]) in (0, 17)
+
+
+def test_conflicts_is_read_from_the_unit_file(tmp_path: Path) -> None:
+    (tmp_path / "inv.yml").write_text(INV)
+    (tmp_path / "pb.yml").write_text(PB.replace("[Service]\n", "[Unit]\n          Conflicts=node_exporter\n"
+                                                "          [Service]\n", 1))
+    i = playbook_intent(tmp_path / "pb.yml", [str(tmp_path / "inv.yml")])["h1"]
+    assert i.conflicts == {"ne.service": ["node_exporter.service"]}

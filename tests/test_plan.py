@@ -233,3 +233,9 @@ def test_two_units_in_the_play_hand_over_a_port() -> None:
             Bind("tcp", None, 7000, b_w, "unit", "unit", "b.service"), UnitOp("b.service", "start", ref(4)))
     assert [f.code for f in plan(intent(*base), host())] == ["port-twice"]
     assert plan(intent(*base, UnitOp("a.service", "stop", ref(3))), host()) == []
+
+
+def test_a_unit_that_conflicts_with_the_holder_takes_the_port_over() -> None:
+    i = _handover(stop=False)
+    i.conflicts["new.service"] = ["node_exporter.service"]
+    assert plan(i, host(held(9090))) == []

@@ -276,6 +276,9 @@ class Extractor:
     def _unit_file(self, rt: ResolvedTask, dest: str, content: str) -> None:
         unit = posixpath.basename(dest)
         self.unit_op(rt, unit, "install")
+        conflicts = [unit_name(c) for v in parse_unit_file(content).get("Conflicts", []) for c in v.split()]
+        if conflicts:
+            self.intent.conflicts[unit] = conflicts
         owner = unit.removesuffix(".socket") + ".service" if unit.endswith(".socket") else unit
         for spec in ports_in_unit(content):
             self.bind(rt, spec, "unit", "unit", unit if unit.endswith(".socket") else owner)

@@ -89,6 +89,7 @@ class Intent:
     notes: list[Note] = field(default_factory=list)
     way_in: list[str] = field(default_factory=list)  # why SSH may change after the play: "task: reason"
     tasks: int = 0  # tasks the host runs (a loop counts once)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)  # unit -> its Conflicts= (stopped on start)
     strict_plan: bool = False  # asked for: an unanalysed port-bearing task blocks instead of warning
     # how it was resolved (playbook, inventory, limit, extra vars), to resolve again with the host's facts;
     # never in to_dict (extra vars may hold secrets)
