@@ -133,3 +133,29 @@ def test_a_handler_starts_at_its_flush_point(tmp_path: Path, capsys: pytest.Capt
     if code:
         [f] = [f for f in r["findings"] if f["severity"] == "blocking"]
         assert (f["unit"], f["task"]["name"], f["task"]["handler"]) == ("pl-squat.service", "restart new", True)
+
+
+def test_broken_includes_are_warnings_never_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = {
+        "pb.yml": """\
+            - hosts: all
+              gather_facts: false
+              tasks:
+                - ansible.builtin.include_tasks: mapping.yml
+                - ansible.builtin.include_tasks: broken.yml
+                - ansible.builtin.include_tasks: missing.yml
+                - ansible.builtin.include_tasks: self.yml
+                - ansible.builtin.include_role: {name: no_such_role}
+                - ansible.builtin.include_tasks: "{{ item }}.yml"
+                  loop: "{{ 'not a list' }}"
+                - ansible.builtin.include_vars: {file: broken.yml}
+            """,
+        "mapping.yml": "a: 1\n",
+        "broken.yml": "- name: x\n  debug: {msg: [1, 2\n",
+        "self.yml": "- ansible.builtin.include_tasks: self.yml\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).write_text(textwrap.dedent(text))
+    rc, r = _plan(tmp_path, tmp_path / "pb.yml", _state(tmp_path, None), capsys)
+    assert rc == 0
+    assert r["not_analysed"] >= 6 and all(f["severity"] == "warning" for f in r["findings"])

@@ -104,7 +104,8 @@ class Extractor:
         elif rt.action in FILE_MODULES:
             self._file(rt, rt.args.get(FILE_MODULES[rt.action]))
         elif rt.action in DYNAMIC and not rt.followed:
-            self.note("dynamic", f"{rt.action} is decided at run time: its tasks are not analysed", rt)
+            what = "its variables are not loaded" if rt.action == "include_vars" else "its tasks are not analysed"
+            self.note("dynamic", f"{rt.action} could not be followed before the run: {what}", rt)
         elif handler is not None:
             handler(rt)
 

@@ -217,8 +217,9 @@ class PlaybookLoader:
                     if task.args.get("_raw_params") == "flush_handlers":
                         yield from self._flush(play, host, handlers)
                     continue
-                if task.action in C._ACTION_ALL_INCLUDES and depth < _MAX_DEPTH:
-                    found = self._include(play, host, task, handler)
+                if task.action in C._ACTION_ALL_INCLUDES:
+                    found = self._include(play, host, task, handler) if depth < _MAX_DEPTH else \
+                        f"{task.action}: nested more than {_MAX_DEPTH} includes deep (a recursive include?)"
                     if not isinstance(found, str):
                         self._order += 1
                         handlers += found[1]
@@ -236,6 +237,12 @@ class PlaybookLoader:
     def _include(self, play: Any, host: Any, task: Any, handler: bool) -> tuple[list[Any], list[Any]] | str:
         """The blocks (and handler blocks) an include_tasks/include_role brings in for this host, found and
         loaded by Ansible's own code (`IncludedFile`, the strategy's loader); or why it cannot be followed."""
+        try:
+            return self._follow(play, host, task, handler)
+        except Exception as e:  # Ansible's or a plugin's own error: the include is reported, the plan goes on
+            return f"{task.action}: {_why(e)}"
+
+    def _follow(self, play: Any, host: Any, task: Any, handler: bool) -> tuple[list[Any], list[Any]] | str:
         from types import SimpleNamespace
 
         from ansible import constants as C
@@ -291,7 +298,6 @@ class PlaybookLoader:
         return blocks, handlers
 
     def _resolve(self, play: Any, host: Any, task: Any, order: int, handler: bool) -> Iterator[ResolvedTask]:
-        from ansible.errors import AnsibleError
         from ansible.template import Templar
 
         variables = self.vm.get_vars(play=play, host=host, task=task)
@@ -300,7 +306,7 @@ class PlaybookLoader:
         try:
             if task.when and not all(templar.evaluate_conditional(w) for w in task.when):
                 return  # decided before the run: the task is skipped on this host
-        except AnsibleError:
+        except Exception:  # Ansible's or a filter's own error: unknown before the run
             conditional = True  # depends on facts or registered results: assume it may run
         ref = TaskRef(order=order, play=play.get_name(), name=task.get_name(), action=task.action,
                       path=task.get_path() or "", handler=handler, conditional=conditional)
