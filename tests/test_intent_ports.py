@@ -63,21 +63,29 @@ PB = """\
 """
 
 
-def test_docker_run_in_exec_start_blocks_on_a_held_port_and_never_crashes(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("exec_start", "port", "address"), [
+    ("/usr/bin/docker run --name ne -p 9100:9100 prom/node-exporter", 9100, "0.0.0.0"),
+    ("/usr/bin/podman run --rm --publish 127.0.0.1:80:80/tcp docker.io/nginx", 80, "127.0.0.1"),
+    ("/usr/bin/podman run --publish=[::]:8443:443 docker.io/nginx", 8443, "::"),
+    ("/usr/bin/docker run -d -p 9000-9002:9000-9002 app", 9001, "0.0.0.0"),
+    ("/usr/bin/docker run --net=host prom/node-exporter --web.listen-address=:9100", 9100, "0.0.0.0"),
+])
+def test_container_in_exec_start_blocks_on_a_held_port_and_passes_without(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], exec_start: str, port: int, address: str) -> None:
     (tmp_path / "inv.yml").write_text(INV)
-    (tmp_path / "pb.yml").write_text(PB)
+    (tmp_path / "pb.yml").write_text(PB.replace(
+        "ExecStart=/usr/bin/docker run --name ne -p 9100:9100 prom/node-exporter", f"ExecStart={exec_start}"))
     i = playbook_intent(tmp_path / "pb.yml", [str(tmp_path / "inv.yml")])["h1"]
-    assert [(b.port, b.owner) for b in i.binds] == [(9100, "ne.service")]
-    unit = Unit("node_exporter.service", "loaded", "active", "running", "enabled", 412)
-    lst = Listener("tcp", "0.0.0.0", 9100, (Owner(412, "node_exporter", (), "node_exporter.service"),))
+    assert port in [b.port for b in i.binds] and {b.owner for b in i.binds} == {"ne.service"}
+    unit = Unit("squat.service", "loaded", "active", "running", "enabled", 412)
+    lst = Listener("tcp", address, port, (Owner(412, "squat", (), "squat.service"),))
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"h1": HostState("h1", units=(unit,), listeners=(lst,),
                                                  facts=Facts(systemd_running=True)).to_dict()}))
     rc = main(["plan", str(tmp_path / "pb.yml"), "-i", str(tmp_path / "inv.yml"), "--state", str(state), "--json"])
     assert rc == 17
     [f] = [f for f in json.loads(capsys.readouterr().out)["h1"]["findings"] if f["severity"] == "blocking"]
-    assert (f["unit"], f["task"]["name"]) == ("node_exporter.service", "start exporter")
+    assert (f["unit"], f["port"], f["task"]["name"]) == ("squat.service", port, "start exporter")
     state.write_text(json.dumps({"h1": HostState("h1", facts=Facts(systemd_running=True)).to_dict()}))
     assert main(["plan", str(tmp_path / "pb.yml"), "-i", str(tmp_path / "inv.yml"), "--state", str(state)]) == 0
 
