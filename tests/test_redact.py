@@ -150,23 +150,20 @@ UNCHANGED = [
 ]
 
 
-@pytest.mark.parametrize(("where", "line", "secret", "kept"), SHAPES, ids=[s[0] for s in SHAPES])
-def test_secret_shapes_are_redacted(where: str, line: str, secret: str, kept: str) -> None:
-    out = redact_line(line)
-    assert secret not in out and MASK in out, (where, out)
-    assert kept in out, (where, out)
-    assert redact_line(line + "\n") == out + "\n"
-    assert secret not in redact_text(f"before\n{line}\nafter\n")
-    assert redact_line(out) == out  # redacting twice changes nothing
-
-
-def test_the_table_is_large_enough() -> None:
+def test_secret_shapes_are_redacted() -> None:
+    """Every shape at once, so that a failure lists all of them: (where, what came out)."""
     assert len(SHAPES) >= 40 and len({s[0] for s in SHAPES}) == len(SHAPES)
+    wrong = []
+    for where, line, secret, kept in SHAPES:
+        out = redact_line(line)
+        if secret in out or MASK not in out or kept not in out or redact_line(out) != out or \
+                redact_line(line + "\n") != out + "\n" or secret in redact_text(f"before\n{line}\nafter\n"):
+            wrong.append((where, out))
+    assert wrong == []
 
 
-@pytest.mark.parametrize("line", UNCHANGED)
-def test_lines_without_a_secret_stay_unchanged(line: str) -> None:
-    assert redact_line(line) == line
+def test_lines_without_a_secret_stay_unchanged() -> None:
+    assert [(line, redact_line(line)) for line in UNCHANGED if redact_line(line) != line] == []
 
 
 PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -193,17 +190,13 @@ SECRET_FILES: list[tuple[str, bytes]] = [
 ]
 
 
-@pytest.mark.parametrize(("path", "content"), SECRET_FILES, ids=[p for p, _ in SECRET_FILES])
-def test_whole_secret_files(path: str, content: bytes) -> None:
-    assert is_secret(path, content, patterns())
-
-
-def test_ordinary_files_are_not_whole_secrets() -> None:
-    for path, content in [("/etc/ssh/sshd_config", b"PasswordAuthentication no\n"),
-                          ("/etc/wireguard/wg0.conf", b"[Interface]\nAddress = 10.0.0.1/24\n"),
-                          ("/etc/letsencrypt/renewal/example.com.conf", b"account = 3f1a\n"),
-                          ("/etc/nginx/sites-enabled/default", b'{"kty": "RSA", "n": "public"}\n')]:
-        assert not is_secret(path, content, patterns()), path
+def test_whole_secret_files() -> None:
+    assert [path for path, content in SECRET_FILES if not is_secret(path, content, patterns())] == []
+    ordinary = [("/etc/ssh/sshd_config", b"PasswordAuthentication no\n"),
+                ("/etc/wireguard/wg0.conf", b"[Interface]\nAddress = 10.0.0.1/24\n"),  # its lines are redacted
+                ("/etc/letsencrypt/renewal/example.com.conf", b"account = 3f1a\n"),
+                ("/etc/nginx/sites-enabled/default", b'{"kty": "RSA", "n": "public"}\n')]
+    assert [path for path, content in ordinary if is_secret(path, content, patterns())] == []
 
 
 def test_private_key_blocks_inside_text_are_collapsed() -> None:
@@ -226,15 +219,14 @@ ARGVS: list[tuple[list[str], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "secret", "kept"), ARGVS, ids=[a[0] for a, _, _ in ARGVS])
-def test_process_command_lines(argv: list[str], secret: str, kept: str) -> None:
-    out = redact_argv(argv)
-    assert len(out) == len(argv)
-    assert all(secret not in a for a in out) and kept in " ".join(out), out
-    assert secret not in redact_cmdline(" ".join(argv))
-
-
-def test_command_lines_without_secrets_are_unchanged() -> None:
+def test_process_command_lines() -> None:
+    wrong = []
+    for argv, secret, kept in ARGVS:
+        out = redact_argv(argv)
+        if len(out) != len(argv) or any(secret in a for a in out) or kept not in " ".join(out) or \
+                secret in redact_cmdline(" ".join(argv)):
+            wrong.append(out)
+    assert wrong == []
     for argv in (["/usr/sbin/sshd", "-D"], ["sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups"],
                  ["mysql", "-P3306", "-p", "app"], ["/usr/bin/python3", "-m", "http.server", "8081"],
                  ["docker", "login", "--password-stdin", "-u", "bob"]):
@@ -402,3 +394,26 @@ def test_scan_table_shows_no_escape_sequences_from_the_host(capsys: pytest.Captu
     _render_state(parse_probe("cap", raw))
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out
+
+
+def test_diff_shows_no_escape_sequences_from_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`safeapply diff` on a real snapshot of a temp tree, through the local transport: a file on the host
+    gains an OSC title change and a screen clear; the human output shows them escaped, redacted still."""
+    from typer.testing import CliRunner
+
+    from safeapply.cli.app import app
+    from safeapply.snapshot import Store, take
+    from safeapply.transport.local import LocalTransport
+
+    monkeypatch.setenv("SAFEAPPLY_STATE_DIR", str(tmp_path / "state"))
+    root = tmp_path / "etc"
+    root.mkdir()
+    (root / "motd").write_text("hello\n")
+    take(LocalTransport("local1"), [str(root)], Store(), target_base=str(tmp_path / "target"))
+    (root / "motd").write_text("hello\n\x1b]0;owned\x07\x1b[2J\x1b[31mred\nexport API_TOKEN=abc123def456\n")
+    inv = tmp_path / "inv.ini"
+    inv.write_text('local1 ansible_connection=local ansible_python_interpreter="{{ ansible_playbook_python }}"\n')
+    res = CliRunner().invoke(app, ["diff", "local1", "-i", str(inv)])
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    assert "+\\x1b]0;owned\\x07\\x1b[2J\\x1b[31mred" in res.output and "abc123def456" not in res.output
