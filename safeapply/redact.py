@@ -33,7 +33,7 @@ _JWK_PRIVATE = re.compile(rb'"kty"\s*:.*"d"\s*:\s*"|"d"\s*:\s*".*"kty"\s*:', re.
 _KW = (r"(?:pass(?:wd|word|phrase)?|secret|token|api[_-]?key|apikey|credentials?|private[_-]?key|psk"
        r"|pre[_-]?shared[_-]?key|masterauth|(?:bind|root|db|admin)[_-]?pwd?|(?:ro|rw)community|wep[_-]?key\d*"
        r"|client[_-]?key[_-]?data|auth[_-]?key|signing[_-]?key|encryption[_-]?key)")
-_KEY = r"[\w.\-]*" + _KW + r"[\w.\-]*"
+_KEY = r"[\w.\-]{0,64}" + _KW + r"[\w.\-]{0,64}"  # bounded: a 500 kB minified line stays linear
 # Keys named like a secret whose value is not one: a file, a switch, a policy, a size.
 _NOT_SECRET_KEY = re.compile(
     r"(?i)(?:authentication|file|path|dir|maps?|command|cmd|stdin|length|len|days|age|policy|prompt|type"
@@ -54,7 +54,7 @@ _ENV = re.compile(r"(?i)(?<![\w.\-])(-{0,2}(" + _KEY + r")=)(\"[^\"]*\"|'[^']*'|
 _QUOTED_KEY = re.compile(r"""(?i)((["'])(""" + _KEY + r""")\2\s*(?:=>|[:,])\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
                          r"""|[^\s,}\]]+)""")  # JSON, Python/PHP dicts, define('DB_PASSWORD', 'x')
 _FLAG = re.compile(r"(?i)(?<![\w.\-])(--?(" + _KEY + r"))(\s+)(\"[^\"]*\"|'[^']*'|[^\s\"'-][^\s\"']*)")
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]*:)([^/\s]+)(@)")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,30}://[^/\s:@]{0,256}:)([^/\s]+)(@)")
 _AUTH_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest"
                           r"|negotiate|bot)\s+)?)([^\s\"']+)")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)([\w.~+/\-]{8,}=*)")
