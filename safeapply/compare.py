@@ -23,12 +23,15 @@ def units_of(state: HostState, loaded_only: bool = True) -> dict[str, Unit]:
             and not (loaded_only and u.load == "not-found")}
 
 
-def state_diff(before: HostState, after: HostState) -> list[str]:
-    """Human lines for what differs in units, listeners and containers (empty: same)."""
+def state_diff(before: HostState, after: HostState, others: frozenset[str] = frozenset()) -> list[str]:
+    """Human lines for what differs in units, listeners and containers (empty: same). Units in `others`
+    (somebody else's timers and sessions) are not the run's doing and do not count."""
     out: list[str] = []
     old, new = units_of(before), units_of(after)
     for name in sorted(old.keys() | new.keys()):
         a, b = old.get(name), new.get(name)
+        if name in others:
+            continue
         sa = (a.active, a.enabled) if a else ("absent", "")
         sb = (b.active, b.enabled) if b else ("absent", "")
         if _norm(sa) != _norm(sb):

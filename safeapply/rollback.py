@@ -59,8 +59,13 @@ class RollbackReport:
 
 def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops: SnapshotOps,
                   *, apt_offset: int | None = None, rollback_packages: bool = False,
-                  tasks_since: float | None = None) -> RollbackReport:
+                  tasks_since: float | None = None, ours: frozenset[str] | None = None) -> RollbackReport:
     """Roll one host back to `before` (its pre-run scan) and `snapshot_id`; never raises for a step.
+
+    `ours`: the units the run's plan names. A unit that a timer which existed before the run started meanwhile
+    (apt-daily-upgrade mid-dpkg, certbot), or a login session's user manager, is someone else's unless the plan
+    names it or the run wrote its unit file: left alone, and not counted as a difference. None: every new unit
+    counts as the run's.
 
     `tasks_since` (the controller's time.time() when apply began): first stop what the run left running on
     the host — a task cut short by Ctrl-C, an `async` job — so that nothing changes it after the restore."""
@@ -70,18 +75,21 @@ def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops
     _step(rep, "restore files", lambda: rep.restored_paths.extend(ops.restore(transport, snapshot_id)))
     _step(rep, "daemon-reload", lambda: _systemctl(transport, rep, "daemon-reload"))
     now = _scan(rep, transport)
+    others: frozenset[str] = frozenset()
     if now is not None:
-        argvs = [["systemctl", verb, unit] for verb, unit in unit_actions(before, now, rep.restored_paths)]
+        if ours is not None:
+            others = others_units(before, now, ours | written_units(now, rep.restored_paths))
+        argvs = [["systemctl", verb, unit] for verb, unit in unit_actions(before, now, rep.restored_paths, others)]
         for argv in argvs + container_actions(before, now):
             _step(rep, " ".join(argv), partial(_run, transport, rep, argv))
     if apt_offset is not None:
         _step(rep, "packages", lambda: _packages(transport, rep, apt_offset, rollback_packages))
-    check_restored(rep, transport, snapshot_id, before, ops)
+    check_restored(rep, transport, snapshot_id, before, ops, others)
     return rep
 
 
 def check_restored(rep: RollbackReport, transport: Transport, snapshot_id: str, before: HostState,
-                   ops: SnapshotOps) -> None:
+                   ops: SnapshotOps, others: frozenset[str] = frozenset()) -> None:
     """Rescan and diff the roots: `rep.differences` empty means the host is as before."""
     try:
         rep.differences += [f"file {p}" for p in ops.diff(transport, snapshot_id)]
@@ -89,7 +97,7 @@ def check_restored(rep: RollbackReport, transport: Transport, snapshot_id: str, 
         rep.errors.append(f"snapshot diff: {e}")
     after = _scan(rep, transport)
     if after is not None:
-        rep.differences += state_diff(before, after)
+        rep.differences += state_diff(before, after, others)
 
 
 def _step(rep: RollbackReport, what: str, fn: Callable[[], object]) -> None:
@@ -181,13 +189,38 @@ def _packages(transport: Transport, rep: RollbackReport, offset: int, revert: bo
 
 
 
-def unit_actions(before: HostState, now: HostState, restored: list[str]) -> list[tuple[str, str]]:
-    """(verb, unit) pairs that return each unit to its pre-run state."""
+_UNIT_PATH = re.compile(r"^/etc/systemd/system/(?:[^/]+\.(?:wants|requires)/)?([^/]+?)(?:\.d/[^/]+)?$")
+
+
+def written_units(now: HostState, restored: list[str]) -> frozenset[str]:
+    """Units whose unit file (or drop-in) the restore put back or removed: the run wrote them."""
+    paths = set(restored)
+    named = {m.group(1) for p in restored if (m := _UNIT_PATH.match(p))}
+    return frozenset(named | {u.name for u in now.units if u.fragment_path and u.fragment_path in paths})
+
+
+def others_units(before: HostState, now: HostState, ours: frozenset[str]) -> frozenset[str]:
+    """Units that are not the run's: a timer that was there before the run and the service it triggers (it may
+    have fired meanwhile), and user managers of login sessions — unless the run named them or wrote them."""
+    had = {u.name for u in before.units}
+    out = set()
+    for name in (had | {u.name for u in now.units}) - ours:
+        timer = name.rsplit(".", 1)[0] + ".timer"
+        if (timer in had and timer not in ours) or name.startswith(("user@", "user-runtime-dir@")):
+            out.add(name)
+    return frozenset(out)
+
+
+def unit_actions(before: HostState, now: HostState, restored: list[str],
+                 others: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(verb, unit) pairs that return each unit to its pre-run state; new units in `others` are left alone."""
     old = units_of(before)
     cur = units_of(now, loaded_only=False)
     out: list[tuple[str, str]] = []
     for name, u in sorted(cur.items()):
         was = old.get(name)
+        if name in others:
+            continue  # somebody else's timer or session: not ours to stop, start or restart
         if was is None:
             if u.active in ("active", "activating", "reloading") or u.sub == "auto-restart":
                 out.append(("stop", name))  # the run created and started it

@@ -342,7 +342,8 @@ class Pipeline:
             return
         try:
             h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(), apt_offset=h.apt_offset,
-                                       rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from)
+                                       rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from,
+                                       ours=h.expect.units)
             if h.rollback.restored and h.switch is not None and h.switch.outcome == "armed":
                 self._disarm_after_rollback(h.switch, t)
         finally:

@@ -102,3 +102,23 @@ def test_overlapping_roots_still_roll_back(host: Sandbox, tmp_path: Path) -> Non
                  "--root", "/etc/ssh", "--root", "//etc/"])
     assert code == 20
     assert host.sh(LISTING) == before
+
+
+def test_rollback_leaves_a_unit_that_another_timer_started(host: Sandbox, tmp_path: Path) -> None:
+    """Issue 11 item 13: a unit that a timer (there before the run) started during the run — apt-daily-upgrade
+    mid-dpkg, certbot — is not the run's: the rollback used to stop it (and count it as a difference)."""
+    host.sh("systemd-run --unit hr-bystander --on-active=3 /bin/sleep 600")
+    before = host.sh(LISTING)
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                  "    - ansible.builtin.copy: {dest: /etc/hr-sec-by, content: x, mode: '0644'}\n"
+                  "    - ansible.builtin.wait_for: {timeout: 5}\n"
+                  "    - ansible.builtin.fail: {msg: deliberate}\n")
+    try:
+        code = main(["run", str(pb), "-i", str(host.inventory), "--yes", "--settle", "0"])
+        rec = RunStore(tmp_path / "state" / "runs.sqlite").get("last")
+        assert code == 20, rec.sections.get("rollback")
+        assert host.sh(LISTING) == before
+        assert host.sh_rc("systemctl is-active hr-bystander.service")[1].strip() == "active"
+    finally:
+        host.sh("systemctl stop hr-bystander.timer hr-bystander.service 2>/dev/null; true")
