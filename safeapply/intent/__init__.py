@@ -2,7 +2,10 @@
 
 Stable interface (the run pipeline calls it):
 
-    playbook_intent(playbook, inventory_sources, limit=None, extra_vars=()) -> dict[str, Intent]
+    playbook_intent(playbook, inventory_sources, limit=None, extra_vars=(), selection=None) -> dict[str, Intent]
+
+`selection` (`safeapply.intent.select.parse`: --tags, --skip-tags, --start-at-task) limits the tasks to those
+Ansible's play iterator will run.
 
 `Intent` (see `safeapply.intent.model`) lists `binds` (proto, address, port, the task, the owning container or
 unit), `units` (install/start/stop/restart/enable/disable/mask operations), `containers` (engine, name, image,
@@ -21,22 +24,25 @@ from safeapply.intent.extract import Extractor
 from safeapply.intent.facts import as_variables
 from safeapply.intent.load import PlaybookLoader, lenient_module_names, lookups_disabled
 from safeapply.intent.model import Bind, ContainerOp, FileWrite, Intent, Note, TaskRef, UnitOp
+from safeapply.intent.select import Selection
 from safeapply.probe.model import Facts
 
-__all__ = ["Bind", "ContainerOp", "FileWrite", "Intent", "Note", "TaskRef", "UnitOp", "playbook_intent", "with_facts"]
+__all__ = ["Bind", "ContainerOp", "FileWrite", "Intent", "Note", "Selection", "TaskRef", "UnitOp", "playbook_intent",
+           "with_facts"]
 
 
 def playbook_intent(playbook: Path | str, inventory_sources: Sequence[str], limit: str | None = None,
-                    extra_vars: Sequence[str] = (), facts: Mapping[str, Facts] | None = None) -> dict[str, Intent]:
+                    extra_vars: Sequence[str] = (), facts: Mapping[str, Facts] | None = None,
+                    selection: Selection | None = None) -> dict[str, Intent]:
     """Per host (inventory name): what the playbook will do there. `facts`: each host's scan facts, for the
     include names and `when:` that need them. Raises UsageError / NoHostsMatched."""
     with lookups_disabled(), lenient_module_names():
-        return _intents(Path(playbook), inventory_sources, limit, extra_vars, facts or {})
+        return _intents(Path(playbook), inventory_sources, limit, extra_vars, facts or {}, selection or Selection())
 
 
 def _intents(pb: Path, inventory_sources: Sequence[str], limit: str | None, extra_vars: Sequence[str],
-             facts: Mapping[str, Facts]) -> dict[str, Intent]:
-    loader = PlaybookLoader(pb, inventory_sources, extra_vars)
+             facts: Mapping[str, Facts], selection: Selection) -> dict[str, Intent]:
+    loader = PlaybookLoader(pb, inventory_sources, extra_vars, selection)
     out: dict[str, Intent] = {}
     for host in loader.hosts(limit):
         ex = Extractor(host, pb.resolve().parent)
@@ -47,7 +53,7 @@ def _intents(pb: Path, inventory_sources: Sequence[str], limit: str | None, extr
             except Exception as e:  # one task this analysis cannot read is a warning, not a crash
                 ex.note("not-analysed", f"this task could not be analysed ({type(e).__name__}: {e})", rt)
         out[host] = ex.finish()
-        out[host].source = (str(pb), tuple(inventory_sources), limit, tuple(extra_vars))
+        out[host].source = (str(pb), tuple(inventory_sources), limit, tuple(extra_vars), selection)
     return out
 
 
@@ -59,9 +65,9 @@ def with_facts(intents: dict[str, Intent], facts: Mapping[str, Facts]) -> dict[s
         return intents
     source = intents[next(iter(todo))].source
     assert source is not None
-    playbook, inventory, limit, extra_vars = source
+    playbook, inventory, limit, extra_vars, selection = source
     try:
-        again = playbook_intent(playbook, inventory, limit, extra_vars, {h: facts[h] for h in todo})
+        again = playbook_intent(playbook, inventory, limit, extra_vars, {h: facts[h] for h in todo}, selection)
     except SafeapplyError:
         return intents
     out = dict(intents)

@@ -15,6 +15,7 @@ from typing import Any
 
 from safeapply.errors import NoHostsMatched, UsageError
 from safeapply.intent.model import TaskRef
+from safeapply.intent.select import Selection, Walker, filtered_include
 
 UNRESOLVED = object()
 
@@ -143,7 +144,8 @@ def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
 
 
 class PlaybookLoader:
-    def __init__(self, playbook: Path, inventory_sources: Sequence[str], extra_vars: Sequence[str]) -> None:
+    def __init__(self, playbook: Path, inventory_sources: Sequence[str], extra_vars: Sequence[str],
+                 selection: Selection | None = None) -> None:
         from ansible.playbook import Playbook
 
         from safeapply.inventory import ansible_warnings, load
@@ -151,6 +153,7 @@ class PlaybookLoader:
         if not playbook.is_file():
             raise UsageError(f"playbook {playbook} not found")
         init_ansible(playbook)
+        self.selection = selection or Selection()
         self.inventory, self.vm, self.loader = load(list(inventory_sources))
         self.vm._extra_vars = parse_extra_vars(self.loader, extra_vars)
         with ansible_warnings():
@@ -180,18 +183,23 @@ class PlaybookLoader:
     def tasks(self, host_name: str, facts: dict[str, Any] | None = None) -> Iterator[ResolvedTask]:
         """Every task the host would run, in order, each loop item separately, resolved for that host.
         Includes are followed as Ansible will (file and role names from variables and `facts`), include_vars
-        and set_fact of known values are applied for the tasks after them."""
+        and set_fact of known values are applied for the tasks after them. Only the tasks Ansible's play
+        iterator hands this host under the selection (--tags, --skip-tags, --start-at-task) are yielded."""
         host = self.inventory.get_host(host_name)
         if facts:
             self.vm.set_nonpersistent_facts(host_name, facts)  # in memory only: never the user's fact cache
         self._order = 0
+        walker = Walker(self.selection, self.inventory, self.vm)
         for play in self.playbook.get_plays():
-            if host_name not in {h.name for h in self.inventory.get_hosts(play.hosts or "all")}:
+            in_play = host_name in {h.name for h in self.inventory.get_hosts(play.hosts or "all")}
+            self._runs = walker.runs(play, host if in_play else None)
+            if not in_play:
                 continue
             self._notified: list[str] = []
             handlers = play.compile_roles_handlers() + play.handlers  # include_role adds to it
             yield from self._blocks(play, host, play.compile(), False, handlers, 0)
             yield from self._flush(play, host, handlers)
+        walker.check_started()
 
     def _flush(self, play: Any, host: Any, handlers: list[Any]) -> Iterator[ResolvedTask]:
         """The notified handlers, at a flush point (`meta: flush_handlers`, the end of each play section), in
@@ -213,6 +221,8 @@ class PlaybookLoader:
 
         for block in blocks:
             for task in _flatten(block) if isinstance(block, Block) else [block]:
+                if depth == 0 and not handler and task._uuid not in self._runs:
+                    continue  # not selected (tags, --start-at-task): Ansible will not run it
                 if task.action.rsplit(".", 1)[-1] == "meta":
                     if task.args.get("_raw_params") == "flush_handlers":
                         yield from self._flush(play, host, handlers)
@@ -295,7 +305,7 @@ class PlaybookLoader:
                                                                handle_stats_and_callbacks=False) or []
         except AnsibleError as e:
             return f"{task.action}: {_why(e)}"
-        return blocks, handlers
+        return (blocks if handler else filtered_include(blocks, self.vm, play, host)), handlers
 
     def _resolve(self, play: Any, host: Any, task: Any, order: int, handler: bool) -> Iterator[ResolvedTask]:
         from ansible.template import Templar

@@ -93,7 +93,7 @@ class Intent:
     strict_plan: bool = False  # asked for: an unanalysed port-bearing task blocks instead of warning
     # how it was resolved (playbook, inventory, limit, extra vars), to resolve again with the host's facts;
     # never in to_dict (extra vars may hold secrets)
-    source: tuple[str, tuple[str, ...], str | None, tuple[str, ...]] | None = field(default=None, compare=False)
+    source: tuple[str, tuple[str, ...], str | None, tuple[str, ...], Any] | None = field(default=None, compare=False)
 
     @property
     def not_analysed(self) -> int:
