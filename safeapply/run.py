@@ -284,10 +284,11 @@ class Pipeline:
     def _verify_and_settle(self, result: ApplyResult, checks: list[dict[str, Any]]) -> RunOutcome:
         good = [h for h in self.hosts if result.host_ok(h.name)]
         applied = time.monotonic()
-        way_in = next((r for h in good for r in h.expect.way_in), "")
-        wait = f"SSH checked {self.opts.settle:g}s after apply ({way_in})" if way_in and self.opts.settle else ""
+        way_in = {h.name: _way_in_changed(h, result) for h in good}
+        why = next((r for rs in way_in.values() for r in rs), "")
+        wait = f"SSH checked {self.opts.settle:g}s after apply ({why})" if why and self.opts.settle else ""
         with self._stage("verify", wait):
-            parallel.each(good, lambda h: self._verify(h, checks, applied))
+            parallel.each(good, lambda h: self._verify(h, checks, applied, way_in[h.name], result))
         self._save()
         self._confirm_switches()
         failed = [h for h in self._unsettled() if not result.host_ok(h.name) or (h.verify and not h.verify.ok)]
@@ -297,13 +298,17 @@ class Pipeline:
         self._rollback(failed)
         return self._decide(why)
 
-    def _verify(self, h: HostRun, checks: list[dict[str, Any]], applied: float) -> None:
-        """A playbook that touches the way in (sshd, firewall, network, async tasks) may shut us out a moment
-        after it ended: then the proof of reach (and the switch's confirmation) waits --settle seconds."""
+    def _verify(self, h: HostRun, checks: list[dict[str, Any]], applied: float, way_in: list[str],
+                result: ApplyResult) -> None:
+        """Verification as large as the change: a host the play changed nothing on gets the proof of reach and
+        one scan; one where a task that touches the way in (sshd, firewall, network, async) changed may shut us
+        out a moment after the play ended, so its proof of reach (and the switch's confirmation) waits --settle."""
         assert h.before is not None
-        not_before = applied + self.opts.settle if h.expect.way_in else None
+        not_before = applied + self.opts.settle if way_in else None
+        stats = result.hosts.get(h.name)
         h.verify = verify_host(h.connect, h.before, h.expect, checks, self.opts.settle, current=h.transport,
-                               not_before=not_before, handover=lambda t: setattr(h, "verified", t))
+                               not_before=not_before, handover=lambda t: setattr(h, "verified", t),
+                               changed=stats is None or stats.changed > 0)
 
     def _confirm_switches(self) -> None:
         """Disarm each switch over a connection opened after apply; a host that shut us out restores itself,
@@ -454,6 +459,13 @@ def _apply_failure(result: ApplyResult) -> str:
     parts = [f"{f.host}: {f.task}: {f.message}" for f in result.failures[:3]]
     last = result.error.splitlines()[-1] if result.error else f"ansible-playbook exited {result.rc}"
     return "apply failed: " + ("; ".join(parts) or last)
+
+
+def _way_in_changed(h: HostRun, result: ApplyResult) -> list[str]:
+    """The way-in reasons ("task: why") whose task changed on this host; a job left running (async, poll 0)
+    always counts: it goes on after the play."""
+    names = {ev.task for ev in result.changed_tasks if ev.host == h.name}
+    return [r for r in h.expect.way_in if "(async, poll: 0)" in r or any(r.startswith(f"{n}: ") for n in names)]
 
 
 def _verify_failure(hosts: list[HostRun]) -> str:

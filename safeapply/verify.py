@@ -185,18 +185,19 @@ def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bo
 def verify_host(reconnect: Callable[[], Transport], before: HostState, expect: Expectation = Expectation(),
                 checks: list[dict[str, Any]] | None = None, settle: float = DEFAULT_SETTLE, *,
                 current: Transport | None = None, not_before: float | None = None,
-                handover: Callable[[Transport], None] | None = None) -> VerifyReport:
+                handover: Callable[[Transport], None] | None = None, changed: bool = True) -> VerifyReport:
     """Prove that a new SSH connection works after apply; rescan (twice across the settle window if units
     moved) and run the user's checks.
 
     With `current` (the connection kept open beside apply) the scans use it while the new connection is
     being opened; if it died, they use the new one. With `not_before` (a time.monotonic() value) nothing
-    starts before then. The new connection is closed at the end, or, when it
+    starts before then. A host the play changed nothing on (`changed` False) gets the proof of reach and one
+    scan compared with the pre-run one: no settle window. The new connection is closed at the end, or, when it
     lasted to the end and `handover` is given, passed to it still open (it confirms the dead-man's switch)."""
     report = VerifyReport(before.host)
     if not_before is not None:  # the playbook touched the way in: give a delayed lockout time to show
         time.sleep(max(0.0, not_before - time.monotonic()))
-    look = partial(_look, before=before, expect=expect, checks=checks or [], settle=settle)
+    look = partial(_look, before=before, expect=expect, checks=checks or [], settle=settle if changed else 0.0)
     side = ThreadPoolExecutor(max_workers=1)
     try:
         early = side.submit(look, current) if current is not None else None

@@ -206,7 +206,7 @@ def test_history_show_and_rollback_command(host: Sandbox, tmp_path: Path,
     assert _run(pb, host) == 0
     rec = _last(capsys)
     assert main(["history", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["id"] == rec["id"]
+    assert json.loads(capsys.readouterr().out)["runs"][0]["id"] == rec["id"]
     assert main(["rollback", str(rec["id"])]) == 2  # no TTY, no --yes: refused
     assert host.sh_rc("test -e /etc/hr-hist")[0] == 0
     assert main(["rollback", str(rec["id"]), "--yes"]) == 0
@@ -264,3 +264,19 @@ def test_sigterm_during_a_verify_failure_rollback(host: Sandbox, tmp_path: Path,
     rec = _last(capsys)
     assert (rec["status"], rec["exit_code"]) == ("terminated", 143)
     assert rec["rollback"]["run1"]["outcome"] == "restored"  # type: ignore[index]
+
+
+def test_verification_is_as_large_as_the_change(host: Sandbox, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15: the settle wait for the way in applies only when a way-in task changed; an idempotent rerun
+    gets the proof of reach and one scan (no settle line, exit 6)."""
+    pb = _pb(tmp_path, "way.yml", "    - name: sshd drop-in\n      ansible.builtin.copy: "
+             "{dest: /etc/ssh/sshd_config.d/hr-way.conf, content: \"# nothing\\n\", mode: \"0644\"}\n")
+    try:
+        capsys.readouterr()
+        assert _run(pb, host) == 0
+        assert "SSH checked 1s after apply (sshd drop-in: writes /etc/ssh" in capsys.readouterr().out
+        assert _run(pb, host) == 6
+        assert "SSH checked" not in capsys.readouterr().out
+    finally:
+        host.sh("rm -f /etc/ssh/sshd_config.d/hr-way.conf")
