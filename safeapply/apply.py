@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,11 @@ class TaskEvent:
     host: str
     task: str
     action: str
-    status: str  # started | ok | changed | failed | unreachable | skipped | ignored
-    message: str = ""
+    status: str  # started | ok | changed | failed | unreachable | skipped | ignored | output
+    message: str = ""  # one line; for `output`, Ansible's own text for the event (with -v)
+    detail: str = ""  # a failure: msg, stderr, the tail of stdout, each failed loop item (redacted, capped)
+    diff: str = ""  # a change with --diff or --check: the unified diff (redacted)
+    item: str = ""  # the loop item's label, for a result of one item
 
 
 @dataclass
@@ -72,6 +75,7 @@ class ApplyResult:
     diffs: dict[str, list[Any]] = field(default_factory=dict)
     interrupted_by: int | None = None  # signal number when Ctrl-C / SIGTERM canceled the run
     error: str = ""  # ansible-playbook's last words when it stopped before running anything
+    log: str = ""  # the run's full Ansible output (redacted, 0600): `safeapply show RUN --log`
 
     @property
     def failed_hosts(self) -> list[str]:
@@ -117,6 +121,13 @@ class ApplyRequest:
     extra_vars: Sequence[str] = ()  # as for ansible-playbook -e: k=v, JSON, or @file
     check: bool = False
     envvars: dict[str, str] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    skip_tags: Sequence[str] = ()
+    start_at_task: str | None = None
+    diff: bool = False
+    verbosity: int = 0  # -v ... -vvvv: Ansible's own output streams (event `output`)
+    ansible_args: Sequence[str] = ()  # handed to ansible-playbook verbatim (after `--` on the command line)
+    log: Path | None = None  # where the full Ansible output is written (redacted, 0600)
 
 
 def run_playbook(req: ApplyRequest, on_event: EventSink | None = None) -> ApplyResult:
@@ -147,7 +158,7 @@ class PendingPlaybook:
 
     def __init__(self, req: ApplyRequest, playbook: Path, on_event: EventSink | None) -> None:
         self.req = req
-        self.collector = _Collector(on_event)
+        self.collector = _Collector(on_event, req.verbosity > 0, req.log)
         self.cancel = _CancelFlag()
         self.result: ApplyResult | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="safeapply-runner-")
@@ -185,6 +196,7 @@ class PendingPlaybook:
             self._open_gate("stop")
             self.cancel.stopped = True
             self._thread.join()
+        self.collector.close()
         self._tmp.cleanup()
 
     def _open_gate(self, word: str) -> None:
@@ -202,6 +214,8 @@ class PendingPlaybook:
         result.changed_tasks = collector.changed
         result.diffs = collector.diffs
         result.interrupted_by = self.cancel.signum
+        result.log = str(self.req.log or "")
+        self.collector.close()
         for host in collector.seen_hosts - result.hosts.keys():
             result.hosts[host] = HostStats()  # a host that never reached the stats event
         return result
@@ -250,7 +264,12 @@ def _cmdline(req: ApplyRequest) -> str:
         args += ["-e", ev]
     if req.check:
         args += ["--check", "--diff"]
-    return shlex.join(args)
+    elif req.diff:
+        args += ["--diff"]
+    args += [a for t in req.tags for a in ("--tags", t)] + [a for t in req.skip_tags for a in ("--skip-tags", t)]
+    args += ["--start-at-task", req.start_at_task] if req.start_at_task is not None else []
+    args += [f"-{'v' * min(req.verbosity, 6)}"] if req.verbosity else []
+    return shlex.join([*args, *req.ansible_args])
 
 
 def _host_stats(stats: dict[str, dict[str, int]]) -> dict[str, HostStats]:
@@ -268,8 +287,9 @@ def _host_stats(stats: dict[str, dict[str, int]]) -> dict[str, HostStats]:
 class _Collector:
     """Receives runner events (in runner's thread), forwards task results and keeps what we report."""
 
-    def __init__(self, sink: EventSink | None) -> None:
-        self.sink = sink
+    def __init__(self, sink: EventSink | None, stream: bool = False, log: Path | None = None) -> None:
+        self.sink, self.stream = sink, stream
+        self.log = _open_private(log) if log is not None else None
         self.failures: list[TaskEvent] = []
         self.changed: list[TaskEvent] = []
         self.diffs: dict[str, list[Any]] = {}
@@ -279,6 +299,9 @@ class _Collector:
     def handle(self, event: dict[str, Any]) -> bool:
         name = event.get("event", "")
         data = event.get("event_data") or {}
+        text = str(event.get("stdout") or "")
+        if text:
+            self._output(clean_terminal(redact_text(text)))
         if name == "playbook_on_stats":
             self.stats = {k: data.get(k) or {} for k in
                           ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")}
@@ -296,6 +319,10 @@ class _Collector:
         if status == "failed" and data.get("ignore_errors"):
             status = "ignored"
         ev = _task_event(data, status, _message(res) if status in ("failed", "unreachable") else "")
+        if status in ("failed", "unreachable", "ignored"):
+            ev = replace(ev, detail=failure_detail(res))
+        if name.startswith("runner_item_"):
+            ev = replace(ev, item=_item_label(res))
         self.seen_hosts.add(ev.host)
         if status in ("failed", "unreachable"):
             self.failures.append(ev)
@@ -304,8 +331,23 @@ class _Collector:
             if res.get("diff"):
                 diff = res["diff"]
                 diffs = diff if isinstance(diff, list) else [diff]
-                self.diffs.setdefault(ev.host, []).extend(_redacted(d) for d in diffs)
+                kept = [_redacted(d) for d in diffs]
+                self.diffs.setdefault(ev.host, []).extend(kept)
+                ev = replace(ev, diff=unified(kept))
         self._emit(ev)
+
+    def _output(self, text: str) -> None:
+        """Ansible's own text for one event: always to the run's log, to the terminal with -v."""
+        if self.log is not None:
+            self.log.write(text.rstrip("\n") + "\n")
+            self.log.flush()
+        if self.stream:
+            self._emit(TaskEvent(host="", task="", action="", status="output", message=text))
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def _emit(self, ev: TaskEvent) -> None:
         if self.sink is not None:
@@ -341,6 +383,76 @@ def _message(res: dict[str, Any]) -> str:
         if text:
             return clean_terminal(redact_text(text).splitlines()[0][:300])
     return ""
+
+
+SCREENFUL = 40  # lines of a failure's detail shown; the whole output is in the run's log
+
+
+def failure_detail(res: dict[str, Any], limit: int = SCREENFUL) -> str:
+    """What a failed task (or one failed loop item) said: its msg, stderr and the tail of its stdout —
+    redacted before it is cut, made safe for a terminal, at most `limit` lines."""
+    lines: list[str] = []
+    for key, label in (("msg", "msg"), ("stderr", "stderr"), ("module_stderr", "stderr")):
+        text = str(res.get(key) or "").strip()
+        if text:
+            body = redact_text(text).splitlines()
+            lines += [f"{label}: {body[0]}", *(f"  {ln}" for ln in body[1:])]
+    out = redact_text(str(res.get("stdout") or res.get("module_stdout") or "").strip()).splitlines()
+    if out:
+        tail = out[-10:]
+        lines += [f"stdout{' (last 10 lines)' if len(out) > 10 else ''}:", *(f"  {ln}" for ln in tail)]
+    # a loop's items: each failed item is its own event (runner_item_on_failed), with its own detail
+    if len(lines) > limit:
+        lines = [*lines[:limit - 1], f"... {len(lines) - limit + 1} more lines in `safeapply show RUN --log`"]
+    return clean_terminal("\n".join(lines))
+
+
+def _item_label(res: dict[str, Any]) -> str:
+    label = res.get("_ansible_item_label", res.get("item", ""))
+    return clean_terminal(redact_text(str(label)))[:200]
+
+
+def unified(diffs: list[Any]) -> str:
+    """Ansible's diff records (already redacted) as unified diff text, the way its callback prints them."""
+    import difflib
+
+    parts: list[str] = []
+    for d in diffs:
+        if not isinstance(d, dict):
+            continue
+        if isinstance(d.get("prepared"), str):
+            parts.append(d["prepared"].rstrip("\n"))
+        if "before" in d or "after" in d:
+            before, after = _yaml(d.get("before")), _yaml(d.get("after"))
+            parts += [ln.rstrip("\n") for ln in difflib.unified_diff(
+                before.splitlines(keepends=True), after.splitlines(keepends=True),
+                fromfile=str(d.get("before_header") or "before"), tofile=str(d.get("after_header") or "after"))]
+    return clean_terminal("\n".join(p for p in parts if p))
+
+
+def _yaml(value: Any) -> str:
+    """A structured side of a diff (a service's state, a file's attributes): one `key: value` line each."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "".join(f"{k}: {redact_text(str(v))}\n" for k, v in sorted(value.items()))
+    return redact_text(str(value)) + "\n"
+
+
+def run_log(run_id: str) -> Path:
+    """Where a run's full Ansible output is kept: beside the run history, `<state>/logs/runs/<id>.log`."""
+    from safeapply.config import log_dir
+
+    return log_dir() / "runs" / f"{run_id}.log"
+
+
+def _open_private(path: Path) -> Any:
+    """The run's log, created 0600 in a 0700 directory (it may quote configuration the play wrote)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8", errors="replace")
 
 
 class _CancelFlag:

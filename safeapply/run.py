@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from safeapply import deadman, parallel, signals
 from safeapply import run_stages as stages
-from safeapply.apply import ApplyRequest, ApplyResult, PendingPlaybook, TaskEvent, prestart
+from safeapply.apply import ApplyRequest, ApplyResult, PendingPlaybook, TaskEvent, prestart, run_log
 from safeapply.deadman.keepalive import Keepalive
 from safeapply.errors import ExitCode, SafeapplyError, Terminated, UsageError, signal_exit_code, status_of
 from safeapply.inventory import Host
@@ -243,8 +243,10 @@ class Pipeline:
             sw.outcome, sw.detail["error"] = "release-failed", str(e)
 
     def _request(self) -> ApplyRequest:
-        return ApplyRequest(self.opts.playbook, list(self.opts.inventory), self.opts.limit,
-                            list(self.opts.extra_vars), check=self.opts.check)
+        o = self.opts
+        return ApplyRequest(o.playbook, list(o.inventory), o.limit, list(o.extra_vars), check=o.check, tags=o.tags,
+                            skip_tags=o.skip_tags, start_at_task=o.start_at_task, diff=o.diff,
+                            verbosity=o.verbosity, ansible_args=o.ansible_args, log=run_log(self.rec.id))
 
     def _check_mode(self, pending: PendingPlaybook) -> RunOutcome:
         with self._stage("check"):

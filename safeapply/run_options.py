@@ -18,6 +18,13 @@ class RunOptions:
     limit: str | None = None
     extra_vars: Sequence[str] = ()
     check: bool = False
+    # handed to ansible-playbook as its own options; tags and --start-at-task also narrow the plan
+    tags: Sequence[str] = ()
+    skip_tags: Sequence[str] = ()
+    start_at_task: str | None = None
+    diff: bool = False
+    verbosity: int = 0
+    ansible_args: Sequence[str] = ()  # after `--`: verbatim
     yes: bool = False
     accept_new_host_keys: bool = False
     settle: float = DEFAULT_SETTLE
@@ -34,6 +41,7 @@ class RunOptions:
     metrics_dir: Path | None = None
     notify_url: str | None = None
     notify_details: bool = False  # the notification carries hosts, playbook and message (redacted), not only status
+    accept: Sequence[str] = ()  # blocking lint findings let through on purpose: RULE or RULE:FILE:LINE
 
     @property
     def switch_on(self) -> bool:

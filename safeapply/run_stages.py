@@ -68,10 +68,14 @@ def machine_id(transport: Transport) -> str:
 
 
 def intents(opts: RunOptions) -> dict[str, Intent]:
-    """Per host the playbook runs on (its plays' `hosts:` and --limit): what it will do there."""
+    """Per host the playbook runs on (its plays' `hosts:` and --limit): what it will do there — only the tasks
+    ansible-playbook will run with the same --tags, --skip-tags, --start-at-task (and those after `--`)."""
     from safeapply.intent import playbook_intent
+    from safeapply.intent.select import parse
 
-    out = playbook_intent(opts.playbook, list(opts.inventory), opts.limit, list(opts.extra_vars))
+    selection = parse(opts.tags, opts.skip_tags, opts.start_at_task, opts.ansible_args)
+    out = playbook_intent(opts.playbook, list(opts.inventory), opts.limit, list(opts.extra_vars),
+                          selection=selection)
     for i in out.values():
         i.strict_plan = opts.strict_plan  # read by the plan stage: unanalysed port-bearing tasks block
     return out

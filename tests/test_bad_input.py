@@ -192,7 +192,7 @@ def test_snapshot_of_another_host_is_refused(host: Sandbox, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = _cli(capsys, "snapshot", host.name, "-i", str(host.inventory), "--root", "/etc/hostname", "--json")
     assert rc == 0
-    sid = json.loads(out)[host.name]["id"]
+    sid = json.loads(out)["hosts"][host.name]["id"]
     other = tmp_path / "other.yml"
     other.write_text(host.inventory.read_text().replace(f"    {host.name}:", "    alias:", 1))
     for cmd in (["restore", "--yes"], ["diff"]):

@@ -216,7 +216,7 @@ def test_plan_cli_on_examples_with_saved_state(tmp_path: Path, capsys: pytest.Ca
     rc = main(["plan", str(EXAMPLES / playbook), "-i", str(tmp_path / "inv.yml"), "--state",
                str(_state_file(tmp_path)), "--json"])
     assert rc == code
-    report = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)["hosts"]
     blocking = [f for f in report["h1"]["findings"] if f["severity"] == "blocking"]
     if code:
         assert {(f["code"], f["unit"]) for f in blocking} >= {("port-in-use", "node_exporter.service")}

@@ -33,7 +33,7 @@ def _plan(tmp_path: Path, playbook: Path, state: Path, capsys: pytest.CaptureFix
     (tmp_path / "inv.yml").write_text(INV)
     capsys.readouterr()
     rc = main(["plan", str(playbook), "-i", str(tmp_path / "inv.yml"), "--state", str(state), "--json"])
-    return rc, json.loads(capsys.readouterr().out)["h1"]
+    return rc, json.loads(capsys.readouterr().out)["hosts"]["h1"]
 
 
 @pytest.mark.parametrize(("playbook", "port", "starter"), [

@@ -84,7 +84,7 @@ def test_container_in_exec_start_blocks_on_a_held_port_and_passes_without(
                                                  facts=Facts(systemd_running=True)).to_dict()}))
     rc = main(["plan", str(tmp_path / "pb.yml"), "-i", str(tmp_path / "inv.yml"), "--state", str(state), "--json"])
     assert rc == 17
-    [f] = [f for f in json.loads(capsys.readouterr().out)["h1"]["findings"] if f["severity"] == "blocking"]
+    [f] = [f for f in json.loads(capsys.readouterr().out)["hosts"]["h1"]["findings"] if f["severity"] == "blocking"]
     assert (f["unit"], f["port"], f["task"]["name"]) == ("squat.service", port, "start exporter")
     state.write_text(json.dumps({"h1": HostState("h1", facts=Facts(systemd_running=True)).to_dict()}))
     assert main(["plan", str(tmp_path / "pb.yml"), "-i", str(tmp_path / "inv.yml"), "--state", str(state)]) == 0

@@ -44,8 +44,9 @@ def test_broken_input_is_a_blocking_finding(name: str, rule: str, line: int, tmp
 
 def test_cli_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lint", "--json", str(tmp_path / "nope.yml")]) == 2
-    out = json.loads(capsys.readouterr().out)
-    assert out["findings"][0]["rule"] == "missing-file"
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"safeapply: error: playbook {tmp_path / 'nope.yml'} not found (give the path of a " \
+        "playbook file)\n"  # the one error format, like every command's
 
 
 def test_cli_full_pass_blocking_json_and_sarif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,7 +40,7 @@ def test_unanalysed_tasks_are_warnings_with_task_place_and_reason(tmp_path: Path
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     args = _setup(tmp_path, PB)
     assert main([*args, "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)["h1"]
+    r = json.loads(capsys.readouterr().out)["hosts"]["h1"]
     warn = [f for f in r["findings"] if f["code"] == "not-analysed"]
     assert {f["task"]["name"] for f in warn} == {"pick the install flavour", "start the app"}
     assert all(f["severity"] == "warning" and f["task"]["path"].startswith(str(tmp_path / "pb.yml") + ":")
@@ -58,7 +58,7 @@ def test_strict_plan_blocks_on_unanalysed_port_bearing_tasks(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     args = _setup(tmp_path, PB)
     assert main([*args, "--strict-plan", "--json"]) == 17
-    r = json.loads(capsys.readouterr().out)["h1"]
+    r = json.loads(capsys.readouterr().out)["hosts"]["h1"]
     assert {f["task"]["name"] for f in r["findings"] if f["severity"] == "blocking"} == {
         "pick the install flavour", "start the app"}
     plain = _setup(tmp_path, "- hosts: all\n  gather_facts: false\n  tasks:\n"
@@ -84,6 +84,6 @@ def test_lookups_do_not_run_while_planning(tmp_path: Path, capsys: pytest.Captur
     rc = main([*args, "--json"])
     assert not list(tmp_path.glob("marker*")), "a lookup ran on the controller during plan"
     assert rc == 0
-    r = json.loads(capsys.readouterr().out)["h1"]
+    r = json.loads(capsys.readouterr().out)["hosts"]["h1"]
     [f] = [f for f in r["findings"] if f["code"] == "not-analysed"]
     assert f["task"]["name"] == "exporter" and "lookup" in f["message"] and "pipe" in f["message"]

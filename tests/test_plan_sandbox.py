@@ -69,7 +69,7 @@ CONTAINER = f"""    - name: run the new container
 def _plan(pb: Path, host: Sandbox, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, list[dict]]:
     capsys.readouterr()
     rc = main(["plan", str(pb), "-i", str(host.inventory), "--json", *extra])
-    report = json.loads(capsys.readouterr().out)[host.name]
+    report = json.loads(capsys.readouterr().out)["hosts"][host.name]
     return rc, [f for f in report["findings"] if f["severity"] == "blocking"]
 
 
@@ -102,7 +102,7 @@ def _scan_with_container(host: Sandbox, tmp_path: Path, capsys: pytest.CaptureFi
     capsys.readouterr()
     assert main(["scan", host.name, "-i", str(host.inventory), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    data[host.name]["containers"].append({"engine": "docker", "id": "0123456789abcdef", "name": "web",
+    data["hosts"][host.name]["containers"].append({"engine": "docker", "id": "0123456789abcdef", "name": "web",
                                           "image": "nginx:1.26", "state": "running",
                                           "ports": [{"proto": "tcp", "host_ip": "", "host_port": PORT + 1,
                                                      "container_port": 80}]})

@@ -107,7 +107,7 @@ def test_probe_and_in_process_agree_on_this_machine() -> None:
 def test_scan_cli(host: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scan", host.name, "-i", str(host.inventory), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert any(x["port"] == 6969 and x["proto"] == "udp" for x in data[host.name]["listeners"])
+    assert any(x["port"] == 6969 and x["proto"] == "udp" for x in data["hosts"][host.name]["listeners"])
     assert main(["scan", host.name, "-i", str(host.inventory)]) == 0
     assert "hs-web1.service" in capsys.readouterr().out
 
@@ -123,11 +123,11 @@ def test_seed_scenario_blocks_naming_unit_and_pid(sandbox_factory: Callable[[str
     pid = int(sb.sh("systemctl show -p MainPID --value node_exporter.service"))
 
     assert main(["plan", str(EXAMPLES / "seed-02-agent-container.yml"), "-i", inv, "--json"]) == 17
-    report = json.loads(capsys.readouterr().out)[sb.name]
+    report = json.loads(capsys.readouterr().out)["hosts"][sb.name]
     port = [f for f in report["findings"] if f["code"] == "port-in-use"]
     assert len(port) == 1 and port[0]["severity"] == "blocking"
     assert (port[0]["unit"], port[0]["pid"], port[0]["port"]) == ("node_exporter.service", pid, 9090)
 
     for clean in ("clean-agent-container.yml", "clean-web.yml", "clean-role-vars.yml", "seed-01-agent-unit.yml"):
         assert main(["plan", str(EXAMPLES / clean), "-i", inv, "--json"]) == 0, clean
-        assert json.loads(capsys.readouterr().out)[sb.name]["findings"] == [], clean
+        assert json.loads(capsys.readouterr().out)["hosts"][sb.name]["findings"] == [], clean

@@ -34,7 +34,7 @@ def test_cli_snapshot_diff_restore_prune(host_a, state, capsys) -> None:
     inv = str(host_a.inventory)
     rc, out, _ = cli(capsys, "snapshot", "a", "-i", inv, "--json")
     assert rc == 0
-    sid = json.loads(out)["a"]["id"]
+    sid = json.loads(out)["hosts"]["a"]["id"]
     host_a.sh("echo 'token = abc123' > /etc/snaptest.conf && chmod 4711 /etc/hosts.allow")
     try:
         rc, out, _ = cli(capsys, "diff", "a", "-i", inv, "--json")
@@ -55,7 +55,7 @@ def test_cli_snapshot_diff_restore_prune(host_a, state, capsys) -> None:
     rc, out, _ = cli(capsys, "snapshot", "a", "-i", inv)
     assert rc == 0
     rc, out, _ = cli(capsys, "snapshots", "a", "--json")
-    assert rc == 0 and len(json.loads(out)) == 2
+    assert rc == 0 and len(json.loads(out)["snapshots"]) == 2
     rc, out, _ = cli(capsys, "prune", "--keep", "1", "--json")
     assert rc == 0 and json.loads(out)["removed"] == [sid]
     rc, _, err = cli(capsys, "restore", "a", sid, "-i", inv, "--yes")
@@ -208,9 +208,9 @@ def test_disk_full_on_target_during_restore(sandbox_factory, state) -> None:
 def test_several_hosts_in_parallel(host_a, host_b, state, capsys) -> None:
     rc, out, _ = cli(capsys, "snapshot", "all", "-i", str(host_a.inventory), "-i", str(host_b.inventory), "--json")
     assert rc == 0
-    assert set(json.loads(out)) == {"a", "b"}
+    assert set(json.loads(out)["hosts"]) == {"a", "b"}
     rc, out, _ = cli(capsys, "snapshots", "--json")
-    assert rc == 0 and {s["host"] for s in json.loads(out)} == {"a", "b"}
+    assert rc == 0 and {s["host"] for s in json.loads(out)["snapshots"]} == {"a", "b"}
 
 
 def test_bind_mounted_file_is_rewritten_in_place(host_a, state) -> None:

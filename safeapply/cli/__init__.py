@@ -37,7 +37,10 @@ def _write_crash_log() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     signals.raise_on_terminate()
     try:
-        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        from safeapply import project_config
+
+        defaults = project_config.load().default_map()  # safeapply.toml: below flags and env vars
+        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False, default_map=defaults)
         if rv == ExitCode.INTERRUPTED:  # typer turns Ctrl-C into a silent return of 130
             print("safeapply: interrupted", file=sys.stderr)
         return int(rv) if isinstance(rv, int) else 0

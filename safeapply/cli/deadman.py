@@ -28,7 +28,7 @@ def deadman(
     rec = store.get(run_id)
     entries = refresh(rec, store, host_connector(rec, accept_new))
     if json_out:
-        emit_json({"run": rec.id, "status": rec.status, "exit_code": rec.exit_code, "hosts": entries})
+        emit_json("deadman", {"run": rec.id, "status": rec.status, "exit_code": rec.exit_code, "hosts": entries})
     else:
         for host, e in sorted(entries.items()):
             armed = e.get("armed") or {}

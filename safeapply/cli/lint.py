@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -10,9 +11,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from safeapply.cli.app import JsonOpt, app
+from safeapply.cli.app import AcceptOpt, JsonOpt, app
 from safeapply.cli.output import console, emit_json, err_console
-from safeapply.errors import ExitCode
+from safeapply.errors import ExitCode, UsageError
 from safeapply.lint.model import Connection, LintReport, Severity
 
 
@@ -37,6 +38,7 @@ def lint(
     ssh_user: Annotated[str | None, typer.Option(help="User the inventory connects as (lockout checks).")] = None,
     ssh_port: Annotated[int, typer.Option(help="Port the inventory connects to (lockout checks).")] = 22,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ignore cached results.")] = False,
+    accept: AcceptOpt = None,
 ) -> int:
     """Check playbooks before they run: Ansible's syntax check, ansible-lint and safeapply's rules.
 
@@ -48,23 +50,25 @@ def lint(
     """
     from safeapply.lint import lint_paths
 
+    for p in playbooks:
+        if not p.is_file():
+            raise UsageError(f"playbook {p} {'is not a file' if p.exists() else 'not found'}",
+                             "give the path of a playbook file")
     with err_console.status("linting...") if err_console.is_terminal else _nothing():
         report = lint_paths(playbooks, profile=profile, strict=strict, use_cache=not no_cache,
-                            connection=Connection(user=ssh_user, port=ssh_port))
+                            connection=Connection(user=ssh_user, port=ssh_port), accept=accept or [])
     if sarif:
         from safeapply.lint.sarif import to_sarif
 
         sarif.write_text(json.dumps(to_sarif(report), indent=2))
     if json_out or fmt is Format.json:
-        emit_json(report.to_dict())
+        emit_json("lint", report.to_dict())
     elif fmt is Format.sarif:
         from safeapply.lint.sarif import to_sarif
 
-        emit_json(to_sarif(report))
+        sys.stdout.write(json.dumps(to_sarif(report), indent=2) + "\n")  # SARIF's own schema
     else:
         render(report)
-    if report.missing_files:
-        return int(ExitCode.USAGE)
     return int(ExitCode.LINT if report.blocking else ExitCode.OK)
 
 
@@ -90,4 +94,9 @@ def render(report: LintReport) -> None:
     nb, nw = len(report.blocking), len(report.warnings)
     verdict = "FAILED" if report.blocking else "passed"
     cached = " (cached)" if report.cached else ""
-    console.print(f"\nlint {verdict}: {nb} blocking, {nw} warning(s) in {len(report.files)} file(s){cached}")
+    for a in report.accepted:
+        console.print(f"  accepted ({a['accepted_by']}): {a['file']}:{a['line']} {a['rule']}: {a['message']}",
+                      markup=False)
+    accepted = f", {len(report.accepted)} accepted" if report.accepted else ""
+    console.print(f"\nlint {verdict}: {nb} blocking, {nw} warning(s){accepted} in {len(report.files)} file(s)"
+                  f"{cached}")

@@ -25,8 +25,8 @@ def ping(
     hosts = resolve_hosts(inventory, pattern, limit)
     results = per_host(hosts, lambda h: connect_and_check(h, accept_new_host_keys))
     if json_out:
-        emit_json({name: (r.to_dict() if not isinstance(r, Exception) else {"error": str(r)})
-                   for name, r in results.items()})
+        emit_json("ping", {"hosts": {name: (r.to_dict() if not isinstance(r, Exception) else {"error": str(r)})
+                                     for name, r in results.items()}})
     else:
         for name, r in results.items():
             if isinstance(r, Exception):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +18,15 @@ from safeapply.errors import ExitCode, SafeapplyError, UsageError
 if TYPE_CHECKING:  # the rest is imported inside the commands: `import safeapply.cli` stays cheap
     from safeapply.apply import TaskEvent
     from safeapply.records import RunRecord
+
+TagsOpt = Annotated[list[str] | None, typer.Option(
+    "--tags", "-t", help="As for ansible-playbook: only tasks with these tags (comma list, repeatable).")]
+SkipTagsOpt = Annotated[list[str] | None, typer.Option(
+    "--skip-tags", help="As for ansible-playbook: leave out tasks with these tags (comma list, repeatable).")]
+StartAtOpt = Annotated[str | None, typer.Option(
+    "--start-at-task", help="As for ansible-playbook: start at the first task matching this name.")]
+AnsibleArgs = Annotated[list[str] | None, typer.Argument(
+    help="After `--`: handed to ansible-playbook verbatim (e.g. `-- --forks 3`).", show_default=False)]
 
 _MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE",
          "skipped": "skipped", "ignored": "failed (ignored)"}
@@ -35,15 +45,46 @@ class _Reporter:
         self.out.print(f"[bold]{text}[/bold]" if self.tty else text, markup=self.tty)
 
     def task(self, ev: TaskEvent) -> None:
+        """A task's result line; under it what a failure said and what a change changed (--diff, --check).
+        `output` (with -v) is Ansible's own text, redacted, as it streams."""
         if ev.status == "started":
             return
+        if ev.status == "output":
+            self.out.print(ev.message.rstrip("\n"), markup=False, highlight=False)
+            return
+        from rich.markup import escape
+
         label = _MARK.get(ev.status, ev.status)
-        msg = f" - {ev.message}" if ev.message else ""
+        item, msg = f" (item {ev.item})" if ev.item else "", f" - {ev.message}" if ev.message else ""
+        text = f"{ev.host}  {ev.task}{item}{msg}"
         if self.tty:
             style = _STYLE.get(ev.status, "dim")
-            self.out.print(f"  [{style}]{label:>11}[/{style}]  {ev.host}  {ev.task}{msg}", markup=True)
+            self.out.print(f"  [{style}]{label:>11}[/{style}]  {escape(text)}", markup=True, highlight=False)
         else:
-            self.out.print(f"  {label:>11}  {ev.host}  {ev.task}{msg}", markup=False, highlight=False)
+            self.out.print(f"  {label:>11}  {text}", markup=False, highlight=False)
+        for more in (ev.detail, ev.diff):
+            if more:
+                self.out.print(textwrap.indent(more, " " * 15), markup=False, highlight=False)
+
+    def recap(self, rec: dict[str, Any]) -> None:
+        """PLAY RECAP, per host: Ansible's counts and whether safeapply rolled the host back."""
+        for line in recap_lines(rec):
+            self.out.print(line, markup=False, highlight=False)
+
+
+def recap_lines(rec: dict[str, Any]) -> list[str]:
+    hosts = (rec.get("apply") or {}).get("hosts") or {}
+    rolled = rec.get("rollback") or {}
+    if not hosts:
+        return []
+    width = max(len(h) for h in hosts)
+    out = ["PLAY RECAP"]
+    for host, s in sorted(hosts.items()):
+        back = (rolled.get(host) or {}).get("outcome", "no") if host in rolled else "no"
+        out.append(f"  {host:<{width}}  ok={s.get('ok', 0):<4} changed={s.get('changed', 0):<4} "
+                   f"failed={s.get('failed', 0):<4} unreachable={s.get('unreachable', 0):<4} "
+                   f"skipped={s.get('skipped', 0):<4} rolled back={back}")
+    return out
 
 
 def _confirm(yes: bool) -> Callable[[list[str]], bool]:
@@ -66,7 +107,16 @@ def run(
     limit: LimitOpt = None,
     extra_vars: Annotated[list[str] | None, typer.Option(
         "--extra-vars", "-e", help="As for ansible-playbook: key=value, JSON or @file. Repeatable.")] = None,
-    check: Annotated[bool, typer.Option("--check", help="Ansible check mode with diff; change nothing.")] = False,
+    check: Annotated[bool, typer.Option("--check", "-C", help="Ansible check mode with diff; change nothing.")]
+    = False,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
+    start_at_task: StartAtOpt = None,
+    diff: Annotated[bool, typer.Option(
+        "--diff", "-D", help="As for ansible-playbook: show what each changed task changed (secrets masked).")]
+    = False,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True, help="-v ... -vvvv: stream Ansible's own output (redacted), as verbose.")] = 0,
     yes: YesOpt = False,
     accept_new: AcceptNewOpt = False,
     settle: Annotated[float, typer.Option(
@@ -105,12 +155,17 @@ def run(
         "by itself (the dead-man's switch, armed before apply, disarmed after verification). 0 turns it off."
     )] = 300.0,
     json_out: JsonOpt = False,
+    ansible_args: AnsibleArgs = None,
 ) -> int:
     """Lint, scan, plan, snapshot, apply, verify — and roll back automatically if anything fails.
+
+    `-t/--tags`, `--skip-tags`, `--start-at-task`, `-C/--check`, `-D/--diff`, `-v...` are ansible-playbook's own;
+    anything after `--` is handed to ansible-playbook verbatim. The plan considers only the tasks they select.
 
     Exit codes: 0 applied and verified, 6 nothing to change, 10-18 stopped before any change,
     20 rolled back (host restored), 21 rollback failed (a person must look). See `safeapply exit-codes`."""
     from safeapply import metrics, notify
+    from safeapply.intent.select import parse
     from safeapply.run import Pipeline
     from safeapply.run_options import RunOptions
     from safeapply.snapshot.roots import canonical_roots
@@ -123,16 +178,23 @@ def run(
         raise UsageError(f"playbook {playbook} is not a file", "give the path of a playbook file")
     if metrics_dir is not None:
         metrics.check_dir(metrics_dir)
+    parse(tags or [], skip_tags or [], start_at_task, ansible_args or [])  # ansible-playbook would refuse: now
+    from safeapply.inventory import _check_sources  # a usage error is never recorded as a run
+
+    _check_sources(list(inventory or []))
     opts = RunOptions(
         playbook=playbook, inventory=list(inventory or []), limit=limit, extra_vars=list(extra_vars or []),
-        check=check, yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
+        check=check, tags=list(tags or []), skip_tags=list(skip_tags or []), start_at_task=start_at_task, diff=diff,
+        verbosity=verbose, ansible_args=list(ansible_args or []),
+        yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
         strict_lint=strict_lint, strict_plan=strict_plan,
         roots=canonical_roots(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
         deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url,
         notify_details=notify_details)
-    pipeline = Pipeline(opts, _Reporter(json_out), _confirm(yes),
-                        progress=lambda m: err_console.print(m, markup=False))
+    reporter = _Reporter(json_out)
+    pipeline = Pipeline(opts, reporter, _confirm(yes), progress=lambda m: err_console.print(m, markup=False))
     outcome = pipeline.run()
+    reporter.recap(outcome.record.to_dict())
     line = f"run {outcome.record.id}: {outcome.message} (exit {outcome.exit_code})"
     if json_out:
         emit_json(outcome.record.to_dict())
@@ -168,12 +230,18 @@ def _brief(r: RunRecord) -> dict[str, object]:
 
 @app.command()
 def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
+         log: Annotated[bool, typer.Option(
+             "--log", help="Print the run's full Ansible output instead (kept redacted, 0600, in the state dir).")]
+         = False,
          json_out: JsonOpt = False) -> None:
     """Everything recorded about one run: who, what, lint, plan, snapshots, apply, verify, rollback."""
     from safeapply.records import RunStore
 
     store = RunStore()
     record = store.get(run_id)
+    if log:
+        _print_log(record)
+        return
     if record.finished is None:  # the controller died mid-run: ask the hosts what their switch did
         from safeapply.deadman.story import host_connector, refresh
 
@@ -190,11 +258,32 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix,
     _show_details(rec)
 
 
+def _print_log(record: RunRecord) -> None:
+    from safeapply.apply import run_log
+
+    path = Path(str((record.sections.get("apply") or {}).get("log") or run_log(record.id)))
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise UsageError(f"run {record.id} has no Ansible log", "the run stopped before ansible-playbook ran") \
+            from None
+    except OSError as e:
+        raise UsageError(f"cannot read the log of run {record.id} ({path}): {e.strerror}") from e
+    sys.stdout.write(text)
+
+
 def _show_details(rec: dict[str, object]) -> None:
     apply = rec.get("apply") or {}
     if isinstance(apply, dict):
         console.print(f"{'apply':>16}: {apply.get('status')} (failed {apply.get('failed_hosts')}, "
                       f"unreachable {apply.get('unreachable_hosts')})", markup=False)
+        for f in apply.get("failures") or []:
+            item = f" (item {f.get('item')})" if f.get("item") else ""
+            console.print(f"{'failed':>16}: {f.get('host')}: {f.get('task')}{item}", markup=False, highlight=False)
+            if f.get("detail"):
+                console.print(textwrap.indent(str(f["detail"]), " " * 18), markup=False, highlight=False)
+        for line in recap_lines(rec):
+            console.print(line, markup=False, highlight=False)
     for section in ("verify", "rollback"):
         value = rec.get(section)
         if isinstance(value, dict):

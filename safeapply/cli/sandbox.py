@@ -44,7 +44,7 @@ def up(names: NamesArg, json_out: JsonOpt = False) -> None:
         err_console.print("building the sandbox rootfs (debootstrap, about a minute, once)...")
     infos = sb.up_many(names)
     if json_out:
-        emit_json([i.to_dict() for i in infos])
+        emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})
         return
     err_console.print(f"up: {', '.join(i.name for i in infos)}. Inventory (save it and pass it with -i):")
     sys.stdout.write(_snippet(names))
@@ -78,7 +78,7 @@ def list_(json_out: JsonOpt = False) -> None:
 
     infos = [sb.info(sb.SandboxPaths(n)) for n in sb.known_names()]
     if json_out:
-        emit_json([i.to_dict() for i in infos])
+        emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})
         return
     for i in infos:
         state = f"running (leader PID {i.leader_pid})" if i.running else "not running"
@@ -103,7 +103,7 @@ def leftovers(json_out: JsonOpt = False) -> None:
 
     left = sb.leftovers()
     if json_out:
-        emit_json(left)
+        emit_json("sandbox-leftovers", {"leftovers": left})
     else:
         for item in left:
             console.print(item)

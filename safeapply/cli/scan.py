@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, PlaybookArg, app
 from safeapply.cli.output import console, emit_json, err_console
+from safeapply.cli.run import SkipTagsOpt, StartAtOpt, TagsOpt
 from safeapply.errors import PreflightBlocked, SafeapplyError, UsageError
 
 if TYPE_CHECKING:  # imported inside the commands: `import safeapply.cli` stays cheap
@@ -75,7 +76,8 @@ def scan(
     hosts = resolve_hosts(inventory, pattern, limit)
     results = _scan(hosts, accept_new_host_keys)
     if json_out:
-        emit_json({n: r.to_dict() if isinstance(r, HostState) else {"error": str(r)} for n, r in results.items()})
+        emit_json("scan", {"hosts": {n: r.to_dict() if isinstance(r, HostState) else {"error": str(r)}
+                                     for n, r in results.items()}})
     else:
         for name, r in results.items():
             if isinstance(r, HostState):
@@ -125,6 +127,7 @@ def _load_states(path: Path) -> dict[str, HostState]:
 
     try:
         data = json.loads(path.read_text())
+        data = data["hosts"] if "schema" in data else data  # `scan --json`, or a bare map of hosts
         return {name: HostState.from_dict(d) for name, d in data.items() if "error" not in d}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"cannot read scan state {path}: {e}", "pass the output of `safeapply scan --json`") \
@@ -186,7 +189,7 @@ def _render_plan(report: dict[str, Any], json_out: bool) -> None:
     from safeapply.plan import BLOCKING
 
     if json_out:
-        emit_json(report)
+        emit_json("plan", {"hosts": report})
         return
     for host, r in report.items():
         if "error" in r:

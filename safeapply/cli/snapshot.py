@@ -84,7 +84,8 @@ def snapshot(
                 return take(t, roots, store, progress=say)
         results = per_host(hosts, one)
     if json_out:
-        emit_json({n: (r.as_dict() if hasattr(r, "as_dict") else {"error": str(r)}) for n, r in results.items()})
+        emit_json("snapshot", {"hosts": {n: (r.as_dict() if hasattr(r, "as_dict") else {"error": str(r)})
+                                         for n, r in results.items()}})
     for name, r in results.items():
         if isinstance(r, Exception):
             if len(results) == 1:
@@ -111,7 +112,7 @@ def snapshots(
 
     rows = Store().summaries(host)
     if json_out:
-        emit_json([r.__dict__ for r in rows])
+        emit_json("snapshots", {"snapshots": [r.__dict__ for r in rows]})
         return
     for r in rows:
         console.print(f"{r.id}  {r.host}  {r.created[:19].replace('T', ' ')}  {r.files} paths  {_size(r.size)}",
@@ -140,7 +141,7 @@ def diff_cmd(
     with h.connect(accept_new_host_keys) as t:
         sid, changes = diff(t, snapshot_id, Store(), show_secrets, secret_path or ())
     if json_out:
-        emit_json({"host": h.name, "snapshot": sid, "changes": [c.as_dict() for c in changes]})
+        emit_json("diff", {"host": h.name, "snapshot": sid, "changes": [c.as_dict() for c in changes]})
         return
     console.print(f"{h.name}: {len(changes)} changes since {sid}")
     for c in changes:
@@ -174,7 +175,7 @@ def restore_cmd(
     with progress(json_out) as say, h.connect(accept_new_host_keys) as t:
         report = restore(t, sid, store, progress=say)
     if json_out:
-        emit_json(report.as_dict())
+        emit_json("restore", report.as_dict())
         return
     console.print(f"{h.name}: restored {sid}: {len(report.changes)} changes")
     for c in report.changes:
@@ -191,7 +192,7 @@ def prune(
 
     gone, freed = Store().prune(keep)
     if json_out:
-        emit_json({"removed": gone, "freed_bytes": freed})
+        emit_json("prune", {"removed": gone, "freed_bytes": freed})
         return
     for sid in gone:
         console.print(f"removed {sid}")

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -94,23 +95,42 @@ def cache_dir() -> Path:
     return private_dir(state_dir() / "cache" / "lint")
 
 
+def digests(paths: Iterable[Path]) -> dict[str, str]:
+    """SHA-256 of each file ("missing" when it cannot be read): what a stored result also depends on."""
+    out = {}
+    for p in paths:
+        try:
+            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+        except OSError:
+            out[str(p)] = "missing"
+    return out
+
+
 def load(k: str) -> dict[str, Any] | None:
+    """A stored result, unless a file it depends on outside the project tree (a role found through
+    `roles_path`, ansible.cfg) changed since: the key hashes the tree, these are checked on each hit."""
     try:
         data = json.loads((cache_dir() / f"{k}.json").read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    deps = data.get("deps") or {}
+    if deps and digests(Path(p) for p in deps) != deps:
+        return None
+    return data
 
 
-def store(k: str, report: dict[str, Any]) -> None:
-    """Keep a result; a cache that cannot be written (state dir unusable, disk full) only costs time."""
+def store(k: str, report: dict[str, Any], deps: Iterable[Path] = ()) -> None:
+    """Keep a result (with the digests of the files outside the tree it read); a cache that cannot be written
+    (state dir unusable, disk full) only costs time."""
     try:
         d = cache_dir()
     except OSError:
         return
     tmp = d / f".{k}.{os.getpid()}.tmp"
     try:
-        tmp.write_text(json.dumps(report))
+        tmp.write_text(json.dumps({**report, "deps": digests(deps)}))
         tmp.chmod(0o600)
         os.replace(tmp, d / f"{k}.json")
     except OSError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,12 +97,15 @@ def lint_paths(paths: list[Path] | list[str], *, profile: str | None = None, str
                connection: Connection | Mapping[str, Connection] | None = None,
                known_vars: frozenset[str] = frozenset(), use_cache: bool = True,
                ansible_lint: bool = True, early: EarlyLint | None = None,
-               strict_tools: bool = False) -> LintReport:
+               strict_tools: bool = False, accept: Sequence[str] = ()) -> LintReport:
     """Lint playbooks; `connection` (one, or per host name) is what lockout rules protect.
 
     `early` is what `start()` gave for the same paths and options (ansible-lint already running).
     `strict_tools`: a part of the lint that did not run (`lint-incomplete`) blocks instead of warning
-    (`strict` blocks on every warning, that one included)."""
+    (`strict` blocks on every warning, that one included). `# noqa` and .ansible-lint's skip_list/warn_list
+    apply to safeapply's rules too; a blocking finding passes only when `accept` (RULE[:FILE:LINE]) names it."""
+    from safeapply.lint import suppress
+
     early = early or start(paths, profile=profile, use_cache=use_cache, ansible_lint=ansible_lint)
     try:
         report = _finish(early, strict, connection, known_vars)
@@ -111,7 +114,7 @@ def lint_paths(paths: list[Path] | list[str], *, profile: str | None = None, str
     if strict_tools:
         report.findings = [replace(f, severity=Severity.BLOCKING) if f.rule in TOOL_RULES else f
                            for f in report.findings]
-    return report
+    return suppress.apply(report, early.root, accept)
 
 
 def _finish(early: EarlyLint, strict: bool, connection: Connection | Mapping[str, Connection] | None,
@@ -126,9 +129,26 @@ def _finish(early: EarlyLint, strict: bool, connection: Connection | Mapping[str
         return report
     report = _lint(early, conns, known_vars)
     if k and not any(f.rule in TOOL_RULES for f in report.findings):  # never cache a tool failure
-        cache.store(k, report.to_dict())
+        cache.store(k, report.to_dict(), _outside_files(early))
     report.strict = strict
     return report
+
+
+def _outside_files(early: EarlyLint) -> list[Path]:
+    """Files lint read that the key's tree hash does not cover: roles found through `roles_path` or in
+    collections, task files imported from outside the project, and ansible.cfg when it lives elsewhere."""
+    from ansible import constants as C
+
+    project, root = early.project, early.root.resolve()
+    if project is None:
+        return []
+    files = {f for f in project.files if not f.resolve().is_relative_to(root)}
+    for role in project.roles:
+        if not role.resolve().is_relative_to(root):
+            files.update(p for p in sorted(role.rglob("*"))[:2000] if p.is_file())
+    if C.CONFIG_FILE and not Path(C.CONFIG_FILE).resolve().is_relative_to(root):
+        files.add(Path(C.CONFIG_FILE))
+    return sorted(files)
 
 
 def _derive(base: str, options: dict[str, Any]) -> str:
@@ -142,7 +162,7 @@ def _lint(early: EarlyLint, conns: dict[str, Connection], known_vars: frozenset[
     from safeapply.lint.rules.base import Context
 
     files = early.files
-    project = early.project or load_project(files, early.root)
+    project = early.project = early.project or load_project(files, early.root)
     modules.add_project_plugins(sorted({t.scope.play_dir for t in project.tasks if t.scope}
                                        | {f.parent for f in files} | set(project.roles)))
     infos = {t.action: modules.resolve(t.action) for t in project.tasks if t.action}
@@ -164,7 +184,7 @@ def _theirs(early: EarlyLint, not_installed: set[str]) -> list[Finding]:
     early.collected = True
     theirs = external.collect(early.running, not_installed)
     if early.external_key and not any(f.rule in TOOL_RULES for f in theirs):  # never cache a tool failure
-        cache.store(early.external_key, {"findings": [f.to_dict() for f in theirs]})
+        cache.store(early.external_key, {"findings": [f.to_dict() for f in theirs]}, _outside_files(early))
     return theirs
 
 

@@ -52,6 +52,7 @@ class LintReport:
     profile: str = "production"
     cached: bool = False
     tools: dict[str, str] = field(default_factory=dict)
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # blocking findings let through by --accept
 
     @property
     def blocking(self) -> list[Finding]:
@@ -81,6 +82,7 @@ class LintReport:
             "blocking": len(self.blocking),
             "warnings": len(self.warnings),
             "findings": [f.to_dict() for f in self.findings],
+            "accepted": self.accepted,
         }
 
     @classmethod

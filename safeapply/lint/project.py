@@ -185,14 +185,39 @@ def _load_play(proj: Project, play: LMap, path: Path) -> None:
 
 
 def find_role(proj: Project, name: str, base: Path) -> Path | None:
-    """A role by name: beside the playbook, in the project's roles/, in $ANSIBLE_ROLES_PATH (links followed)."""
-    dirs = [base / "roles", proj.root / "roles", base]
-    dirs += [Path(p) for p in os.environ.get("ANSIBLE_ROLES_PATH", "").split(os.pathsep) if p]
+    """A role by name where Ansible looks: beside the playbook, the project's roles/, `roles_path` (ansible.cfg
+    found as the CLI finds it, $ANSIBLE_ROLES_PATH), and collections for `ns.coll.role` (links followed)."""
+    dirs = [base / "roles", proj.root / "roles", base, *(Path(p) for p in roles_path())]
     for roles_dir in dirs:
         role = roles_dir / name
-        if any((role / sub).is_dir() for sub in ("tasks", "handlers", "defaults", "vars", "meta")):
+        if _is_role(role):
             return role
-    return None
+    collection_role = _collection_role(name) if name.count(".") == 2 else None
+    return collection_role if collection_role is not None and _is_role(collection_role) else None
+
+
+def _is_role(path: Path) -> bool:
+    return any((path / sub).is_dir() for sub in ("tasks", "handlers", "defaults", "vars", "meta"))
+
+
+def roles_path() -> list[str]:
+    """Ansible's DEFAULT_ROLES_PATH: ansible.cfg's `roles_path` (from the current directory, as the CLI reads
+    it), $ANSIBLE_ROLES_PATH, else Ansible's defaults."""
+    from ansible import constants as C
+
+    return [str(p) for p in C.DEFAULT_ROLES_PATH or []]
+
+
+def _collection_role(name: str) -> Path | None:
+    """`ns.coll.role` in an installed collection, by Ansible's own collection finder (a private name, pinned
+    by tests/test_lint_project.py)."""
+    from ansible.utils.collection_loader._collection_finder import _get_collection_role_path
+
+    from safeapply.lint.modules import collection_paths
+
+    collection_paths()  # initialises Ansible's plugin loader (and so the collection finder)
+    found = _get_collection_role_path(name)
+    return Path(found[1]) if found else None
 
 
 def _load_role(proj: Project, name: str, base: Path, hosts: str, depth: int, scope: Scope) -> None:
