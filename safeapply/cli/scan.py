@@ -143,6 +143,9 @@ def plan_cmd(
     state: StateOpt = None,
     accept_new_host_keys: AcceptNewOpt = False,
     strict_plan: StrictPlanOpt = False,
+    tags: TagsOpt = None,
+    skip_tags: SkipTagsOpt = None,
+    start_at_task: StartAtOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare what the playbook will bind, start and write on each host with what the host runs now, in task
@@ -152,14 +155,17 @@ def plan_cmd(
     host by Ansible itself, with lookups disabled: no lookup, pipe or shell-out runs on this machine; a value
     that needs one is reported as unresolved, naming its task. Every task that could not be analysed is a
     warning (--strict-plan: blocking when it may start a listener). Exits 17 (preflight blocked) when any
-    finding blocks; warnings alone exit 0. Read-only on the hosts."""
+    finding blocks; warnings alone exit 0. Read-only on the hosts. With -t/--tags, --skip-tags,
+    --start-at-task only the tasks ansible-playbook would run with them are planned (as `run` does)."""
     from safeapply import run_stages as stages
     from safeapply.intent import playbook_intent
+    from safeapply.intent.select import parse
     from safeapply.inventory import resolve_hosts
     from safeapply.plan import expectations, verdict
     from safeapply.scan import HostState
 
-    intents = playbook_intent(playbook, inventory or [], limit, extra_vars or [])
+    selection = parse(tags or [], skip_tags or [], start_at_task)
+    intents = playbook_intent(playbook, inventory or [], limit, extra_vars or [], selection=selection)
     for i in intents.values():
         i.strict_plan = strict_plan
     states: dict[str, HostState | SafeapplyError] = dict(_load_states(state)) if state else {}
