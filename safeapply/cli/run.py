@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, YesOpt, app
-from safeapply.cli.output import console, emit_json, err_console, interactive
+from safeapply.cli.app import AcceptNewOpt, AcceptOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, YesOpt, app
+from safeapply.cli.output import console, emit_json, err_console, error_line, interactive
 from safeapply.errors import ExitCode, SafeapplyError, UsageError
 
 if TYPE_CHECKING:  # the rest is imported inside the commands: `import safeapply.cli` stays cheap
@@ -154,6 +154,7 @@ def run(
         help="Seconds after the controller last reached a host before that host restores its pre-run snapshot "
         "by itself (the dead-man's switch, armed before apply, disarmed after verification). 0 turns it off."
     )] = 300.0,
+    accept: AcceptOpt = None,
     json_out: JsonOpt = False,
     ansible_args: AnsibleArgs = None,
 ) -> int:
@@ -190,15 +191,17 @@ def run(
         strict_lint=strict_lint, strict_plan=strict_plan,
         roots=canonical_roots(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
         deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url,
-        notify_details=notify_details)
+        notify_details=notify_details, accept=list(accept or []))
     reporter = _Reporter(json_out)
     pipeline = Pipeline(opts, reporter, _confirm(yes), progress=lambda m: err_console.print(m, markup=False))
     outcome = pipeline.run()
     reporter.recap(outcome.record.to_dict())
     line = f"run {outcome.record.id}: {outcome.message} (exit {outcome.exit_code})"
     if json_out:
-        emit_json(outcome.record.to_dict())
+        emit_json("run", outcome.record.to_dict())
     ok = outcome.exit_code in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE)
+    if not ok:
+        error_line(outcome.message)
     if not (json_out and ok):  # with --json a failure still gets its one line on stderr
         (console if ok else err_console).print(line, markup=False)
     return outcome.exit_code
@@ -214,7 +217,7 @@ def history(
 
     runs = RunStore().list(limit)
     if json_out:
-        emit_json([_brief(r) for r in runs])
+        emit_json("history", {"runs": [_brief(r) for r in runs]})
         return
     for r in runs:
         b = _brief(r)
@@ -249,7 +252,7 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix,
             refresh(record, store, host_connector(record))
     rec = record.to_dict()
     if json_out:
-        emit_json(rec)
+        emit_json("show", rec)
         return
     for key in ("id", "status", "exit_code", "started", "finished", "user", "controller", "playbook",
                 "playbook_sha256", "limit", "check_mode", "hosts", "timings"):
@@ -328,7 +331,7 @@ def rollback_cmd(
                            max_age=max_age, deadline=deadman_deadline, ask=_ask_again)
     ok = all(r.restored for r in reports)
     if json_out:
-        emit_json([r.to_dict() for r in reports])
+        emit_json("rollback", {"hosts": [r.to_dict() for r in reports]})
     else:
         for r in reports:
             console.print(f"{r.host}: {r.outcome}", markup=False)
