@@ -8,6 +8,7 @@ import json
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Sandbox
@@ -69,7 +70,7 @@ WRITE_X = """    - name: write the x file
 """
 
 
-def _plan(pb: Path, host: Sandbox, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, list[dict]]:
+def _plan(pb: Path, host: Sandbox, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, list[dict[str, Any]]]:
     capsys.readouterr()
     rc = main(["plan", str(pb), "-i", str(host.inventory), "--json", *extra])
     out = json.loads(capsys.readouterr().out)
