@@ -191,6 +191,7 @@ class PlaybookLoader:
         self._order = 0
         walker = Walker(self.selection, self.inventory, self.vm)
         for play in self.playbook.get_plays():
+            self._prompted(play)
             in_play = host_name in {h.name for h in self.inventory.get_hosts(play.hosts or "all")}
             self._runs = walker.runs(play, host if in_play else None)
             if not in_play:
@@ -200,6 +201,19 @@ class PlaybookLoader:
             yield from self._blocks(play, host, play.compile(), False, handlers, 0)
             yield from self._flush(play, host, handlers)
         walker.check_started()
+
+    def _prompted(self, play: Any) -> None:
+        """`vars_prompt` as the playbook executor fills it when it does not ask (its listing path): the default,
+        unless `-e` sets the name. A prompt without a default stays undefined: its uses are unresolved."""
+        from ansible.template import Templar
+
+        try:
+            prompts = Templar(loader=self.loader, variables=self.vm.get_vars(play=play)).template(play.vars_prompt)
+        except Exception:  # Ansible's or a filter's own error: the prompts' names stay undefined (unresolved)
+            return
+        for var in prompts or ():
+            if var["name"] not in self.vm.extra_vars and var.get("default") is not None:
+                play.vars[var["name"]] = var["default"]
 
     def _flush(self, play: Any, host: Any, handlers: list[Any]) -> Iterator[ResolvedTask]:
         """The notified handlers, at a flush point (`meta: flush_handlers`, the end of each play section), in
