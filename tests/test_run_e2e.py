@@ -271,7 +271,8 @@ def test_verification_is_as_large_as_the_change(host: Sandbox, tmp_path: Path,
     """Issue 15: the settle wait for the way in applies only when a way-in task changed; an idempotent rerun
     gets the proof of reach and one scan (no settle line, exit 6)."""
     pb = _pb(tmp_path, "way.yml", "    - name: sshd drop-in\n      ansible.builtin.copy: "
-             "{dest: /etc/ssh/sshd_config.d/hr-way.conf, content: \"# nothing\\n\", mode: \"0644\"}\n")
+             "{dest: /etc/ssh/sshd_config.d/hr-way.conf, content: \"# nothing\\n\", mode: \"0644\", "
+             "validate: \"/usr/sbin/sshd -t -f %s\"}\n")
     try:
         capsys.readouterr()
         assert _run(pb, host) == 0
