@@ -117,8 +117,9 @@ def test_usage_errors_are_not_runs(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["run", str(pb), "-i", str(tmp_path / "no-such-inventory")]) == 2
     assert main(["run", str(pb), "--bogus"]) == 2
     assert main(["run", str(tmp_path / "nope.yml")]) == 2
+    assert main(["run", str(pb), "-i", "h1,", "-e", f"@{tmp_path / 'no-such-vars.yml'}"]) == 2
     err = capsys.readouterr().err
-    assert [ln.split(":")[0:2] for ln in err.splitlines()] == [["safeapply", " error"]] * 3, err
+    assert [ln.split(":")[0:2] for ln in err.splitlines()] == [["safeapply", " error"]] * 4, err
     assert _json(capsys, "history", "--json")["runs"] == []
 
 

@@ -181,8 +181,10 @@ def run(
         metrics.check_dir(metrics_dir)
     parse(tags or [], skip_tags or [], start_at_task, ansible_args or [])  # ansible-playbook would refuse: now
     from safeapply.inventory import _check_sources  # a usage error is never recorded as a run
+    from safeapply.run_stages import extra_var_names
 
     _check_sources(list(inventory or []))
+    extra_var_names(list(extra_vars or []))  # a bad -e (missing @file, bad JSON) is a usage error too
     opts = RunOptions(
         playbook=playbook, inventory=list(inventory or []), limit=limit, extra_vars=list(extra_vars or []),
         check=check, tags=list(tags or []), skip_tags=list(skip_tags or []), start_at_task=start_at_task, diff=diff,
