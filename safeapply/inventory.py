@@ -1,10 +1,10 @@
 """Hosts from Ansible's own inventory code (INI, YAML, directories, ansible.cfg defaults, --limit patterns),
-and how to reach each one: a Transport built from its connection variables and ~/.ssh/config."""
+and how to reach each one: a Transport built from its connection variables (the transport package reads
+~/.ssh/config and the ssh args: `safeapply.transport.sshconfig`)."""
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,8 +44,9 @@ class Host:
 
             return LocalTransport(self.name)
         from safeapply.transport.ssh import SSHTransport
+        from safeapply.transport.sshconfig import ssh_target
 
-        return SSHTransport(ssh_target(self), accept_new_host_keys)
+        return SSHTransport(ssh_target(self.name, self.vars), accept_new_host_keys)
 
 
 def _check_sources(sources: list[str]) -> None:
@@ -124,52 +125,3 @@ def resolve_hosts(sources: list[str] | None, pattern: str = "all", limit: str | 
         conn.setdefault("inventory_hostname", h.name)
         out.append(Host(h.name, conn))
     return out
-
-
-def ssh_target(host: Host) -> Any:
-    """Merge Ansible's connection variables, ssh args and ~/.ssh/config into an SSHTarget.
-    Precedence as with ansible-playbook + OpenSSH: Ansible variables, then -o options, then the config file."""
-    import paramiko
-
-    from safeapply.transport.ssh import SSHTarget, parse_ssh_args
-
-    v = host.vars
-    args = parse_ssh_args(f"{v.get('ansible_ssh_common_args') or ''} {v.get('ansible_ssh_extra_args') or ''}")
-    alias = str(v.get("ansible_host") or host.name)
-    cfg_path = Path(args.get("configfile", "~/.ssh/config")).expanduser()
-    cfg: dict[str, Any] = {}
-    if cfg_path.exists():
-        cfg = dict(paramiko.SSHConfig.from_path(str(cfg_path)).lookup(alias))
-    merged = {**cfg, **args}
-    key = v.get("ansible_ssh_private_key_file") or v.get("ansible_private_key_file")
-    keys = [str(key)] if key else _as_list(merged.get("identityfile"))
-    known = _as_list(merged.get("userknownhostsfile"))
-    known = [w for k in known for w in k.split()]
-    return SSHTarget(
-        name=host.name,
-        hostname=str(merged.get("hostname") or alias),
-        user=str(v.get("ansible_user") or merged.get("user") or getpass.getuser()),
-        port=_port(host.name, v.get("ansible_port") or merged.get("port") or 22),
-        key_files=tuple(keys if key or "identityfile" in args else [k for k in keys if Path(k).expanduser().exists()]),
-        proxy_command=merged.get("proxycommand") if merged.get("proxycommand", "none") != "none" else None,
-        known_hosts=tuple(known),
-        host_key_alias=merged.get("hostkeyalias"),
-        timeout=float(merged.get("connecttimeout") or 10),
-        password=v.get("ansible_password") or v.get("ansible_ssh_pass"),
-    )
-
-
-def _port(host: str, value: Any) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        port = -1
-    if not 0 < port < 65536:
-        raise UsageError(f"{host}: SSH port {value!r} is not a port number", "fix ansible_port or Port")
-    return port
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [str(x) for x in value] if isinstance(value, list) else [str(value)]

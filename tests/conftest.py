@@ -103,6 +103,20 @@ def host_b(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
     return sandbox_factory("b")
 
 
+SANDBOX_FIXTURES = frozenset({"sandbox_factory", "host_a", "host_b"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses sandbox hosts (these fixtures, directly or through another fixture) must carry the
+    `sandbox` marker, so that `-m "not sandbox"` leaves out exactly those: otherwise the session stops here."""
+    unmarked = [item.nodeid for item in items
+                if SANDBOX_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("sandbox") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use sandbox hosts but lack @pytest.mark.sandbox (or a module-level "
+                                "`pytestmark = pytest.mark.sandbox`):\n  " + "\n  ".join(unmarked))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After every fixture is torn down: nothing of ours may be left on the machine."""
     if not _used or _can_sandbox():

@@ -94,16 +94,32 @@ def test_sigterm_cancels_and_reports(tmp_path: Path) -> None:
       command: sleep 6173
 """)
 
+    during: dict[int, object] = {}
+
     def on_event(ev: TaskEvent) -> None:
         if ev.task == "long" and ev.status == "started":
+            during.update({s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)})
             os.kill(os.getpid(), signal.SIGTERM)
 
-    res = run_playbook(ApplyRequest(pb, [str(_inventory(tmp_path))], limit="h1"), on_event)
+    def before_the_run(signum: int, _frame: object) -> None:
+        raise AssertionError(f"signal {signum} reached the handler installed before the run, not the run's")
+
+    old_term = signal.signal(signal.SIGTERM, before_the_run)
+    old_int = signal.getsignal(signal.SIGINT)
+    try:
+        res = run_playbook(ApplyRequest(pb, [str(_inventory(tmp_path))], limit="h1"), on_event)
+        after = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     assert res.status == "canceled" and res.interrupted_by == signal.SIGTERM
     assert not res.host_ok("h1")
     with pytest.raises(Terminated):
         res.raise_if_interrupted()
-    assert signal.getsignal(signal.SIGTERM) is not None  # our handler was put back
+    # while the playbook ran, Ctrl-C and SIGTERM went to the run's own handler (which cancels it) ...
+    assert during[signal.SIGTERM] not in (before_the_run, signal.SIG_DFL, signal.SIG_IGN, None), during
+    assert during[signal.SIGINT] not in (old_int, signal.SIG_DFL, signal.SIG_IGN, None), during
+    # ... and afterwards exactly the handlers from before the run are back
+    assert after == {signal.SIGINT: old_int, signal.SIGTERM: before_the_run}
     # nothing of the playbook lives on: not ansible-playbook's workers, not the task's command
     left = [p for p in psutil.process_iter(["cmdline"])
             if p.info["cmdline"] and (p.info["cmdline"][:2] == ["sleep", "6173"] or str(pb) in p.info["cmdline"])]

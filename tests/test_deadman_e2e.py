@@ -23,6 +23,8 @@ from safeapply.inventory import resolve_hosts
 from safeapply.records import RunStore
 from safeapply.snapshot import listing
 
+pytestmark = pytest.mark.sandbox
+
 ROOT = Path(__file__).parent.parent
 LOCKOUT = ROOT / "playbooks" / "lockout"
 DEADLINE = "20"

@@ -1,8 +1,11 @@
-"""Metrics textfile (atomic, parseable) and --notify against a real local http.server on 127.0.0.1."""
+"""Metrics textfile (atomic, parseable) and --notify against a real local http.server on 127.0.0.1, a port that
+refuses connections and a server that never answers."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -61,13 +64,44 @@ def test_notify_posts(server: str) -> None:
                           "body": "run 42: verify failed\nrestored"}]
 
 
-def test_notify_failure_is_reported_not_raised(server: str) -> None:
+def test_notify_rejected_is_reported_not_raised(server: str) -> None:
     _Sink.status = 500
-    assert "HTTP 500" in (notify.post(server, "t", "m") or "")
-    port = server.split(":")[2].split("/")[0]
-    dead = f"http://127.0.0.1:{int(port)}/x"
-    _Sink.status = 200
-    assert notify.post("http://127.0.0.1:1/x", "t", "m", timeout=5) is not None
-    assert notify.post(dead, "t", "m") is None
+    err = notify.post(server, "t", "m")
+    assert err is not None and "HTTP 500" in err and err.startswith(f"POST {server}: ") and "\n" not in err
+    assert len(_Sink.got) == 1  # it reached the server, which said no
+    _Sink.status = 200  # the same server, live and accepting again
+    assert notify.post(server, "t", "m") is None
+    assert len(_Sink.got) == 2
     with pytest.raises(UsageError):
         notify.check_url("ftp://example/x")
+
+
+@pytest.fixture
+def refusing() -> Iterator[str]:
+    """A port that is bound and never listens: every connection to it is refused while this lasts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{s.getsockname()[1]}/x"
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A server that accepts the connection and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield f"http://127.0.0.1:{s.getsockname()[1]}/x"
+
+
+def test_notify_to_a_dead_endpoint_is_reported_not_raised(refusing: str) -> None:
+    for url in (refusing, "http://127.0.0.1:1/x"):  # nothing listens on port 1 either
+        err = notify.post(url, "t", "m", timeout=5)
+        assert err is not None and err.startswith(f"POST {url}: ") and "refused" in err.lower(), err
+        assert "\n" not in err
+
+
+def test_notify_to_a_server_that_never_answers_gives_up_at_the_timeout(silent: str) -> None:
+    t0 = time.monotonic()
+    err = notify.post(silent, "t", "m", timeout=1)
+    assert err is not None and err.startswith(f"POST {silent}: ") and "timed out" in err and "\n" not in err
+    assert time.monotonic() - t0 < 5

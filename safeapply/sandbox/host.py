@@ -17,7 +17,9 @@ import yaml
 
 from safeapply.errors import SafeapplyError, UsageError
 from safeapply.sandbox.paths import SandboxPaths, cgroup_dirs, controller_key
+from safeapply.sandbox.proc import alive, read_pid
 from safeapply.sandbox.rootfs import ensure_rootfs
+from safeapply.sandbox.teardown import down
 
 BOOT_TIMEOUT = 90.0
 
@@ -60,24 +62,8 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def alive(pid: int) -> bool:
-    """kill -0 is true for zombies, and this machine's PID 1 reaps orphans lazily: read the state instead."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def leader_pid(p: SandboxPaths) -> int | None:
-    pid = _read_pid(p.dir / "nspawn.pid")
+    pid = read_pid(p.dir / "nspawn.pid")
     if pid is None or not alive(pid):
         return None
     children = Path(f"/proc/{pid}/task/{pid}/children")
@@ -166,8 +152,6 @@ def up(name: str) -> SandboxInfo:
         _wait_for_ssh(p)
         _write_client_files(p)
     except BaseException:
-        from safeapply.sandbox.teardown import down
-
         down(name, fast=True)
         raise
     return info(p)
@@ -186,7 +170,7 @@ def _start_supervisor(p: SandboxPaths) -> None:
 def _wait_for_ssh(p: SandboxPaths) -> None:
     _write_client_files(p)
     deadline = time.monotonic() + BOOT_TIMEOUT
-    wrapper = _read_pid(p.dir / "wrapper.pid")
+    wrapper = read_pid(p.dir / "wrapper.pid")
     while time.monotonic() < deadline:
         if wrapper is None or not alive(wrapper):
             tail = (p.dir / "nspawn.log").read_text(errors="replace").strip().splitlines()[-3:]

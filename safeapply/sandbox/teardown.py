@@ -10,17 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from safeapply.sandbox.host import _read_pid, alive
 from safeapply.sandbox.paths import SandboxPaths, base_dir, cgroup_dirs, prefix
-
-
-def _wait_dead(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+from safeapply.sandbox.proc import alive, read_pid, wait_dead
 
 
 def _cgroup_pids(d: Path) -> list[int]:
@@ -71,16 +62,16 @@ def down(name: str, fast: bool = False) -> None:
     p = SandboxPaths(name)
     if p.dir.exists():
         (p.dir / "stop").touch()
-    nspawn = _read_pid(p.dir / "nspawn.pid")
+    nspawn = read_pid(p.dir / "nspawn.pid")
     if nspawn and alive(nspawn):
         if not fast:
             os.kill(nspawn, signal.SIGTERM)  # nspawn turns it into an orderly guest poweroff
-            _wait_dead(nspawn, 10)
+            wait_dead(nspawn, 10)
         if alive(nspawn):
             _kill_cgroups(cgroup_dirs(name))
-            _wait_dead(nspawn, 5)
-    wrapper = _read_pid(p.dir / "wrapper.pid")
-    if wrapper and not _wait_dead(wrapper, 2):
+            wait_dead(nspawn, 5)
+    wrapper = read_pid(p.dir / "wrapper.pid")
+    if wrapper and not wait_dead(wrapper, 2):
         os.kill(wrapper, signal.SIGKILL)
     _kill_cgroups(cgroup_dirs(name))
     _rm_cgroups(cgroup_dirs(name))

@@ -1,5 +1,6 @@
-"""The SSH transport (the only paramiko import). Host keys are verified against known_hosts and unknown keys
-are rejected unless the caller opted in (accept-new). paramiko/socket errors become safeapply errors here."""
+"""The SSH transport. Host keys are verified against known_hosts and unknown keys are rejected unless the caller
+opted in (accept-new). paramiko/socket errors become safeapply errors here. paramiko is imported only in this
+package: here, and in `sshconfig` (where a connection goes: ~/.ssh/config and Ansible's connection variables)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any, BinaryIO
 
 import paramiko
 
-from safeapply.errors import AuthError, HostKeyError, UnreachableError, UsageError
+from safeapply.errors import AuthError, HostKeyError, UnreachableError
 from safeapply.transport.base import Input, Transport
 
 CHUNK = 1 << 20
@@ -208,28 +209,3 @@ def _connect(t: SSHTarget, accept_new: bool) -> paramiko.SSHClient:
     if transport is not None:
         transport.set_keepalive(15)
     return client
-
-
-def parse_ssh_args(args: str) -> dict[str, str]:
-    """OpenSSH command-line options in ansible_ssh_common_args/extra_args -> lowercased ssh_config keys.
-    The first value of a key wins, as in OpenSSH."""
-    opts: dict[str, str] = {}
-    flags = {"-F": "configfile", "-i": "identityfile", "-p": "port", "-l": "user", "-J": "proxyjump"}
-    try:
-        words = shlex.split(args)
-    except ValueError as e:
-        raise UsageError(f"cannot parse ssh args {args!r}: {e}") from e
-    i = 0
-    while i < len(words):
-        w = words[i]
-        flag, val = (w[:2], w[2:]) if len(w) > 2 and w[:2] in (*flags, "-o") else (w, None)
-        if flag in (*flags, "-o") and val is None and i + 1 < len(words):
-            i += 1
-            val = words[i]
-        if flag == "-o" and val:
-            k, _, v = val.replace("=", " ", 1).partition(" ")
-            opts.setdefault(k.strip().lower(), v.strip())
-        elif flag in flags and val:
-            opts.setdefault(flags[flag], val)
-        i += 1
-    return opts
