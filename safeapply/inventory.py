@@ -28,7 +28,8 @@ CONNECTION_VARS = (
 @dataclass(frozen=True)
 class Host:
     name: str
-    vars: dict[str, Any] = field(repr=False)
+    vars: dict[str, Any] = field(repr=False)  # the connection variables (CONNECTION_VARS), templated
+    var_names: frozenset[str] = frozenset()  # every variable Ansible's VariableManager gives the host
 
     @property
     def connection(self) -> str:
@@ -123,5 +124,5 @@ def resolve_hosts(sources: list[str] | None, pattern: str = "all", limit: str | 
         templar = Templar(loader=loader, variables=hv)
         conn = {k: templar.template(hv[k]) for k in CONNECTION_VARS if k in hv}
         conn.setdefault("inventory_hostname", h.name)
-        out.append(Host(h.name, conn))
+        out.append(Host(h.name, conn, frozenset(hv)))
     return out

@@ -106,15 +106,35 @@ def start_lint(opts: RunOptions) -> EarlyLint:
 
 
 def lint(opts: RunOptions, hosts: dict[str, Host], early: EarlyLint | None = None) -> LintOutcome:
+    """Lint with what the run knows: each host's login user and port, and every inventory variable name."""
     from safeapply.lint import Connection, lint_paths
 
     conns = {}
     for name, h in hosts.items():
         v = h.vars
-        conns[name] = Connection(user=str(v.get("ansible_user") or "root"), port=int(v.get("ansible_port") or 22),
+        conns[name] = Connection(user=login_user(h), port=int(v.get("ansible_port") or 22),
                                  password_auth=bool(v.get("ansible_password") or v.get("ansible_ssh_pass")))
-    return LintOutcome(lint_paths([opts.playbook], connection=conns, known_vars=extra_var_names(opts.extra_vars),
-                                  early=early, strict_tools=opts.strict_lint))
+    known = extra_var_names(opts.extra_vars).union(*(h.var_names for h in hosts.values()))
+    return LintOutcome(lint_paths([opts.playbook], connection=conns, known_vars=known, early=early,
+                                  strict_tools=opts.strict_lint, accept=opts.accept))
+
+
+def login_user(host: Host) -> str:
+    """Who Ansible logs in as: the local user for a local connection; else ansible_user, else ansible.cfg's
+    remote_user, else what ssh would use (its config's User, else the local user)."""
+    import getpass
+
+    from ansible import constants as C
+
+    if host.is_local:
+        return getpass.getuser()
+    if host.vars.get("ansible_user"):
+        return str(host.vars["ansible_user"])
+    if C.DEFAULT_REMOTE_USER:
+        return str(C.DEFAULT_REMOTE_USER)
+    from safeapply.transport.sshconfig import ssh_target
+
+    return ssh_target(host.name, host.vars).user
 
 
 def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:
