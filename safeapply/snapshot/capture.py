@@ -3,7 +3,9 @@ the store lacks. A listing is the same scan without keeping anything: the state 
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from safeapply.target.layout import BASE as TARGET_BASE
 from safeapply.transport.base import Transport
 
 Progress = Callable[[str], None]
+MAX_SKEW = 300  # seconds a manifest's creation time may differ from the controller's clock
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,39 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
         raise SnapshotError(f"{transport.name}: the snapshot stream carried no manifest")
     raw = _unpack(transport.name, packed[0])
     manifest = Manifest.parse(raw)
+    check_origin(manifest, transport.name, roots)
     missing = sorted(h for h in manifest.blobs() - blobs.keys() if not store.has_blob(h))
     if missing:  # the store lost blobs since the last snapshot: fetch them from the on-target copy
         received += _fetch_missing(transport, target_base, missing, blobs)
     say(f"{transport.name}: {len(manifest.entries)} paths, {len(blobs)} new blobs, {received} bytes")
-    store.save({h: d for h, d in blobs.items() if h in manifest.blobs()}, raw)
+    store.save({h: d for h, d in blobs.items() if h in manifest.blobs()}, raw, transport.name)
     say(f"{transport.name}: snapshot {manifest.id}")
     return SnapshotInfo(manifest.id, transport.name, manifest.created, manifest.roots, len(manifest.entries),
                         manifest.size, len(blobs), received, len(request), tuple(manifest.unreadable))
+
+
+def check_origin(manifest: Manifest, host: str, roots: Sequence[str],
+                 now: datetime.datetime | None = None) -> None:
+    """The manifest a host sent is the one asked for: this host, these roots, made just now. A host that
+    sends another host's header (to plant a snapshot for it) is refused: SnapshotError, nothing stored."""
+    asked = tuple(os.path.normpath(r) for r in roots)
+    if manifest.host != host:
+        raise SnapshotError(f"{host}: refusing the snapshot: its manifest names host {manifest.host!r}",
+                            "the host's safeapply program may be tampered with; look at the host")
+    if manifest.roots != asked:
+        raise SnapshotError(f"{host}: refusing the snapshot: its manifest covers {list(manifest.roots)}, "
+                            f"not {list(asked)}", "the host's safeapply program may be tampered with")
+    now = now or datetime.datetime.now(datetime.UTC)
+    try:
+        made = datetime.datetime.strptime(manifest.created, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        raise SnapshotError(f"{host}: refusing the snapshot: creation time {manifest.created!r} "
+                            "is not a time") from None
+    skew = (made.replace(tzinfo=datetime.UTC) - now).total_seconds()
+    if abs(skew) > MAX_SKEW:
+        raise SnapshotError(f"{host}: refusing the snapshot: made at {manifest.created}, {abs(skew):.0f} s "
+                            f"{'ahead of' if skew > 0 else 'behind'} the controller's clock (limit {MAX_SKEW} s)",
+                            "set the host's clock (NTP) and take it again")
 
 
 def _fetch_missing(transport: Transport, base: str, missing: list[str], into: dict[str, bytes]) -> int:

@@ -1,11 +1,15 @@
 """The controller's store: SHA-256 blobs written once (temp, one sync, rename) and verified on every read;
-one manifest per snapshot; shared across snapshots and hosts. Directories 0700, files 0600."""
+blobs shared across snapshots and hosts; manifests kept per host (manifests/HOST/ID.jsonl, HOST as the
+controller names it, never as the manifest's header says), so one host's manifest is never another's "latest".
+Manifests of older versions (manifests/ID.jsonl) are listed and loadable by id, never a host's "latest".
+Directories 0700, files 0600."""
 
 from __future__ import annotations
 
 import errno
 import hashlib
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +51,22 @@ class Store:
         """Write verified blobs all-or-nothing: temps, one sync, renames."""
         self.save(blobs, None)
 
-    def save_manifest(self, raw: bytes) -> str:
-        return self.save({}, raw)
+    def save_manifest(self, raw: bytes, host: str | None = None) -> str:
+        """A manifest the controller vouches for; `host` defaults to its header's."""
+        return self.save({}, raw, host if host is not None else Manifest.parse(raw).host)
 
-    def save(self, blobs: dict[str, bytes], manifest: bytes | None) -> str:
-        """Blobs, then the manifest that needs them, with one sync: a snapshot exists only once complete.
-        Returns the snapshot id (or "" without a manifest). Any failure leaves no temp file behind."""
+    def host_dir(self, host: str) -> Path:
+        """manifests/HOST: quoted so that every host name has its own directory ('.', '/', '%' included)."""
+        return self.root / "manifests" / (urllib.parse.quote(host, safe="").replace(".", "%2E") or "%")
+
+    def save(self, blobs: dict[str, bytes], manifest: bytes | None, host: str = "") -> str:
+        """Blobs, then the manifest that needs them (kept under `host`, the host the controller asked), with
+        one sync: a snapshot exists only once complete. Returns the snapshot id (or "" without a manifest).
+        Any failure leaves no temp file behind."""
         pending: list[tuple[Path, Path]] = []
         sid = snapshot_id(manifest) if manifest is not None else ""
+        if manifest is not None and not host:
+            raise SnapshotError(f"snapshot {sid}: no host to keep it under")
         try:
             for h, data in blobs.items():
                 if hashlib.sha256(data).hexdigest() != h:
@@ -63,7 +75,7 @@ class Store:
                 if not final.exists():
                     pending.append((self._temp(final, data), final))
             if manifest is not None:
-                final = self.root / "manifests" / f"{sid}.jsonl"
+                final = self.host_dir(host) / f"{sid}.jsonl"
                 pending.append((self._temp(final, manifest), final))
             self._commit(pending)
         except OSError as e:
@@ -117,27 +129,43 @@ class Store:
             tmp, final = pending.pop(0)
             tmp.rename(final)
 
+    def _index(self) -> dict[str, tuple[str | None, Path]]:
+        """id -> (the host it was kept under, or None for an older version's manifest; its path)."""
+        d = self.root / "manifests"
+        out: dict[str, tuple[str | None, Path]] = {}
+        if not d.exists():
+            return out
+        for p in d.glob("*.jsonl"):
+            out[p.name[:-6]] = (None, p)
+        for p in d.glob("*/*.jsonl"):
+            out[p.name[:-6]] = (urllib.parse.unquote(p.parent.name), p)
+        return out
+
     def load(self, sid: str) -> Manifest:
-        path = self.root / "manifests" / f"{sid}.jsonl"
-        if "/" in sid or not path.exists():
+        found = self._index().get(sid) if "/" not in sid else None
+        if found is None:
             raise UsageError(f"unknown snapshot {sid!r}", "list them with `safeapply snapshots`")
-        return Manifest.parse(path.read_bytes(), sid)
+        return Manifest.parse(found[1].read_bytes(), sid)
 
     def ids(self) -> list[str]:
-        d = self.root / "manifests"
-        return sorted(p.name[:-6] for p in d.glob("*.jsonl")) if d.exists() else []
+        return sorted(self._index())
 
     def summaries(self, host: str | None = None) -> list[Summary]:
+        """Every snapshot, or HOST's: only those kept under HOST whose header names HOST too."""
         out = []
-        for sid in self.ids():
+        for sid, (owner, _path) in sorted(self._index().items()):
+            if host is not None and owner != host:
+                continue
             m = self.load(sid)
             if host is None or m.host == host:
-                out.append(Summary(sid, m.host, m.created, len(m.entries), m.size))
-        return sorted(out, key=lambda s: s.created)
+                out.append(Summary(sid, owner if owner is not None else m.host, m.created, len(m.entries), m.size))
+        return sorted(out, key=lambda s: (s.created, s.id))
 
     def latest_blobs(self, host: str) -> set[str]:
         """Blobs of the host's newest snapshot that the store holds: what a new snapshot need not send."""
-        for sid in reversed(self.ids()):
+        for sid, (owner, _path) in sorted(self._index().items(), reverse=True):
+            if owner != host:
+                continue
             try:
                 m = self.load(sid)
             except SnapshotError:
@@ -165,8 +193,9 @@ class Store:
         for s in self.summaries():
             by_host.setdefault(s.host, []).append(s.id)
         gone = [sid for ids in by_host.values() for sid in ids[: max(0, len(ids) - keep)]]
+        index = self._index()
         for sid in gone:
-            (self.root / "manifests" / f"{sid}.jsonl").unlink()
+            index[sid][1].unlink()
         return gone, self.gc()
 
     def gc(self) -> int:
