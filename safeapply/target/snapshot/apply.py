@@ -208,28 +208,67 @@ class Restorer:
                 continue
             b = enc(e["p"])
             dfd, name = self.dirs.at(b)
-            cur = entry(b, os.lstat(name, dir_fd=dfd))
+            seen = os.lstat(name, dir_fd=dfd)
+            cur = entry(b, seen)
             if not same_meta(cur, e):
-                set_meta(dfd, name, e, owner_changed=(cur["u"], cur["g"]) != (e["u"], e["g"]), cur=cur)
+                set_meta(dfd, name, e, owner_changed=(cur["u"], cur["g"]) != (e["u"], e["g"]), cur=cur, seen=seen)
                 if e["p"] in self.before:
                     self.note(e, "metadata", _meta_diff(cur, e))
 
 
-def set_meta(dfd: int, name: bytes, e: Entry, owner_changed: bool, cur: Optional[Entry] = None) -> None:
-    """Owner first (chown clears setuid and capabilities), then xattrs and ACLs, then mode, then mtime."""
-    if owner_changed:
-        os.chown(name, e["u"], e["g"], dir_fd=dfd, follow_symlinks=False)
-    proc = b"/proc/self/fd/%d/%s" % (dfd, name)
+def set_meta(dfd: int, name: bytes, e: Entry, owner_changed: bool, cur: Optional[Entry] = None,
+             seen: Optional[os.stat_result] = None) -> None:
+    """Owner first (chown clears setuid and capabilities), then xattrs and ACLs, then mode, then mtime.
+    Everything but a symlink's metadata goes through one handle of the node itself, opened without following
+    a symlink and checked against `seen` (the lstat the decision was made on) and the wanted type: an account
+    that swaps a symlink (or anything else) in between makes the restore stop, never chmod another file."""
+    if e["t"] == "l":
+        if owner_changed:
+            os.chown(name, e["u"], e["g"], dir_fd=dfd, follow_symlinks=False)
+        _set_xattrs(b"/proc/self/fd/%d/%s" % (dfd, name), e, cur, owner_changed, follow=False)
+        os.utime(name, ns=(e["mt"], e["mt"]), dir_fd=dfd, follow_symlinks=False)
+        return
+    fd = open_node(dfd, name, e, seen)
+    try:
+        proc = b"/proc/self/fd/%d" % fd  # the very inode, whatever happens to the name meanwhile
+        if owner_changed:
+            os.chown(proc, e["u"], e["g"])
+        _set_xattrs(proc, e, cur, owner_changed, follow=True)
+        have = {} if cur is None or owner_changed else cur["x"]
+        if cur is None or owner_changed or e["x"] != have or cur["m"] != e["m"]:
+            os.chmod(proc, e["m"])
+        os.utime(proc, ns=(e["mt"], e["mt"]))
+    finally:
+        os.close(fd)
+
+
+def open_node(dfd: int, name: bytes, e: Entry, seen: Optional[os.stat_result]) -> int:
+    """An O_PATH handle of `name` itself (never a symlink's target), of the wanted type and, given `seen`, the
+    same inode: else OSError (ELOOP for a symlink, ESTALE for a swap)."""
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        now = os.fstat(fd)
+        if stat.S_ISLNK(now.st_mode):
+            raise OSError(errno.ELOOP, "a symlink appeared during the restore", name)
+        want = stat.S_IFDIR if e["t"] == "d" else IFMT[e["t"]]
+        moved = seen is not None and (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino)
+        if stat.S_IFMT(now.st_mode) != want or moved:
+            raise OSError(errno.ESTALE, "replaced during the restore", name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _set_xattrs(proc: bytes, e: Entry, cur: Optional[Entry], owner_changed: bool, follow: bool) -> None:
+    """`follow`: `proc` is /proc/self/fd/N, a link to the node itself; else a path whose last part is it."""
     have = {} if cur is None or owner_changed else cur["x"]
-    for k in os.listxattr(proc, follow_symlinks=False):
+    for k in os.listxattr(proc, follow_symlinks=follow):
         if k not in e["x"]:
-            os.removexattr(proc, k, follow_symlinks=False)  # e.g. an ACL inherited from a default ACL
+            os.removexattr(proc, k, follow_symlinks=follow)  # e.g. an ACL inherited from a default ACL
     for k, v in e["x"].items():
         if have.get(k) != v:
-            os.setxattr(proc, k, base64.b64decode(v), follow_symlinks=False)
-    if e["t"] != "l" and (cur is None or owner_changed or e["x"] != have or cur["m"] != e["m"]):
-        os.chmod(name, e["m"], dir_fd=dfd)
-    os.utime(name, ns=(e["mt"], e["mt"]), dir_fd=dfd, follow_symlinks=False)
+            os.setxattr(proc, k, base64.b64decode(v), follow_symlinks=follow)
 
 
 def _want_groups(want: List[Entry]) -> Dict[str, FrozenSet[str]]:

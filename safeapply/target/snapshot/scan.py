@@ -2,6 +2,7 @@
 on-target store (so the host can restore itself without the controller). Stdlib only."""
 
 import base64
+import errno
 import grp
 import hashlib
 import os
@@ -94,16 +95,20 @@ class Hasher:
         self.known = known or set()
         self.seen: Set[str] = set()
 
-    def file(self, path: bytes, size: int) -> str:
-        if size <= INLINE_MAX:
-            with open(path, "rb", buffering=0) as f:
+    def file(self, path: bytes, st: os.stat_result) -> str:
+        """Hash the regular file the walk's lstat `st` saw at `path`. Opened without following a symlink and
+        checked (fstat against the lstat) to be that very file: an account that swaps in a symlink to a
+        root-only file between the two gets an error entry, never that file's content under its own path."""
+        fd = open_same(path, st)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            if st.st_size <= INLINE_MAX:
                 data = f.read()
-            h = hashlib.sha256(data).hexdigest()
-            self._keep(h, lambda: data)
+                h = hashlib.sha256(data).hexdigest()
+                self._keep(h, lambda: data)
+                return h
+            h = _hash_big(f)
+            self._keep(h, lambda: _read_checked(f, h))
             return h
-        h = _hash_big(path)
-        self._keep(h, lambda: _read_checked(path, h))
-        return h
 
     def _keep(self, h: str, data: Callable[[], bytes]) -> None:
         if h in self.seen:
@@ -120,17 +125,30 @@ class Hasher:
             raise TargetError("store", f"cannot write the on-target copy under {where}: {e.strerror or e}") from e
 
 
-def _hash_big(path: bytes) -> str:
+def open_same(path: bytes, st: os.stat_result) -> int:
+    """A read-only fd of the regular file whose lstat was `st`, or OSError: never through a symlink (O_NOFOLLOW),
+    never a fifo or device swapped in (O_NONBLOCK, then fstat compared with the lstat)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        now = os.fstat(fd)
+        if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            raise OSError(errno.ESTALE, "replaced while being read")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _hash_big(f: BinaryIO) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
+    while chunk := f.read(CHUNK):
+        h.update(chunk)
     return h.hexdigest()
 
 
-def _read_checked(path: bytes, h: str) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read()
+def _read_checked(f: BinaryIO, h: str) -> bytes:
+    f.seek(0)
+    data = f.read()
     if hashlib.sha256(data).hexdigest() != h:
         raise OSError("changed while being read")
     return data
@@ -151,7 +169,7 @@ def scan(roots: List[bytes], hasher: Hasher, skip: Optional[bytes] = None, inode
                 elif st.st_nlink > 1:
                     leaders[key] = e["p"]
                 try:
-                    e["h"] = hasher.file(path, st.st_size)
+                    e["h"] = hasher.file(path, st)
                 except OSError as err:
                     e["err"] = err.strerror or str(err)
             yield e
