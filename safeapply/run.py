@@ -123,6 +123,7 @@ class Outcome:
     record: RunRecord
     exit_code: int
     message: str
+    recorded: bool = True  # False: bad input found before any host; not a run, not in history
 
 
 class Pipeline:
@@ -140,21 +141,23 @@ class Pipeline:
         self.apply: ApplyResult | None = None
         self.applied_from: float | None = None  # time.time() when apply began
         self._record_lock = threading.Lock()
+        self._record = True  # False: bad input caught before any host, which is not recorded as a run
 
     # ---- driver ----------------------------------------------------------------------------------------
     def run(self) -> Outcome:
-        self._save()
         started = time.monotonic()
         try:
             out = self._run()
         except SafeapplyError as e:  # before the apply window: the error's own code, nothing changed
             out = RunOutcome(int(e.exit_code), str(e))
+            if not self.hosts and e.exit_code in (ExitCode.USAGE, ExitCode.CONFIG):
+                self._record = False  # bad input found before any host: not a run, never in history
         except BaseException as e:  # Ctrl-C / SIGTERM / a bug: record what the funnel will answer, re-raise
             self._finish(_aborted(e), started)
             raise
         self._finish(out, started)
         self._after(out, time.monotonic() - started)
-        return Outcome(self.rec, out.code, out.message)
+        return Outcome(self.rec, out.code, out.message, self._record)
 
     def _run(self) -> RunOutcome:
         checks = load_checks(checks_file_for(self.opts.playbook))
@@ -169,6 +172,7 @@ class Pipeline:
                 intents = stages.intents(self.opts)
                 self.hosts = [HostRun(inventory[n], stages.connector(inventory[n], self.opts), stages.expectation(i))
                               for n, i in intents.items()]
+            self._save()  # from here on the record says how far the run got, also if the controller is killed
             locks = stack.enter_context(ExitStack())  # released before the playbook is stopped
             armed = stack.enter_context(ExitStack())  # switches armed before apply: released if it never starts
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
@@ -404,7 +408,8 @@ class Pipeline:
     def _save(self) -> None:
         with self._record_lock:
             self.rec.sections = self._sections()
-            self.store.save(self.rec)
+            if self._record:
+                self.store.save(self.rec)
 
     def _finish(self, out: RunOutcome, started: float) -> None:
         self.timings["total"] = round(time.monotonic() - started, 3)

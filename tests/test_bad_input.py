@@ -71,6 +71,17 @@ def test_inventory_that_does_not_parse(cmd: str, kind: str, tmp_path: Path,
     _one_line(err, "cannot parse inventory", Path(inv).name)
 
 
+@pytest.mark.parametrize("kind", sorted(BAD_INVENTORIES))
+def test_bad_input_before_any_host_is_not_a_run(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12: an inventory that does not parse (or a playbook that does not load) is the user's typo, not a
+    run: it is never recorded in `history`."""
+    inv = _file(tmp_path, *BAD_INVENTORIES[kind])
+    assert _cli(capsys, "run", _file(tmp_path, "pb.yml", OK_PB), "-i", inv, "--yes")[0] == 2
+    assert _cli(capsys, "run", _file(tmp_path, "bad.yml", "- hosts: all\n  tasks: [\n"), "-i", inv, "--yes")[0] == 2
+    rc, out, _ = _cli(capsys, "history", "--json")
+    assert rc == 0 and json.loads(out)["runs"] == []
+
+
 def test_missing_inventory_in_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _cli(capsys, "run", _file(tmp_path, "pb.yml", OK_PB), "-i", "nope.ini", "--yes")
     assert rc == 2

@@ -204,7 +204,7 @@ def run(
     ok = outcome.exit_code in (ExitCode.OK, ExitCode.NOTHING_TO_CHANGE)
     if not ok:
         error_line(outcome.message)
-    if not (json_out and ok):  # with --json a failure still gets its one line on stderr
+    if outcome.recorded and not (json_out and ok):  # with --json a failure still gets its summary on stderr
         (console if ok else err_console).print(line, markup=False)
     return outcome.exit_code
 
