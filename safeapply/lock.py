@@ -4,7 +4,9 @@ Controller: flock(2) on `state_dir()/locks/<host>.lock` — released by the kern
 Target: an atomic `mkdir /run/safeapply/lock` holding an owner file (run id, controller, pid), by the
 `lock.*` entries of the on-host package (`safeapply.target.lock`). /run is a tmpfs, so a reboot clears it;
 a lock left by a dead process on the same controller is taken over, any other holder makes us stop with
-LockedError (exit 4) naming who holds it.
+LockedError (exit 4) naming who holds it. A stale lock is not taken over, and no switch is armed, while another
+run's dead-man's switch is armed on the host and has not fired (it would restore on top of this run):
+LockedError naming that run and the commands that resolve it (`stale_switch_error`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def target_lock(transport: Transport, run_id: str, path: str = TARGET_LOCK) -> I
     held = _acquire(transport, run_id, path, stale="")
     if held and _dead_here(held):
         held = _acquire(transport, run_id, path, stale=str(held.get("run_id", "")))
+        armed = held.pop("armed", None)
+        if isinstance(armed, list) and armed:
+            raise stale_switch_error(transport.name, armed, f"not taking over the lock of dead run "
+                                     f"{held.get('run_id', '?')}")
     if held:
         raise LockedError(
             f"{transport.name}: another run holds {path} on the target "
@@ -75,8 +81,24 @@ def _acquire(transport: Transport, run_id: str, path: str, stale: str) -> dict[s
     """Try once; {} when acquired, else who holds it."""
     owner = {"run_id": run_id, "controller": socket.gethostname(), "pid": os.getpid()}
     doc = json.loads(remote.call(transport, "lock.acquire", [path, json.dumps(owner), stale], sudo=True, timeout=60))
-    held: dict[str, object] = doc["held"] if not doc["acquired"] else {}
+    held: dict[str, object] = dict(doc["held"]) if not doc["acquired"] else {}
+    if doc.get("armed"):
+        held["armed"] = doc["armed"]
     return held
+
+
+def stale_switch_error(host: str, armed: list[dict[str, object]], what: str) -> LockedError:
+    """Another run's dead-man's switch is armed on `host` and has not fired: one line naming it and how to
+    resolve it (see it; release it once the host is known to be as wanted; or let it fire at its deadline)."""
+    first = armed[0]
+    run = str(first.get("run_id", "?"))
+    more = f" (and {len(armed) - 1} more)" if len(armed) > 1 else ""
+    return LockedError(
+        f"{host}: {what}: the dead-man's switch of run {run}{more} is armed there and has not fired "
+        f"(it restores the host at {first.get('deadline', '?')})",
+        f"see it with `safeapply deadman {run}`; release it with `safeapply deadman {run} --release "
+        f"--host {host} -i INVENTORY`, or wait until it has fired",
+    )
 
 
 def _dead_here(held: dict[str, object]) -> bool:

@@ -73,3 +73,48 @@ def test_manifests_are_kept_per_host(tmp_path: Path) -> None:
     assert [s.id for s in store.summaries("b")] == []
     assert store.latest_blobs("b") == set()
     assert store.load(sid).id == sid
+
+
+STALE = "stale-run-1"
+PLAYBOOK = ("- hosts: all\n  gather_facts: false\n  tasks:\n"
+            "    - ansible.builtin.copy: {dest: /etc/ts-after-stale, content: x, mode: '0644'}\n")
+
+
+@pytest.mark.parametrize("lock", [False, True], ids=["arm", "lock-takeover"])
+def test_a_stale_switch_never_fires_on_top_of_a_later_run(host: Sandbox, tmp_path: Path, lock: bool,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11 item 7: a switch left armed by an earlier run (its controller killed, its release failed) fired
+    at its deadline on top of a later run. Arming, and taking over the dead run's lock, now refuse (exit 4,
+    host untouched) naming that run and how to release it; once released, the run goes ahead."""
+    import json
+    import socket
+    import subprocess
+
+    from safeapply.deadman import arm, disarm, status
+
+    pb = tmp_path / "pb.yml"
+    pb.write_text(PLAYBOOK)
+    with host.transport() as t:
+        arm(t, STALE, None, 900)  # an earlier run's switch, still armed (no snapshot: firing restores nothing)
+    if lock:
+        pid = int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout)
+        owner = json.dumps({"run_id": STALE, "controller": socket.gethostname(), "pid": pid})
+        host.sh("mkdir -p -m 700 /run/safeapply/lock && cat > /run/safeapply/lock/owner.json", stdin=owner.encode())
+    try:
+        capsys.readouterr()
+        code = main(["run", str(pb), "-i", str(host.inventory), "--yes", "--settle", "0"])
+        err = capsys.readouterr().err
+        assert code == 4, err
+        assert STALE in err and f"safeapply deadman {STALE}" in err and "--release" in err, err
+        assert host.sh_rc("test -e /etc/ts-after-stale")[0] != 0
+        if lock:  # not taken over: still the dead run's
+            assert STALE in host.sh("cat /run/safeapply/lock/owner.json")
+        assert main(["deadman", STALE, "--release", "--host", host.name, "-i", str(host.inventory)]) == 0
+        with host.transport() as t:
+            assert not status(t, STALE)["armed"]
+        assert main(["run", str(pb), "-i", str(host.inventory), "--yes", "--settle", "0"]) == 0
+        assert host.sh_rc("test -e /etc/ts-after-stale")[0] == 0
+    finally:
+        with host.transport() as t:
+            disarm(t, STALE)
+        host.sh("rm -rf /etc/ts-after-stale /run/safeapply/lock")

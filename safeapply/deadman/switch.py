@@ -11,6 +11,7 @@ from typing import Any
 
 from safeapply import remote
 from safeapply.errors import UsageError
+from safeapply.lock import stale_switch_error
 from safeapply.target.layout import BASE as TARGET_BASE
 from safeapply.transport.base import Transport
 
@@ -58,12 +59,15 @@ def arm(transport: Transport, run_id: str, snapshot_id: str | None, deadline_s: 
         units: Sequence[str] = (), target_base: str = TARGET_BASE) -> Armed:
     """Arm the switch on the host: unless disarmed before `deadline_s` seconds from now, the host restores
     snapshot `snapshot_id` (its on-target copy), the firewall saved now, and restarts sshd, networking and
-    `units`. Call it after the snapshot and before apply."""
+    `units`. Call it after the snapshot and before apply. Refused (LockedError, exit 4, host untouched) while
+    another run's switch is armed there and has not fired: it would restore on top of this run."""
     if deadline_s < 10:
         raise UsageError(f"dead-man deadline {deadline_s}s is too short", "use at least 10 seconds")
     cfg = {"run_id": run_id, "snapshot_id": snapshot_id, "deadline": _deadline(deadline_s),
            "deadline_s": deadline_s, "units": list(units), "base": target_base}
     doc = _call(transport, ["arm"], json.dumps(cfg).encode())
+    if doc.get("blocked"):
+        raise stale_switch_error(transport.name, list(doc["blocked"]), "not arming the dead-man's switch")
     c = doc["config"]
     return Armed(transport.name, run_id, snapshot_id, c["deadline"], deadline_s, tuple(units),
                  dict(c.get("firewall") or {}), doc["unit"])

@@ -1,6 +1,8 @@
 """The dead-man's switch on the target, as root. Entries (`deadman.<op>`):
 
-* `arm` (config JSON on stdin): keep the config under STATE/<run>/, save the firewall ruleset, write a
+* `arm` (config JSON on stdin): refuse (`{"armed": false, "blocked": [...]}`) while another run's switch is
+  armed on this host and has not fired (it would restore on top of this run); else keep the config under
+  STATE/<run>/, save the firewall ruleset, write a
   persistent timer+service pair under /usr/local/lib/systemd/system (not /etc: restoring /etc would delete
   them), enable and start the timer. The timer fires at an absolute UTC deadline with Persistent=true, so a
   reboot before (or across) the deadline still fires it. The service runs this installed package
@@ -148,12 +150,34 @@ def unit_states(units: List[str]) -> Dict[str, str]:
     return {u: str(systemctl("is-active", u)["stdout"]).strip() or "unknown" for u in units}
 
 
+UNIT_RE = re.compile(r"^safeapply-deadman-([A-Za-z0-9_.-]{1,80})\.timer$")
+
+
+def armed_elsewhere(run: str) -> List[Doc]:
+    """Other runs' switches armed on this host that have not fired: each would restore its snapshot on top
+    of whatever runs here later. [{"run_id", "deadline", "armed_at"}], oldest deadline first."""
+    out = []
+    for name in sorted(os.listdir(UNIT_DIR)) if os.path.isdir(UNIT_DIR) else []:
+        m = UNIT_RE.match(name)
+        if not m or m.group(1) == run:
+            continue
+        state = os.path.join(STATE, m.group(1))
+        if os.path.exists(os.path.join(state, "fired.json")):
+            continue
+        cfg = read_json(os.path.join(state, "config.json")) or {}
+        out.append({"run_id": m.group(1), "deadline": cfg.get("deadline"), "armed_at": cfg.get("armed_at")})
+    return sorted(out, key=lambda d: str(d.get("deadline")))
+
+
 def op_arm(_args: List[str]) -> Doc:
     cfg = json.loads(sys.stdin.read())
     run = cfg["run_id"]
     p = paths(run)
     if os.path.exists(p["timer"]):
         raise Fail(f"run {run} is already armed on this host")
+    blocked = armed_elsewhere(run)
+    if blocked:
+        return {"armed": False, "blocked": blocked}
     os.makedirs(p["state"], mode=0o700, exist_ok=True)
     prog = layout.installed_at()
     cfg.pop("src", None)  # sent by controllers before the package was installed on hosts

@@ -1,15 +1,20 @@
 """The per-host run lock on the target: an atomic mkdir of PATH holding owner.json (run id, controller, pid).
 
     lock.acquire PATH OWNER_JSON STALE_RUN   -> {"acquired": true} | {"acquired": false, "held": {owner}}
+                                                (+ "armed": [switches] when a takeover was refused)
     lock.release PATH RUN_ID                 -> {"released": bool} (a lock taken over by another run stays)
 
-With STALE_RUN non-empty, a lock held by that run is removed first (the controller saw its process die).
+With STALE_RUN non-empty, a lock held by that run is removed first (the controller saw its process die),
+unless a switch of another run is armed on this host and has not fired: it would restore on top of the
+run taking over, so the lock stays and the answer names the switches (`"armed"`).
 """
 
 import json
 import os
 import sys
 from typing import Any, Dict, List
+
+from .deadman import armed_elsewhere
 
 OWNER = "owner.json"
 
@@ -32,9 +37,12 @@ def remove(path: str) -> None:
 
 
 def try_acquire(path: str, owner: Dict[str, Any], stale: str = "") -> Dict[str, Any]:
-    """{} when acquired, else the holder's record."""
+    """{} when acquired, else the holder's record (with "armed": [switches] when a takeover was refused)."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     if stale and os.path.isdir(path) and held(path).get("run_id") == stale:
+        armed = armed_elsewhere(str(owner.get("run_id", "")))
+        if armed:
+            return dict(held(path), armed=armed)
         remove(path)
     try:
         os.mkdir(path, 0o700)
@@ -59,7 +67,10 @@ def try_release(path: str, run_id: str) -> bool:
 
 def acquire(args: List[str]) -> int:
     holder = try_acquire(args[0], json.loads(args[1]), args[2] if len(args) > 2 else "")
-    sys.stdout.write(json.dumps({"acquired": not holder, "held": holder}) + "\n")
+    doc = {"acquired": not holder, "held": {k: v for k, v in holder.items() if k != "armed"}}
+    if holder.get("armed"):
+        doc["armed"] = holder["armed"]
+    sys.stdout.write(json.dumps(doc) + "\n")
     return 0
 
 
