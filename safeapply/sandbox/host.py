@@ -19,7 +19,7 @@ from safeapply.errors import SafeapplyError, UsageError
 from safeapply.sandbox.paths import SandboxPaths, cgroup_dirs, controller_key
 from safeapply.sandbox.proc import alive, read_pid
 from safeapply.sandbox.rootfs import ensure_rootfs
-from safeapply.sandbox.teardown import down
+from safeapply.sandbox.teardown import clear_propagation, down
 
 BOOT_TIMEOUT = 90.0
 
@@ -140,6 +140,7 @@ def up(name: str) -> SandboxInfo:
         raise UsageError(f"sandbox {name} already exists", f"`safeapply sandbox down {name}` first")
     rootfs = ensure_rootfs()
     ensure_controller_key()
+    clear_propagation(p.machine)  # what a killed earlier sandbox of the same name left behind
     try:
         for sub in ("upper", "work", "merged"):
             (p.dir / sub).mkdir(parents=True)

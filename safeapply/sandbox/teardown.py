@@ -57,6 +57,18 @@ def _mounts_under(path: Path) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
+def clear_propagation(machine: str) -> None:
+    """nspawn's propagation dir of a machine that was killed (SIGKILL, or its cgroup killed): unmount what is
+    still mounted in it, then remove it. A leftover one with a mount in it makes the next boot of the same name
+    fail ("Attempted to remove disk file system under /run/systemd/nspawn/propagate/...")."""
+    prop = Path(f"/run/systemd/nspawn/propagate/{machine}")
+    for target in _mounts_under(prop):
+        if subprocess.run(["umount", target], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+    if prop.exists() and not _mounts_under(prop):  # never remove across a mount that is still there
+        shutil.rmtree(prop, ignore_errors=True)
+
+
 def down(name: str, fast: bool = False) -> None:
     """Stop one sandbox (orderly poweroff, SIGKILL of its cgroup as fallback) and remove all of it."""
     p = SandboxPaths(name)
@@ -81,9 +93,7 @@ def down(name: str, fast: bool = False) -> None:
     for target in _mounts_under(p.merged):
         if subprocess.run(["umount", target], capture_output=True, check=False).returncode != 0:
             subprocess.run(["umount", "-l", target], capture_output=True, check=False)
-    # after a SIGKILL nspawn cannot remove its own propagation dir
-    with contextlib.suppress(OSError):
-        Path(f"/run/systemd/nspawn/propagate/{p.machine}").rmdir()
+    clear_propagation(p.machine)
     subprocess.run(["ip", "netns", "del", p.netns], capture_output=True, check=False)
     shutil.rmtree(p.dir, ignore_errors=True)
 
