@@ -92,6 +92,21 @@ def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
         _teardown()
 
 
+SESSION_SANDBOXES = ("a", "b")  # host_a and host_b live for the whole session
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _down_this_modules_sandboxes() -> Iterator[None]:
+    """A module's own sandboxes go when the module ends: every running sandbox holds inotify instances (128 per
+    user on this kind of machine, shared by all of them), so keeping them all to the end of the session made the
+    late modules' boots fail."""
+    before = set(_made)
+    yield
+    for name in [n for n in _made if n not in before and n not in SESSION_SANDBOXES]:
+        sb.down(name, fast=True)
+        _made.remove(name)
+
+
 @pytest.fixture(scope="session")
 def host_a(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
     """A shared sandbox. Tests that change it must put it back; tests that break it use their own."""
