@@ -472,10 +472,8 @@ class _CancelFlag:
                 main.suspend()
                 sessions = {os.getsid(p.pid) for p in main.children(recursive=True)} - {
                     os.getsid(0), os.getsid(main.pid)}
-                for proc in psutil.process_iter():
-                    with contextlib.suppress(psutil.Error, OSError):
-                        if os.getsid(proc.pid) in sessions:
-                            proc.kill()
+                _kill_sessions(sessions)
+
 
     def note(self, signum: int) -> None:
         self.signum = self.signum or signum
@@ -492,3 +490,18 @@ def _playbook_children() -> list[psutil.Process]:
             if any("ansible-playbook" in part for part in child.cmdline()):
                 out.append(child)
     return out
+
+
+def _kill_sessions(sessions: set[int], passes: int = 20) -> None:
+    """Kill every process in these sessions, again until a pass finds none: a worker killed in one pass may have
+    forked its task's command a moment before (the command then lives on in the same session)."""
+    for _ in range(passes):
+        found = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getsid(proc.pid) in sessions:
+                    proc.kill()
+                    found.append(proc)
+        if not found:
+            return
+        psutil.wait_procs(found, timeout=0.5)
