@@ -34,15 +34,23 @@ def _snippet(names: list[str]) -> str:
 
 
 @sandbox_app.command("up")
-def up(names: NamesArg, json_out: JsonOpt = False) -> None:
+def up(
+    names: NamesArg,
+    containers: Annotated[bool, typer.Option("--containers", help="Boot with podman and local images "
+                                             "(a second cached rootfs, built once, a few minutes).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """Boot sandboxes in parallel (builds the rootfs once, ~1 min) and print an inventory for `-i`."""
     from safeapply import sandbox as sb
+    from safeapply.sandbox.containers import containers_rootfs_path
     from safeapply.sandbox.host import require_host_support
 
     require_host_support()
     if not sb.rootfs.rootfs_path().exists():
         err_console.print("building the sandbox rootfs (debootstrap, about a minute, once)...")
-    infos = sb.up_many(names)
+    if containers and not containers_rootfs_path().exists():
+        err_console.print("building the containers sandbox rootfs (podman, a few minutes, once)...")
+    infos = sb.up_many(names, containers)
     if json_out:
         emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})
         return

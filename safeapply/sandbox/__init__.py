@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from safeapply.sandbox import rootfs
+from safeapply.sandbox.containers import ensure_containers_rootfs
 from safeapply.sandbox.host import SandboxError, SandboxInfo, info, up
 from safeapply.sandbox.paths import SandboxPaths
 from safeapply.sandbox.rootfs import ensure_rootfs
@@ -26,8 +27,8 @@ __all__ = [
 ]
 
 
-def up_many(names: list[str]) -> list[SandboxInfo]:
+def up_many(names: list[str], containers: bool = False) -> list[SandboxInfo]:
     """Boot several sandboxes in parallel (the rootfs is built first, once)."""
-    ensure_rootfs()
+    ensure_containers_rootfs() if containers else ensure_rootfs()
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
-        return list(pool.map(up, names))
+        return list(pool.map(lambda n: up(n, containers), names))

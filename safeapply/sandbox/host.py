@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from safeapply.errors import SafeapplyError, UsageError
+from safeapply.sandbox.containers import containers_env, ensure_containers_rootfs
 from safeapply.sandbox.paths import SandboxPaths, cgroup_dirs, controller_key
 from safeapply.sandbox.proc import alive, read_pid
 from safeapply.sandbox.rootfs import ensure_rootfs
@@ -132,13 +133,14 @@ def inventory_vars(p: SandboxPaths, user: str = "root") -> dict[str, str]:
     }
 
 
-def up(name: str) -> SandboxInfo:
-    """Boot one sandbox and wait until SSH logins work. On any failure everything made so far is removed."""
+def up(name: str, containers: bool = False) -> SandboxInfo:
+    """Boot one sandbox and wait until SSH logins work. On any failure everything made so far is removed.
+    `containers`: boot the rootfs with podman and local images instead (sandbox/containers.py)."""
     require_host_support()
     p = SandboxPaths(name)
     if p.dir.exists():
         raise UsageError(f"sandbox {name} already exists", f"`safeapply sandbox down {name}` first")
-    rootfs = ensure_rootfs()
+    rootfs = ensure_containers_rootfs() if containers else ensure_rootfs()
     ensure_controller_key()
     clear_propagation(p.machine)  # what a killed earlier sandbox of the same name left behind
     try:
@@ -149,7 +151,7 @@ def up(name: str) -> SandboxInfo:
         _seed_files(p)
         _sh("ip", "netns", "add", p.netns)
         _sh("ip", "-n", p.netns, "link", "set", "lo", "up")
-        _start_supervisor(p)
+        _start_supervisor(p, containers_env() if containers else {})
         _wait_for_ssh(p)
         _write_client_files(p)
     except BaseException:
@@ -158,13 +160,14 @@ def up(name: str) -> SandboxInfo:
     return info(p)
 
 
-def _start_supervisor(p: SandboxPaths) -> None:
+def _start_supervisor(p: SandboxPaths, env: dict[str, str]) -> None:
     script = str(resources.files("safeapply.sandbox") / "supervise.sh")
     cgs = " ".join(str(d) for d in cgroup_dirs(p.name))
     log = open(p.dir / "nspawn.log", "wb")  # noqa: SIM115 - handed to the child
     with log:
         proc = subprocess.Popen(["bash", script, str(p.dir), p.machine, p.netns, cgs],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                env={**os.environ, **env})
     (p.dir / "wrapper.pid").write_text(f"{proc.pid}\n")
 
 
