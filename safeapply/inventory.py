@@ -13,6 +13,7 @@ from typing import Any
 
 from safeapply.errors import NoHostsMatched, UsageError
 from safeapply.transport.base import Transport
+from safeapply.transport.become import BECOME_VARS, Become
 
 # An inventory that does not parse is an error, not a warning followed by "no hosts matched".
 os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
@@ -21,7 +22,7 @@ os.environ.setdefault("ANSIBLE_HOST_PATTERN_MISMATCH", "ignore")  # we say it ou
 CONNECTION_VARS = (
     "ansible_connection", "ansible_host", "ansible_port", "ansible_user", "ansible_ssh_private_key_file",
     "ansible_private_key_file", "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_become",
-    "ansible_password", "ansible_ssh_pass", "ansible_python_interpreter",
+    "ansible_password", "ansible_ssh_pass", "ansible_python_interpreter", *BECOME_VARS,
 )
 
 
@@ -40,14 +41,21 @@ class Host:
         return self.connection == "local"
 
     def connect(self, accept_new_host_keys: bool = False) -> Transport:
+        """A connection to the host, which becomes root (for safeapply's own work) as its become variables say
+        and runs python with its ansible_python_interpreter."""
+        become = Become.from_vars(self.vars)
+        interpreter = self.vars.get("ansible_python_interpreter")
+        python = str(interpreter) if interpreter else None
         if self.is_local:
             from safeapply.transport.local import LocalTransport
 
-            return LocalTransport(self.name)
+            return LocalTransport(self.name, become, python)
         from safeapply.transport.ssh import SSHTransport
         from safeapply.transport.sshconfig import ssh_target
 
-        return SSHTransport(ssh_target(self.name, self.vars), accept_new_host_keys)
+        t = SSHTransport(ssh_target(self.name, self.vars), accept_new_host_keys)
+        t.become, t.interpreter = become, python
+        return t
 
 
 def _check_sources(sources: list[str]) -> None:
