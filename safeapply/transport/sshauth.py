@@ -108,10 +108,12 @@ def _candidates(t: SSHTarget, agent: _Agent | None, att: Attempt) -> list[tuple[
 def _load(path: str, att: Attempt) -> paramiko.PKey | None:
     try:
         return paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
-        att.locked.append(path)
-    except (paramiko.SSHException, OSError, ValueError) as e:
-        att.tried.append(f"{path} (unreadable: {e})")
+    except (paramiko.SSHException, OSError, ValueError, TypeError) as e:
+        # paramiko raises PasswordRequiredException, or (OpenSSH format, via cryptography) TypeError
+        if isinstance(e, paramiko.PasswordRequiredException) or "password" in str(e).lower():
+            att.locked.append(path)
+        else:
+            att.tried.append(f"{path} (unreadable: {e})")
     return None
 
 
