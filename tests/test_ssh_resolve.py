@@ -56,7 +56,7 @@ def test_proxyjump_hops_each_resolved_by_ssh(config: Path) -> None:
     web = ssh_target("web1", {"ansible_ssh_common_args": f"-F {config}"})
     last = web.proxy_jump
     assert last is not None and (last.hostname, last.user, last.port) == ("192.0.2.2", "ops", 2222)
-    assert last.key_files[0] == "/keys/jump2" and "jump2 (jump host of web1)" == last.name
+    assert last.key_files[0] == "/keys/jump2" and last.name == "jump2 (jump host of web1)"
     first = last.proxy_jump
     assert first is not None and (first.hostname, first.port, first.proxy_jump) == ("jump1", 22, None)
     # -J in ansible_ssh_common_args too
@@ -76,7 +76,7 @@ def test_ansible_variables_win_over_ssh_args_and_config(config: Path) -> None:
 
 
 def test_options_ssh_rejects_are_one_line(config: Path) -> None:
-    with pytest.raises(UsageError, match="OpenSSH rejects the SSH options: .*[Bb]ad configuration option"):
+    with pytest.raises(UsageError, match=r"OpenSSH rejects the SSH options: .*[Bb]ad configuration option"):
         ssh_target("h", {"ansible_ssh_common_args": f"-F {config} -o NoSuchOption=1"})
 
 

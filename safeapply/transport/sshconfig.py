@@ -51,7 +51,7 @@ def ssh_target(name: str, hostvars: Mapping[str, Any]) -> SSHTarget:
     key = _var(v, "ansible_private_key_file", "ansible_ssh_private_key_file")
     args: list[str] = []
     for opt, value in (("Port", _var(v, "ansible_port", "ansible_ssh_port")), ("IdentityFile", key), ("User", user),
-                       ("ConnectTimeout", _var(v, "ansible_ssh_timeout", "ansible_timeout"))):
+                       ("ConnectTimeout", _var(v, "ansible_ssh_timeout"))):
         if value not in (None, ""):
             args += ["-o", f'{opt}="{value}"' if opt in ("IdentityFile", "User") else f"{opt}={value}"]
     for var in ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args"):
