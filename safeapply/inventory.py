@@ -38,7 +38,7 @@ class Host:
 
     @property
     def is_local(self) -> bool:
-        return self.connection == "local"
+        return self.connection in ("local", "ansible.builtin.local")
 
     def connect(self, accept_new_host_keys: bool = False) -> Transport:
         """A connection to the host, which becomes root (for safeapply's own work) as its become variables say
