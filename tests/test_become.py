@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import Sandbox
 
 from safeapply.cli import main
 from safeapply.errors import ExitCode
 from safeapply.records import RunStore
 from safeapply.transport.become import Become
-from conftest import Sandbox
 
 PASSWORD = "s3cret word"  # a space: the line is sent as it is
 ROOT_PASSWORD = "r00t pw"
@@ -167,7 +167,7 @@ def test_password_goes_to_stdin_never_argv_or_repr() -> None:
     b = Become.from_vars({"ansible_become_password": "pw-123", "ansible_become_user": "postgres"})
     argv = b.command(["python3", "-c", "x"], True)
     assert "pw-123" not in " ".join(argv) and "pw-123" not in repr(b)
-    assert argv[:1] == ("sudo",) and ("-u", "root") == argv[argv.index("-u"):argv.index("-u") + 2]
+    assert argv[:1] == ("sudo",) and argv[argv.index("-u"):argv.index("-u") + 2] == ("-u", "root")
     assert b.stdin(b"data", True) == b"pw-123\ndata" and b.stdin(None, False) is None
     stream: Any = b.stdin(io.BytesIO(b"x" * 3_000_000), True)
     assert stream.read() == b"pw-123\n" + b"x" * 3_000_000
