@@ -17,7 +17,7 @@ import yaml
 from conftest import Sandbox
 
 from safeapply.cli import main
-from safeapply.errors import ExitCode
+from safeapply.errors import ExitCode, SudoError, UsageError
 from safeapply.records import RunStore
 from safeapply.transport.become import Become
 
@@ -179,3 +179,34 @@ def test_ansible_decides_which_variable_wins() -> None:
     assert b.password == "b"
     su = Become.from_vars({"ansible_become_method": "su", "ansible_su_pass": "c", "ansible_become_flags": "-l"})
     assert (su.method, su.password, su.command(["id"], True)) == ("su", "c", ("su", "-l", "-c", "id", "root"))
+
+
+def test_root_work_refuses_what_cannot_give_root() -> None:
+    def never(argv: Any, stdin: Any) -> tuple[int, bytes, bytes]:
+        raise AssertionError(f"nothing may run: {argv}")
+
+    su_other = Become.from_vars({"ansible_become_method": "su", "ansible_become_user": "postgres",
+                                 "ansible_become_password": "pw"})
+    with pytest.raises(SudoError, match="needs root, but su would switch to 'postgres'"):
+        su_other.probe(never, "web1", "deploy")
+    with pytest.raises(UsageError, match="become method 'doas' is not supported") as e:
+        Become.from_vars({"ansible_become_method": "doas"}).probe(never, "web1", "deploy")
+    assert e.value.exit_code == ExitCode.USAGE
+    sudo_other = Become.from_vars({"ansible_become_user": "postgres"})
+    assert sudo_other.command(["id"], False) == ("sudo", "-H", "-n", "-u", "root", "--", "id")
+
+
+def test_python_is_discovered_beyond_python3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No `python3` on the PATH, but a `python3.11`: found (before /usr/bin/python3), in the same round trip."""
+    import shutil
+    import sys
+
+    from safeapply.transport.local import LocalTransport
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sh").symlink_to(shutil.which("sh") or "/bin/sh")
+    monkeypatch.setenv("PATH", str(bindir))
+    t = LocalTransport("box")
+    (bindir / "python3.11").symlink_to(sys.executable)
+    assert t.python("import sys; print(sys.executable)").text.strip() == str(bindir / "python3.11")

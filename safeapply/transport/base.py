@@ -11,15 +11,15 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import BinaryIO
 
 from safeapply.errors import CommandFailed, NoPythonError
 from safeapply.transport.become import Become
 from safeapply.transport.become import Input as Input  # the contract's name for a command's stdin
 
-# Where Ansible's interpreter discovery looks (its INTERPRETER_PYTHON_FALLBACK), then RHEL 8's platform-python
 AUTO_INTERPRETER = ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent")
-EXTRA_PYTHONS = ("/usr/libexec/platform-python",)
+EXTRA_PYTHONS = ("/usr/libexec/platform-python",)  # after Ansible's INTERPRETER_PYTHON_FALLBACK: RHEL 8
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,6 @@ class Transport(ABC):
     become: Become = Become()
     interpreter: str | None = None
     _send_password: bool | None = None  # probed on the first root command of this connection
-    _python: tuple[str, ...] | None = None
 
     @abstractmethod
     def _exec(
@@ -115,28 +114,25 @@ class Transport(ABC):
         """`PYTHON -c code args` on the host, PYTHON being its ansible_python_interpreter or the one discovered;
         a clear error if there is none. Only `safeapply.remote` sends code this way (the bootstrap of the on-host
         package): everything else calls package entries, run by the same interpreter."""
-        exe = self.python_argv()
-        res = self.run([*exe, "-c", code, *args], sudo=sudo, stdin=stdin, stdout=stdout, timeout=timeout)
-        if res.rc == 127 or (res.rc != 0 and _no_python(res.stderr, exe[0])):
+        res = self.run([*self.python_argv(), "-c", code, *args], sudo=sudo, stdin=stdin, stdout=stdout,
+                       timeout=timeout)
+        set_to = self._interpreter_set()
+        if res.rc == 127 or (res.rc != 0 and _no_python(res.stderr, shlex.split(set_to)[0] if set_to else "python3")):
             raise self._no_python_error()
         return res
 
     def python_argv(self) -> tuple[str, ...]:
-        """The interpreter's argv: ansible_python_interpreter as set, or the first of Ansible's discovery list
-        found on the host (looked up once per connection, as the login user)."""
-        if self._python is None:
-            if self.interpreter and self.interpreter not in AUTO_INTERPRETER:
-                self._python = tuple(shlex.split(self.interpreter))
-            else:
-                rc, out, _ = self._exec(["sh", "-c", _discovery_script()], None, None, 60)
-                found = out.decode("utf-8", "replace").strip().splitlines()
-                if rc != 0 or not found:
-                    raise self._no_python_error()
-                self._python = (found[0],)
-        return self._python
+        """The interpreter's argv: ansible_python_interpreter as set; else a shell that runs the first python of
+        the discovery list found on the PATH of whoever runs it (no extra round trip)."""
+        set_to = self._interpreter_set()
+        return tuple(shlex.split(set_to)) if set_to else ("sh", "-c", _discovery_script(), "sh")
+
+    def _interpreter_set(self) -> str | None:
+        """ansible_python_interpreter when it names one (not unset, not `auto*`)."""
+        return self.interpreter if self.interpreter and self.interpreter not in AUTO_INTERPRETER else None
 
     def _no_python_error(self) -> NoPythonError:
-        if self.interpreter and self.interpreter not in AUTO_INTERPRETER:
+        if self._interpreter_set():
             return NoPythonError(f"{self.name}: no python3 on the target at ansible_python_interpreter="
                                  f"{self.interpreter!r}", "set ansible_python_interpreter to the host's python3, "
                                  "or to `auto` to discover it")
@@ -145,26 +141,23 @@ class Transport(ABC):
                              "to its path")
 
 
+@cache
 def _candidates() -> tuple[str, ...]:
+    """`python3` first (what the host's PATH calls python3, as before), then Ansible's discovery list."""
     from ansible import constants as C
 
     found = [str(p) for p in C.config.get_config_value("INTERPRETER_PYTHON_FALLBACK")]
-    return tuple(dict.fromkeys([*found, *EXTRA_PYTHONS]))
+    return tuple(dict.fromkeys(["python3", *found, *EXTRA_PYTHONS]))
 
 
 def _discovery_script() -> str:
-    """Prints the absolute path of the first candidate that exists (`command -v` per name, as Ansible does) and
-    starts (a pyenv shim of a version that is not installed exists, but does not start)."""
-    return "".join(f'p=$(command -v {shlex.quote(p)}) && "$p" -c "" 2>/dev/null && echo "$p" && exit 0; '
-                   for p in _candidates()) + "exit 127"
+    """exec the first candidate that exists with the script's arguments; exit 127 when there is none."""
+    names = " ".join(shlex.quote(p) for p in _candidates())
+    return (f'for p in {names}; do command -v "$p" >/dev/null 2>&1 && exec "$p" "$@"; done; '
+            'echo "python3: not found" >&2; exit 127')
 
 
-def _sudo_refused(stderr: bytes) -> bool:
-    s = stderr.decode("utf-8", "replace")
-    return "a password is required" in s or "is not in the sudoers file" in s or "may not run sudo" in s
-
-
-def _no_python(stderr: bytes, exe: str) -> bool:
+def _no_python(stderr: bytes, exe: str = "python3") -> bool:
     """What a shell, sudo or env says when there is no `exe`. Only lines before python's own output count:
     a program that ran and failed (a traceback naming /usr/lib/python3/... and a missing file) is not it."""
     for s in stderr.decode("utf-8", "replace").splitlines():
