@@ -174,6 +174,19 @@ def test_global_known_hosts_file_with_hashed_entry(host_a, tmp_path, capsys) -> 
 
 
 @pytest.mark.sandbox
+@pytest.mark.parametrize("conn", ["paramiko", "ansible.builtin.ssh", "smart"])
+def test_ssh_like_connection_plugins_are_served_over_ssh(conn: str, host_a, tmp_path, capsys) -> None:
+    rc, out = _ping(capsys, "-i", str(_inventory(tmp_path, host_a, ansible_connection=conn)))
+    assert rc == 0, out
+
+
+def test_builtin_local_is_local() -> None:
+    from safeapply.inventory import Host
+
+    assert Host("h", {"ansible_connection": "ansible.builtin.local"}).is_local
+
+
+@pytest.mark.sandbox
 def test_revoked_host_key_is_refused_even_if_listed(host_a, tmp_path, capsys) -> None:
     hk = host_a.paths.known_hosts.read_text().split()
     known = tmp_path / "known_hosts"
