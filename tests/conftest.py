@@ -70,7 +70,7 @@ def _teardown() -> None:
 
 
 @pytest.fixture(scope="session")
-def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
+def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
     reason = _can_sandbox()
     if reason:
         if os.environ.get("CI"):
@@ -81,9 +81,10 @@ def sandbox_factory() -> Iterator[Callable[[str], Sandbox]]:
     sb.ensure_rootfs()
     atexit.register(_teardown)
 
-    def make(name: str) -> Sandbox:
+    def make(name: str, opts: sb.SandboxOptions = sb.host.DEFAULTS) -> Sandbox:
+        """Boot `name`; `opts` as `sandbox up`'s options (login user, sudo password, network, bastion)."""
         _made.append(name)
-        sb.up(name)
+        sb.up(name, opts)
         return Sandbox(name)
 
     try:
