@@ -22,14 +22,14 @@ CONNECTION_VARS = (
     "ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port", "ansible_ssh_port", "ansible_user",
     "ansible_ssh_user", "ansible_ssh_private_key_file", "ansible_private_key_file", "ansible_ssh_common_args",
     "ansible_ssh_extra_args", "ansible_ssh_timeout", "ansible_password", "ansible_ssh_pass",
-    "ansible_ssh_password", "ansible_python_interpreter",
+    "ansible_ssh_password", "ansible_ssh_args", "ansible_python_interpreter",
     "ansible_become", "ansible_become_method", "ansible_become_user", "ansible_sudo_user",
     "ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_become_exe",
     "ansible_sudo_exe", "ansible_become_flags", "ansible_sudo_flags",
 )
 
 # (plugin option, the variable it is written to): the ssh connection plugin's options
-SSH_OPTIONS = (("remote_user", "ansible_user"), ("port", "ansible_port"),
+SSH_OPTIONS = (("remote_user", "ansible_user"), ("port", "ansible_port"), ("ssh_args", "ansible_ssh_args"),
                ("private_key_file", "ansible_ssh_private_key_file"), ("ssh_common_args", "ansible_ssh_common_args"),
                ("ssh_extra_args", "ansible_ssh_extra_args"), ("timeout", "ansible_ssh_timeout"))
 BECOME_OPTIONS = (("become_user", "ansible_become_user"), ("become_exe", "ansible_become_exe"),
