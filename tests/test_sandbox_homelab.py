@@ -49,6 +49,16 @@ def test_up_two_at_once_on_a_fresh_prefix(fresh_prefix_dir: Path, capsys: pytest
     assert not [x for x in sb.leftovers() if any(n in x for n in names)]
 
 
+def test_a_failed_multi_up_names_the_failure_and_leaves_no_half(host_a: Sandbox,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "up", "a", "half"]) == 2  # `a` exists: a usage error; `half` boots, then goes
+    err = capsys.readouterr().err
+    assert "a: sandbox a already exists" in err and "half came up and was removed again" in err, err
+    assert "half" not in sb.known_names()
+    assert not [x for x in sb.leftovers() if "half" in x]
+    assert sb.info(host_a.paths).running  # the one that was there is untouched
+
+
 PASSWORD = "homelab sudo pw"
 
 
