@@ -22,6 +22,8 @@ TABLE: list[tuple[E, str]] = [
     (E.LINT, "lint found blocking problems; stopped before any change"),
     (E.PREFLIGHT, "preflight plan blocked (collisions); stopped before any change"),
     (E.NO_HOSTS, "no host matched the pattern/limit; nothing done"),
+    (E.VAULT, "a vault-encrypted file or value could not be decrypted (no, wrong or unreadable vault password); "
+              "nothing done"),
     (E.ROLLED_BACK, "apply or verification failed; rolled back and the rollback verified"),
     (E.ROLLBACK_FAILED, "rollback failed or could not be verified: a person must look"),
     (E.SWITCH_ARMED, "`safeapply deadman`: a dead-man's switch is still armed (it restores the host at its "

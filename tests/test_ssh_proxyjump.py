@@ -37,12 +37,13 @@ def project(host_a: Any, tmp_path: Path) -> Path:
         f"{login}"
         f"Host via-newkey\n  HostName 127.0.0.1\n  ProxyJump bastion-newkey\n{login}"
         f"Host via-down\n  HostName 127.0.0.1\n  ProxyJump bastion-down\n{login}"
+        f"Host closed-behind\n  HostName 127.0.0.1\n  Port 1\n  ProxyJump bastion\n{login}"
     )
     args = f"ansible_ssh_common_args='-F {tmp_path}/ssh_config'"
     (tmp_path / "inv.ini").write_text(
         f"t1 ansible_host=inner {args}\n"
         f"t2 ansible_host=127.0.0.1 ansible_ssh_common_args='-F {tmp_path}/ssh_config -J bastion,inner'\n"
-        f"t3 ansible_host=via-newkey {args}\nt4 ansible_host=via-down {args}\n"
+        f"t3 ansible_host=via-newkey {args}\nt4 ansible_host=via-down {args}\nt5 ansible_host=closed-behind {args}\n"
     )
     return tmp_path
 
@@ -76,3 +77,9 @@ def test_unreachable_bastion(project: Path, capsys) -> None:
     assert rc == ExitCode.UNREACHABLE, out
     assert "bastion-down (jump host of t4)" in out and "cannot connect" in out
     assert len(out.strip().splitlines()) == 1
+
+
+def test_target_unreachable_from_the_bastion(project: Path, capsys) -> None:
+    rc, out = _ping(capsys, "-i", str(project / "inv.ini"), "t5")
+    assert rc == ExitCode.UNREACHABLE, out
+    assert "t5 (127.0.0.1:1): cannot connect through jump host bastion" in out

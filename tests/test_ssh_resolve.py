@@ -75,6 +75,26 @@ def test_ansible_variables_win_over_ssh_args_and_config(config: Path) -> None:
     assert t.password == "pw" and "pw" not in repr(t)
 
 
+def test_variable_aliases_resolve_as_ansibles_ssh_connection_does() -> None:
+    """Where a host sets two variables of one option (ansible_host and ansible_ssh_host, ...), the one Ansible's
+    ssh connection plugin takes wins (pinned against ansible-core's config manager)."""
+    from ansible import constants as C
+    from ansible.plugins.loader import connection_loader
+
+    connection_loader.get("ssh", class_only=True)
+    v = {"inventory_hostname": "h", "ansible_host": "a1.lan", "ansible_ssh_host": "a2.lan", "ansible_user": "u1",
+         "ansible_ssh_user": "u2", "ansible_port": 1001, "ansible_ssh_port": 1002,
+         "ansible_private_key_file": "/k1", "ansible_ssh_private_key_file": "/k2", "ansible_password": "p1",
+         "ansible_ssh_pass": "p2", "ansible_ssh_common_args": "-F /dev/null"}
+    t = ssh_target("h", v)
+
+    def ansible(option: str) -> Any:
+        return C.config.get_config_value(option, plugin_type="connection", plugin_name="ssh", variables=v)
+
+    assert (t.hostname, t.user, t.port, t.required_keys[0], t.password) == (
+        ansible("host"), ansible("remote_user"), ansible("port"), ansible("private_key_file"), ansible("password"))
+
+
 def test_options_ssh_rejects_are_one_line(config: Path) -> None:
     with pytest.raises(UsageError, match=r"OpenSSH rejects the SSH options: .*[Bb]ad configuration option"):
         ssh_target("h", {"ansible_ssh_common_args": f"-F {config} -o NoSuchOption=1"})
@@ -171,6 +191,19 @@ def test_global_known_hosts_file_with_hashed_entry(host_a, tmp_path, capsys) -> 
     args = f"{_proxy(host_a, '/dev/null')} -o GlobalKnownHostsFile={glob}"
     rc, out = _ping(capsys, "-i", str(_inventory(tmp_path, host_a, ansible_ssh_common_args=args)))
     assert rc == 0, out
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("conn", ["paramiko", "ansible.builtin.ssh", "smart"])
+def test_ssh_like_connection_plugins_are_served_over_ssh(conn: str, host_a, tmp_path, capsys) -> None:
+    rc, out = _ping(capsys, "-i", str(_inventory(tmp_path, host_a, ansible_connection=conn)))
+    assert rc == 0, out
+
+
+def test_builtin_local_is_local() -> None:
+    from safeapply.inventory import Host
+
+    assert Host("h", {"ansible_connection": "ansible.builtin.local"}).is_local
 
 
 @pytest.mark.sandbox

@@ -26,12 +26,6 @@ from typing import Any, BinaryIO
 from safeapply.errors import SudoError, UsageError
 
 METHODS = ("sudo", "su")
-# What the sudo and su become plugins read (their documented `vars`), and the method
-BECOME_VARS = (
-    "ansible_become_method", "ansible_become_user", "ansible_become_password", "ansible_become_pass",
-    "ansible_become_exe", "ansible_become_flags", "ansible_sudo_user", "ansible_sudo_pass", "ansible_sudo_exe",
-    "ansible_sudo_flags", "ansible_su_user", "ansible_su_pass", "ansible_su_exe", "ansible_su_flags",
-)
 ROOT = "root"
 HINT = "pass -K or set ansible_become_password (vaulted)"
 

@@ -149,4 +149,7 @@ def _hint(att: Attempt) -> str:
         add = " ".join(att.locked)
         why = f" ({att.agent})" if att.agent else ""
         return f"{add} is passphrase-protected and its key is not in the ssh-agent{why}: run `ssh-add {add}`"
+    if not att.tried:
+        return (f"no key to offer ({att.agent or 'the ssh-agent holds no keys'}, and no key file exists): "
+                "ssh-add a key, or set ansible_ssh_private_key_file")
     return "check the user, and that one of these keys is in its authorized_keys"

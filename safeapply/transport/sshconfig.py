@@ -49,12 +49,14 @@ def ssh_target(name: str, hostvars: Mapping[str, Any]) -> SSHTarget:
     if user:
         _check_user(name, str(user))
     key = _var(v, "ansible_private_key_file", "ansible_ssh_private_key_file")
-    args: list[str] = []
+    # the order of Ansible's ssh connection (_build_command): ssh_args, then its own -o options, then the common
+    # and extra args; OpenSSH keeps the first value of each option
+    args = _split(name, "ansible_ssh_args", v.get("ansible_ssh_args"))
     for opt, value in (("Port", _var(v, "ansible_port", "ansible_ssh_port")), ("IdentityFile", key), ("User", user),
                        ("ConnectTimeout", _var(v, "ansible_ssh_timeout"))):
         if value not in (None, ""):
             args += ["-o", f'{opt}="{value}"' if opt in ("IdentityFile", "User") else f"{opt}={value}"]
-    for var in ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args"):
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
         args += _split(name, var, v.get(var))
     password = _var(v, "ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
     required = (_expand_path(str(key), {}),) if key else ()
@@ -62,8 +64,9 @@ def ssh_target(name: str, hostvars: Mapping[str, Any]) -> SSHTarget:
 
 
 def _var(v: Mapping[str, Any], *names: str) -> Any:
-    """The value of the first of `names` that is set (Ansible's aliases of one connection option)."""
-    return next((v[n] for n in names if v.get(n) not in (None, "")), None)
+    """The value of one connection option whose variables are `names`, in the order the ssh connection plugin
+    lists them: as in Ansible's config manager, the last one that is set wins."""
+    return next((v[n] for n in reversed(names) if v.get(n) not in (None, "")), None)
 
 
 def _split(name: str, var: str, value: Any) -> list[str]:

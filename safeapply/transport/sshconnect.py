@@ -39,8 +39,9 @@ class _DetachedProxyCommand(paramiko.ProxyCommand):
 
     def __init__(self, command: str) -> None:
         self.cmd = [os.environ.get("SHELL") or "/bin/sh", "-c", f"exec {command}"]
+        # stderr to /dev/null: a pipe nobody reads would stall a chatty proxy once it is full
         self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, bufsize=0, start_new_session=True)
         self.timeout = None
 
 
