@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Sandbox
 
+from safeapply import sandbox as sb
 from safeapply.cli import main
 from safeapply.scan import scan_host
 
@@ -28,7 +29,7 @@ ETC = "find /etc -xdev -type f -exec sha256sum {} + | sort; find /etc -xdev ! -t
 
 @pytest.fixture(scope="module")
 def ct(sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
-    return sandbox_factory("ct1", containers=True)
+    return sandbox_factory("ct1", sb.SandboxOptions(containers=True))
 
 
 @pytest.fixture(autouse=True)
