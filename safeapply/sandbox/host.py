@@ -21,10 +21,10 @@ import yaml
 
 from safeapply.errors import UsageError
 from safeapply.sandbox import network
+from safeapply.sandbox.containers import containers_env, ensure_containers_rootfs
 from safeapply.sandbox.paths import SandboxPaths, cgroup_dirs, controller_key
 from safeapply.sandbox.proc import SandboxError, alive, read_pid
 from safeapply.sandbox.proc import sh as _sh
-from safeapply.sandbox.containers import containers_env, ensure_containers_rootfs
 from safeapply.sandbox.rootfs import ensure_rootfs
 from safeapply.sandbox.teardown import clear_propagation, down
 
