@@ -49,6 +49,16 @@ def test_up_two_at_once_on_a_fresh_prefix(fresh_prefix_dir: Path, capsys: pytest
     assert not [x for x in sb.leftovers() if any(n in x for n in names)]
 
 
+def test_a_failed_multi_up_names_the_failure_and_leaves_no_half(host_a: Sandbox,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "up", "a", "half"]) == 2  # `a` exists: a usage error; `half` boots, then goes
+    err = capsys.readouterr().err
+    assert "a: sandbox a already exists" in err and "half came up and was removed again" in err, err
+    assert "half" not in sb.known_names()
+    assert not [x for x in sb.leftovers() if "half" in x]
+    assert sb.info(host_a.paths).running  # the one that was there is untouched
+
+
 PASSWORD = "homelab sudo pw"
 
 
@@ -90,10 +100,8 @@ def test_firewall_on_eth0_spares_loopback(lan: dict[str, Sandbox]) -> None:
         assert peer.sh_rc("true")[0] == 255
         assert subprocess.run(["ip", "netns", "exec", peer.paths.netns, "nc", "-z", "127.0.0.1", "22"],
                               check=False).returncode == 0
-    finally:  # the controller's way in: the sandbox's own namespaces (its nft, its ruleset)
-        leader = sb.info(peer.paths).leader_pid
-        subprocess.run(["nsenter", "-t", str(leader), "-m", "-n", "nft", "delete", "table", "inet", "lock"],
-                       check=True)
+    finally:
+        peer.inside("nft delete table inet lock")
     assert peer.sh("true") == ""
 
 
@@ -107,6 +115,7 @@ def test_deploy_with_sudo_password_behind_the_bastion(lan: dict[str, Sandbox]) -
     assert rc == 1 and "password is required" in out
     assert behind.sh("sudo -S -p '' id -u", user="deploy", stdin=f"{PASSWORD}\n".encode()).strip() == "0"
     assert PASSWORD not in behind.inventory.read_text() + behind.paths.options.read_text()
+    assert behind.inside("id -un; ls /root/.ssh/authorized_keys").split()[0] == "root"  # root, without SSH
 
 
 def test_written_inventories_work_with_ansible(lan: dict[str, Sandbox], tmp_path: Path) -> None:

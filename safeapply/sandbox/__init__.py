@@ -58,7 +58,8 @@ def up_many(names: list[str], opts: SandboxOptions = DEFAULTS) -> list[SandboxIn
         down(i.name, fast=True)
     if len(names) == 1:
         raise failed[0][1]
-    undone = f"; {', '.join(i.name for i in booted)} came up and were removed again" if booted else ""
+    were = "was" if len(booted) == 1 else "were"
+    undone = f"; {', '.join(i.name for i in booted)} came up and {were} removed again" if booted else ""
     why = "; ".join(f"{n}: {e}" for n, e in failed)
     usage = all(isinstance(e, UsageError) for _, e in failed)
     if not all(isinstance(e, SafeapplyError) for _, e in failed):
