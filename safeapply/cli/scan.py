@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, PlaybookArg, app
 from safeapply.cli.output import console, emit_json, err_console
-from safeapply.cli.run import SkipTagsOpt, StartAtOpt, TagsOpt
+from safeapply.cli.run import AllowRealOpt, SkipTagsOpt, StartAtOpt, TagsOpt
 from safeapply.errors import PreflightBlocked, SafeapplyError, UsageError
 
 if TYPE_CHECKING:  # imported inside the commands: `import safeapply.cli` stays cheap
@@ -39,12 +39,6 @@ PlanCheckOpt = Annotated[
                  "--check --diff: it connects to the hosts and runs the modules that support check mode, which "
                  "change nothing; this takes about as long as the play) and plan from the arguments Ansible "
                  "resolved for every task it ran. Lookups run on this machine, as in a run. Prints its cost."),
-]
-AllowRealOpt = Annotated[
-    bool,
-    typer.Option("--allow-check-mode-false", help="With --check (or run --plan-check): let tasks marked "
-                 "`check_mode: false` run for real during the check run (Ansible runs them even in check mode). "
-                 "Without it the check run stops before such a task and the plan blocks (exit 17), naming it."),
 ]
 
 
