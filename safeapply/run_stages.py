@@ -41,7 +41,7 @@ def resolve(opts: RunOptions) -> dict[str, Host]:
 
 
 def connector(host: Host, opts: RunOptions) -> Callable[[], Transport]:
-    """A fresh, checked connection each call (python3 and sudo -n verified: the documented errors)."""
+    """A fresh, checked connection each call (python3 and become to root verified: the documented errors)."""
     from safeapply.preflight import check
 
     def connect() -> Transport:

@@ -77,7 +77,7 @@ def scan(
 ) -> None:
     """Show what runs on each host: systemd services, sockets and timers, listening TCP/UDP sockets with
     their process and unit, docker/podman containers, quadlet files and basic facts. Read-only: one probe
-    program on the host's python3 (as root via sudo -n when possible). `--json` output can be fed to
+    program on the host's python3 (as root through the host's become when possible). `--json` output can be fed to
     `safeapply plan --state`."""
     from safeapply.inventory import resolve_hosts
     from safeapply.scan import HostState
