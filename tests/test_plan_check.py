@@ -87,10 +87,17 @@ def test_plan_check_with_nothing_listening_passes_and_prints_its_cost(
     assert "no collisions among the" in out and "resolved by Ansible's check run" in out
 
 
-def test_run_plan_check_blocks_before_any_change(host: Sandbox, squatter: None) -> None:
+def test_run_plan_check_blocks_before_any_change(host: Sandbox, squatter: None,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(DATA / "check.yml"), "-i", str(host.inventory), "--plan-check", "--yes",
                  "--settle", "1"]) == 17
     assert host.sh_rc("ls /etc/pc-app.conf /etc/systemd/system/pc-app.service")[0] != 0
+    capsys.readouterr()
+    assert main(["show", "last", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["plan"]["check"]["seconds"] > 0 and rec["timings"]["plan-check"] > 0
+    assert [f["unit"] for f in rec["plan"]["findings"][host.name] if f["severity"] == "blocking"] == \
+        ["pc-squat.service"]
 
 
 @pytest.fixture
