@@ -27,7 +27,7 @@ from typing import Any
 import ansible_runner
 import psutil
 
-from safeapply import signals
+from safeapply import ansible_context, signals
 from safeapply.errors import ConfigError, Terminated, UsageError
 from safeapply.redact import MASK, clean_terminal, is_secret, patterns, redact_text
 
@@ -167,16 +167,20 @@ class PendingPlaybook:
         self._tmp = tempfile.TemporaryDirectory(prefix="safeapply-runner-")
         self._gate = Path(self._tmp.name) / "gate"
         self._control = Path(self._tmp.name) / "cp"  # the run's SSH control sockets (with speedups)
+        ctx = ansible_context.get(req.inventory or None, req.extra_vars)
         envvars = {"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_ansible(), "SAFEAPPLY_APPLY_GATE": str(self._gate),
-                   "ANSIBLE_CALLBACK_PLUGINS": _callback_plugins(), **_host_key_checking(),
+                   "ANSIBLE_CALLBACK_PLUGINS": _callback_plugins(), **_host_key_checking(), **ctx.child_env(),
                    **_run_env(req, self._control), **req.envvars}
+        # ansible-playbook PLAYBOOK as started from here: this directory, this ansible.cfg (pinned), its default
+        # inventory when there is no -i; the options of safeapply's command line; typed passwords in 0600 files
+        # inside the private dir, which close() deletes (runner's artifacts go there too)
         self._thread, self._runner = ansible_runner.run_async(
             private_data_dir=self._tmp.name,
-            project_dir=str(playbook.parent),
+            project_dir=os.getcwd(),
             playbook=str(playbook),
-            inventory=[_abs_source(s) for s in req.inventory],
+            inventory=[_abs_source(s) for s in req.inventory] or None,
             limit=req.limit,
-            cmdline=_cmdline(req),
+            cmdline=_cmdline(req, ctx.args.playbook_args() + ctx.secret_args(Path(self._tmp.name))),
             envvars=envvars,
             settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True},
             quiet=True,
@@ -285,8 +289,8 @@ def _abs_source(source: str) -> str:
     return str(p.resolve()) if p.exists() else source  # a host list "a,b," stays as it is
 
 
-def _cmdline(req: ApplyRequest) -> str:
-    args: list[str] = []
+def _cmdline(req: ApplyRequest, ansible: Sequence[str] = ()) -> str:
+    args: list[str] = list(ansible)
     for ev in req.extra_vars:
         args += ["-e", ev]
     if req.check:

@@ -151,7 +151,7 @@ class Pipeline:
             out = self._run()
         except SafeapplyError as e:  # before the apply window: the error's own code, nothing changed
             out = RunOutcome(int(e.exit_code), str(e))
-            if not self.hosts and e.exit_code in (ExitCode.USAGE, ExitCode.CONFIG):
+            if not self.hosts and e.exit_code in (ExitCode.USAGE, ExitCode.CONFIG, ExitCode.VAULT):
                 self._record = False  # bad input found before any host: not a run, never in history
         except BaseException as e:  # Ctrl-C / SIGTERM / a bug: record what the funnel will answer, re-raise
             self._finish(_aborted(e), started)
@@ -399,7 +399,7 @@ class Pipeline:
     # ---- the record, and after it ------------------------------------------------------------------------
     def _sections(self) -> dict[str, Any]:
         opts, hosts = self.opts, self.hosts
-        s: dict[str, Any] = {"inventory": [stages.absolute_source(i) for i in opts.inventory], "timings": self.timings,
+        s: dict[str, Any] = {"inventory": stages.inventory_sources(opts), "timings": self.timings,
                              "provenance": provenance(opts.prompt_file, opts.model, opts.note)}
         scans = {h.name: h.before.to_dict() for h in hosts if h.before}
         if scans:

@@ -61,6 +61,13 @@ def absolute_source(source: str) -> str:
     return source if "," in source or not Path(source).exists() else str(Path(source).resolve())
 
 
+def inventory_sources(opts: RunOptions) -> list[str]:
+    """The inventory the run reads: -i, else ansible.cfg's (as the record keeps it: absolute paths)."""
+    from safeapply.ansible_context import get
+
+    return [absolute_source(s) for s in get(list(opts.inventory) or None).sources]
+
+
 def machine_id(transport: Transport) -> str:
     """/etc/machine-id of the host ("" when it has none): which machine a snapshot was taken of."""
     res = transport.run(["cat", "/etc/machine-id"], timeout=30)
@@ -155,11 +162,9 @@ def login_user(host: Host) -> str:
 
 def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:
     """Names that -e defines, read by Ansible's own parser (the one intent resolution uses)."""
-    from ansible.parsing.dataloader import DataLoader
+    from safeapply.ansible_context import get
 
-    from safeapply.intent.load import parse_extra_vars
-
-    return frozenset(parse_extra_vars(DataLoader(), extra_vars))
+    return frozenset(get(extra_vars=list(extra_vars)).extra_vars)
 
 
 # ---- plan -------------------------------------------------------------------------------------------

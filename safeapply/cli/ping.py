@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, app
 from safeapply.cli.output import console, emit_json
 
 
 @app.command()
+@ansible_options
 def ping(
     pattern: PatternArg = "all",
     inventory: InventoryOpt = None,

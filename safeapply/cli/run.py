@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, AcceptOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, YesOpt, app
 from safeapply.cli.output import console, emit_json, err_console, error_line, interactive
 from safeapply.errors import ExitCode, SafeapplyError, UsageError
@@ -101,6 +102,7 @@ def _confirm(yes: bool) -> Callable[[list[str]], bool]:
 
 
 @app.command()
+@ansible_options
 def run(
     playbook: PlaybookArg,
     inventory: InventoryOpt = None,
@@ -305,6 +307,7 @@ def _show_details(rec: dict[str, object]) -> None:
 
 
 @app.command("rollback")
+@ansible_options
 def rollback_cmd(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
     yes: YesOpt = False,

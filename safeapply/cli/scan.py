@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, PlaybookArg, app
 from safeapply.cli.output import console, emit_json, err_console
 from safeapply.cli.run import SkipTagsOpt, StartAtOpt, TagsOpt
@@ -59,6 +60,7 @@ def _raise_first(results: dict[str, Any]) -> None:
 
 
 @app.command()
+@ansible_options
 def scan(
     pattern: PatternArg = "all",
     inventory: InventoryOpt = None,
@@ -135,6 +137,7 @@ def _load_states(path: Path) -> dict[str, HostState]:
 
 
 @app.command("plan")
+@ansible_options
 def plan_cmd(
     playbook: PlaybookArg,
     inventory: InventoryOpt = None,

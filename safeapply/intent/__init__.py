@@ -36,7 +36,9 @@ def playbook_intent(playbook: Path | str, inventory_sources: Sequence[str], limi
                     selection: Selection | None = None) -> dict[str, Intent]:
     """Per host (inventory name): what the playbook will do there. `facts`: each host's scan facts, for the
     include names and `when:` that need them. Raises UsageError / NoHostsMatched."""
-    with lookups_disabled(), lenient_module_names():
+    from safeapply.ansible_errors import vault_errors
+
+    with lookups_disabled(), lenient_module_names(), vault_errors():
         return _intents(Path(playbook), inventory_sources, limit, extra_vars, facts or {}, selection or Selection())
 
 
