@@ -205,7 +205,7 @@ class Pipeline:
         with self._stage("plan-check", "ansible-playbook --check --diff"):
             self.plan = stages.plan_check(self.opts, self.plan, {h.name: h.before for h in self.hosts if h.before},
                                           self._request())
-        self.say(f"plan --check: Ansible's check mode ran in {self.timings['plan-check']:.1f} s")
+        self.say(str(self.plan.check.get("cost", "")))
 
     # ---- before apply ----------------------------------------------------------------------------------
     def _prepare_hosts(self, locks: ExitStack) -> None:

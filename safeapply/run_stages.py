@@ -215,7 +215,8 @@ def plan_check(opts: RunOptions, outcome: PlanOutcome, scans: dict[str, HostStat
     out = PlanOutcome(expectations=outcome.expectations)
     for host, h in cp.hosts.items():
         out.findings[host], out.intents[host] = h.findings, h.intent
-    out.check = {"seconds": round(cp.seconds, 3), "hosts": {h: c.to_dict() for h, c in cp.hosts.items()}}
+    out.check = {"seconds": round(cp.seconds, 3), "ran": cp.ran, "cost": cp.cost(),
+                 "hosts": {h: c.to_dict() for h, c in cp.hosts.items()}}
     return out
 
 
