@@ -18,6 +18,7 @@ from conftest import Sandbox
 
 from safeapply.cli import main
 from safeapply.errors import ExitCode, SudoError, UsageError
+from safeapply.inventory import resolve_hosts
 from safeapply.records import RunStore
 from safeapply.transport.become import Become
 
@@ -106,6 +107,22 @@ def test_nopasswd_sudo_still_works_with_a_password_set(host_a: Sandbox, tmp_path
         assert rc == 0 and "root via sudo -n" in out, out
         rc, out = cli(capsys, "snapshot", host_a.name, "-i", inv)
         assert rc == 0, out
+
+
+@pytest.mark.sandbox
+def test_nopasswd_for_some_commands_only_never_feeds_them_the_password(host: Sandbox, tmp_path: Path) -> None:
+    """sudo asks for `true` but not for `cat`: commands run under /bin/sh (as Ansible's become), so sudo reads the
+    password line for every one of them and `cat` sees only its own stdin."""
+    host.sh("echo 'deploy ALL=(ALL) NOPASSWD: /usr/bin/cat' > /etc/sudoers.d/deploy-cat && "
+            "chmod 0440 /etc/sudoers.d/deploy-cat")
+    try:
+        inv = _inventory(tmp_path, host, ansible_become_password=PASSWORD)
+        with resolve_hosts([inv], host.name)[0].connect() as t:
+            res = t.run(["cat"], sudo=True, stdin=b"payload\n").check()
+            assert (res.stdout, t.root_via) == (b"payload\n", "sudo (password)")
+            assert t.run(["id", "-u"], sudo=True).check().text == "0\n"
+    finally:
+        host.sh("rm -f /etc/sudoers.d/deploy-cat")
 
 
 @pytest.mark.sandbox

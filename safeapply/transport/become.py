@@ -3,9 +3,11 @@ the host's become settings, read the way Ansible reads them (its sudo/su become 
 variables, ansible.cfg `[privilege_escalation]`, ANSIBLE_BECOME_* environment), turned into an argv prefix.
 
     sudo, no password   sudo -H -n -u root -- ARGV                 (as before: passwordless sudo, no probe)
-    sudo, a password    one probe per connection, `sudo -k -n true`: when that works (NOPASSWD) the line above;
-                        else the password is checked once (`sudo -k -S -p '' true`), then every command is
-                        sudo -H -k -S -p '' -u root -- ARGV  with the password as the first line of its stdin
+    sudo, a password    one probe per connection, `sudo -k -n -- /bin/sh -c 'exec "$@"' sh true`: when that works
+                        (NOPASSWD) `sudo -H -n -u root -- /bin/sh -c 'exec "$@"' sh ARGV`; else the password is
+                        checked once (`sudo -k -S -p '' ... true`), then every command is
+                        sudo -H -k -S -p '' -u root -- /bin/sh -c 'exec "$@"' sh ARGV
+                        with the password as the first line of its stdin
     su, a password      su -c 'ARGV' root  with the password as the first line of stdin (checked once)
 
 The password never reaches argv, a log or an error message. `-k` makes sudo ask on every call, so it always
@@ -127,10 +129,15 @@ class Become:
                                   "check ansible_become_password (or what you typed for -K)")
 
     def _sudo(self, mode: Sequence[str], argv: Sequence[str]) -> tuple[str, ...]:
-        return (self.exe or "sudo", *_sudo_flags(self.flags), *mode, "-u", ROOT, "--", *argv)
+        """With a password set, every command (the probe's `true` too) runs under /bin/sh, as Ansible's become
+        does: one sudoers rule decides for all of them, so sudo reads the password line whenever the probe said
+        it would (a NOPASSWD rule for some commands only cannot leave that line to a command's stdin)."""
+        shell = SHELL if self.password is not None else ()
+        return (self.exe or "sudo", *_sudo_flags(self.flags), *mode, "-u", ROOT, "--", *shell, *argv)
 
 
 _PROMPT = re.compile(rb"\A[^\n:]{1,40}: ")
+SHELL = ("/bin/sh", "-c", 'exec "$@"', "sh")
 
 
 def _plugin_options(method: str, vars: Mapping[str, Any]) -> dict[str, Any]:
