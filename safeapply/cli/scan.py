@@ -226,13 +226,12 @@ def _check(playbook: Path, inventory: list[str], limit: str | None, extra_vars: 
     else:
         cp = check_plan(req, selection, scans, strict_plan, allow_real)
     for host, h in cp.hosts.items():
-        report[host] = {"verdict": verdict(h, cp.seconds), "tasks": h.intent.tasks,
+        report[host] = {"verdict": verdict(h, cp), "tasks": h.intent.tasks,
                         "not_analysed": h.intent.not_analysed, "intent": h.intent.to_dict(),
                         "findings": [f.to_dict() | {"seen_by": h.seen_by(f)} for f in h.findings],
                         "expect": expectations(h.intent).__dict__, "check": h.to_dict() | {"seconds": cp.seconds}}
     if not json_out:
-        console.print(f"plan --check: Ansible's check mode (ansible-playbook --check --diff) ran in "
-                      f"{cp.seconds:.1f} s", markup=False)
+        console.print(cp.cost(), markup=False)
     return cp.blocking
 
 
