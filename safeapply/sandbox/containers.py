@@ -1,5 +1,5 @@
-"""Container sandboxes (`safeapply sandbox up --containers`): the base rootfs plus Debian 12's podman, docker and local
-busybox image, cached in its own directory named after both recipes' hashes (build-rootfs-containers.sh).
+"""Container sandboxes (`safeapply sandbox up --containers`): the base rootfs plus Debian 12's podman, docker and
+local busybox images, cached in its own directory named after both recipes' hashes (build-rootfs-containers.sh).
 
 Images in that rootfs, built without any registry (busybox-static imported with `podman import`):
 
