@@ -89,12 +89,24 @@ def defined_names(root: Path, roles: list[Path] | None = None, limit: int = 3000
     return names
 
 
+def _default_inventory() -> list[Path]:
+    """ansible.cfg's `inventory` (its group_vars and host_vars): in the usual layout it is not under the
+    playbook's folder, and `safeapply lint` has no -i."""
+    from ansible import constants as C
+
+    out: list[Path] = []
+    for src in map(Path, C.DEFAULT_HOST_LIST or []):
+        out += [src] if src.is_dir() else [d for d in (src.parent / "group_vars", src.parent / "host_vars")
+                                            if src.exists() and d.is_dir()]
+    return out
+
+
 def _is_known(name: str, known: set[str]) -> bool:
     return name in known or name in MAGIC or name.startswith(("ansible_", "facter_", "ohai_"))
 
 
 def check(ctx: Context) -> Iterator[Finding]:
-    known = defined_names(ctx.project.root, ctx.project.roles) | set(ctx.known_vars)
+    known = defined_names(ctx.project.root, [*ctx.project.roles, *_default_inventory()]) | set(ctx.known_vars)
     reported: set[tuple[str, int, str]] = set()
     for tpl in templates(ctx.project):
         try:
