@@ -26,6 +26,7 @@ CONNECTION_VARS = (
     "ansible_become", "ansible_become_method", "ansible_become_user", "ansible_sudo_user",
     "ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_become_exe",
     "ansible_sudo_exe", "ansible_become_flags", "ansible_sudo_flags",
+    "ansible_su_user", "ansible_su_pass", "ansible_su_exe", "ansible_su_flags",  # the su become plugin's
 )
 
 # (plugin option, the variable it is written to): the ssh connection plugin's options

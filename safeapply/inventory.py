@@ -13,6 +13,7 @@ from safeapply.ansible_errors import ansible_warnings, first_line
 from safeapply.errors import NoHostsMatched, UsageError
 from safeapply.hostvars import CONNECTION_VARS
 from safeapply.transport.base import Transport
+from safeapply.transport.become import Become
 
 __all__ = ["CONNECTION_VARS", "Host", "ansible_warnings", "check_sources", "load", "resolve_hosts"]
 
@@ -32,14 +33,21 @@ class Host:
         return self.connection in ("local", "ansible.builtin.local")
 
     def connect(self, accept_new_host_keys: bool = False) -> Transport:
+        """A connection to the host, which becomes root (for safeapply's own work) as its become variables say
+        and runs python with its ansible_python_interpreter."""
+        become = Become.from_vars(self.vars)
+        interpreter = self.vars.get("ansible_python_interpreter")
+        python = str(interpreter) if interpreter else None
         if self.is_local:
             from safeapply.transport.local import LocalTransport
 
-            return LocalTransport(self.name)
+            return LocalTransport(self.name, become, python)
         from safeapply.transport.ssh import SSHTransport
         from safeapply.transport.sshconfig import ssh_target
 
-        return SSHTransport(ssh_target(self.name, self.vars), accept_new_host_keys)
+        t = SSHTransport(ssh_target(self.name, self.vars), accept_new_host_keys)
+        t.become, t.interpreter = become, python
+        return t
 
 
 _check_sources = check_sources  # the name callers used before

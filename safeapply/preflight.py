@@ -1,4 +1,5 @@
-"""Can we work on a host? Connect, find python3 (3.8 or newer: `safeapply.target.MIN_PYTHON`), check sudo -n.
+"""Can we work on a host? Connect, find python3 (3.8 or newer: `safeapply.target.MIN_PYTHON`), check that it
+becomes root (sudo -n, or sudo/su with the become password).
 The first thing every command does; it installs nothing on the host."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ class HostCheck:
     name: str
     user: str
     python: str
-    root_via: str  # "login" or "sudo -n"
+    root_via: str  # "login", "sudo -n", "sudo (password)" or "su" (Transport.root_via)
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -25,8 +26,7 @@ def check(transport: Transport) -> HostCheck:
     """Raise the documented error (no python3 or one too old, sudo needs a password) or describe the host."""
     python = remote.python_version(transport)
     transport.run(["true"], sudo=True).check()
-    via = "sudo -n" if transport.needs_sudo_prefix else "login"
-    return HostCheck(transport.name, transport.user, python, via)
+    return HostCheck(transport.name, transport.user, python, transport.root_via)
 
 
 def connect_and_check(host: Host, accept_new_host_keys: bool = False) -> HostCheck:

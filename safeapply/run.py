@@ -186,6 +186,8 @@ class Pipeline:
             with self._stage("plan"):
                 self.plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before},
                                         {h.name: h.expect for h in self.hosts})
+            if self.opts.plan_check:
+                self._plan_check()
             self._save()
             self.plan.raise_if_blocking()
             if self.plan.warnings and not self.confirm(self.plan.warnings):
@@ -196,6 +198,14 @@ class Pipeline:
             armed.pop_all()  # apply starts: from here on switches are confirmed or kept, never just released
             return self._apply_window(pending, checks)
         raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
+
+    def _plan_check(self) -> None:
+        """--plan-check: Ansible's own check mode (a second ansible-playbook, beside the one held at its gate)."""
+        assert self.plan is not None
+        with self._stage("plan-check", "ansible-playbook --check --diff"):
+            self.plan = stages.plan_check(self.opts, self.plan, {h.name: h.before for h in self.hosts if h.before},
+                                          self._request())
+        self.say(f"plan --check: Ansible's check mode ran in {self.timings['plan-check']:.1f} s")
 
     # ---- before apply ----------------------------------------------------------------------------------
     def _prepare_hosts(self, locks: ExitStack) -> None:

@@ -26,6 +26,10 @@ SkipTagsOpt = Annotated[list[str] | None, typer.Option(
     "--skip-tags", help="As for ansible-playbook: leave out tasks with these tags (comma list, repeatable).")]
 StartAtOpt = Annotated[str | None, typer.Option(
     "--start-at-task", help="As for ansible-playbook: start at the first task matching this name.")]
+AllowRealOpt = Annotated[bool, typer.Option(
+    "--allow-check-mode-false", help="With plan --check / run --plan-check: let tasks marked `check_mode: false` "
+    "run for real during the check run (Ansible runs them even in check mode). Without it the check run stops "
+    "before such a task and the plan blocks (exit 17), naming it.")]
 AnsibleArgs = Annotated[list[str] | None, typer.Argument(
     help="After `--`: handed to ansible-playbook verbatim (e.g. `-- --forks 3`).", show_default=False)]
 
@@ -135,6 +139,10 @@ def run(
         "--strict-plan", envvar="SAFEAPPLY_STRICT_PLAN",
         help="A task the plan could not analyse that may start, install or publish a listener stops the run "
         "(exit 17) instead of warning.")] = False,
+    plan_check: Annotated[bool, typer.Option(
+        "--plan-check", help="Plan from Ansible's own check mode, as `safeapply plan --check` (costs a check run, "
+        "about as long as the play, before the apply).")] = False,
+    allow_check_mode_false: AllowRealOpt = False,
     root: Annotated[list[str] | None, typer.Option(
         "--root", help="Snapshot root (default /etc). Repeatable.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(
@@ -192,7 +200,8 @@ def run(
         check=check, tags=list(tags or []), skip_tags=list(skip_tags or []), start_at_task=start_at_task, diff=diff,
         verbosity=verbose, ansible_args=list(ansible_args or []),
         yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
-        strict_lint=strict_lint, strict_plan=strict_plan,
+        strict_lint=strict_lint, strict_plan=strict_plan, plan_check=plan_check,
+        allow_check_mode_false=allow_check_mode_false,
         roots=canonical_roots(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
         deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url,
         notify_details=notify_details, accept=list(accept or []))

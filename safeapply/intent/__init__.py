@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from safeapply.errors import SafeapplyError
-from safeapply.intent.extract import Extractor
+from safeapply.intent.extract import Extractor, feed
 from safeapply.intent.facts import as_variables
 from safeapply.intent.load import PlaybookLoader, lenient_module_names, lookups_disabled
 from safeapply.intent.model import Bind, ContainerOp, FileWrite, Intent, Note, TaskRef, UnitOp
@@ -50,10 +50,7 @@ def _intents(pb: Path, inventory_sources: Sequence[str], limit: str | None, extr
         ex = Extractor(host, pb.resolve().parent)
         known = as_variables(facts[host]) if host in facts else None
         for rt in loader.tasks(host, known):
-            try:
-                ex.add(rt)
-            except Exception as e:  # one task this analysis cannot read is a warning, not a crash
-                ex.note("not-analysed", f"this task could not be analysed ({type(e).__name__}: {e})", rt)
+            feed(ex, rt)
         out[host] = ex.finish()
         out[host].source = (str(pb), tuple(inventory_sources), limit, tuple(extra_vars), selection)
     return out

@@ -31,6 +31,7 @@ class ResolvedTask:
     templar: Any  # ansible Templar with this task's variables (for files the task renders)
     notify: list[str]
     followed: bool = False  # an include whose content is analysed in its place, or include_vars loaded
+    content: str | None = None  # a template's or copy's content as Ansible rendered it (plan --check: its diff)
 
 
 @contextlib.contextmanager
