@@ -16,6 +16,7 @@ import yaml
 VAULT_PASSWORD = "correct horse vault staple"
 VAULT_VALUE = "tok-4f1e-vaulted-value"  # in group_vars/all/vault.yml
 EXTRA_VALUE = "xv-9c2b-vaulted-extra"  # in a vaulted -e @file
+PLAY_VALUE = "pv-77d0-vaulted-play-var"  # in a vaulted vars_files file of the play
 BIN = Path(sys.executable).parent
 
 
@@ -37,7 +38,7 @@ def encrypt(cwd: Path, path: Path, *args: str) -> None:
 def make_project(root: Path, host: str, host_vars: Mapping[str, Any], cfg_defaults: Mapping[str, str] = {},
                  tasks: str = "") -> Path:
     """The project, its one host `host` (group `web`) with `host_vars`; returns the root."""
-    for d in ("playbooks", "roles/web/tasks", "inventories/home/group_vars/all", "vars"):
+    for d in ("playbooks/vars", "roles/web/tasks", "inventories/home/group_vars/all", "vars"):
         (root / d).mkdir(parents=True, exist_ok=True)
     cfg = {"inventory": "inventories/home/hosts.yml", "roles_path": "roles", "vault_password_file": ".vault-pass",
            **cfg_defaults}
@@ -50,12 +51,16 @@ def make_project(root: Path, host: str, host_vars: Mapping[str, Any], cfg_defaul
     vault.write_text(f"vault_token: {VAULT_VALUE}\n")
     encrypt(root, vault)
     (root / "inventories/home/group_vars/all/vars.yml").write_text('token: "{{ vault_token }}"\n')
+    play = root / "playbooks/vars/play.yml"
+    play.write_text(f"play_token: {PLAY_VALUE}\n")
+    encrypt(root, play)
     extra = root / "vars/extra.yml"
     extra.write_text(f"extra_token: {EXTRA_VALUE}\n")
     encrypt(root, extra)
     (root / "roles/web/tasks/main.yml").write_text(
         "- name: Marker from the role\n  ansible.builtin.copy:\n    dest: /root/safeapply-ctx-marker\n"
-        '    content: "{{ token }}\\n"\n    mode: "0600"\n  no_log: true\n')
+        '    content: "{{ token }} {{ play_token }}\\n"\n    mode: "0600"\n  no_log: true\n')
     (root / "playbooks/site.yml").write_text(
-        f"- name: Site\n  hosts: web\n  gather_facts: false\n  roles:\n    - web\n{tasks}")
+        f"- name: Site\n  hosts: web\n  gather_facts: false\n  vars_files:\n    - vars/play.yml\n  roles:\n"
+        f"    - web\n{tasks}")
     return root

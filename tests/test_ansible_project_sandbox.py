@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_project import EXTRA_VALUE, VAULT_PASSWORD, VAULT_VALUE, make_project, run
+from ansible_project import EXTRA_VALUE, PLAY_VALUE, VAULT_PASSWORD, VAULT_VALUE, make_project, run
 from conftest import Sandbox
 
 from safeapply.errors import ExitCode
@@ -31,7 +31,7 @@ EXTRA_TASK = """  tasks:
       no_log: true
       when: extra_token is defined
 """
-SECRETS = (VAULT_PASSWORD, VAULT_VALUE, EXTRA_VALUE)
+SECRETS = (VAULT_PASSWORD, VAULT_VALUE, EXTRA_VALUE, PLAY_VALUE)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,8 @@ def test_run_applies_with_the_projects_ansible_cfg(where: tuple[Path, dict[str, 
                   "--settle", "1", env=env))
     rec = json.loads(out)
     assert rec["status"] == "applied" and rec["apply"]["hosts"][host.name]["changed"] == 2
-    assert host.sh("cat /root/safeapply-ctx-marker /root/safeapply-ctx-extra").split() == [VAULT_VALUE, EXTRA_VALUE]
+    assert host.sh("cat /root/safeapply-ctx-marker /root/safeapply-ctx-extra").split() == [
+        VAULT_VALUE, PLAY_VALUE, EXTRA_VALUE]
     _no_secret_in(out, Path(env["SAFEAPPLY_STATE_DIR"]), Path(env["TMPDIR"]))
 
 
@@ -90,11 +91,12 @@ def test_apply_with_no_i_reaches_the_host_without_any_vault(where: tuple[Path, d
     shutil.copytree(root, plain)
     (plain / "inventories/home/group_vars/all/vault.yml").unlink()
     (plain / "inventories/home/group_vars/all/vars.yml").write_text("token: plain-token\n")
+    (plain / "playbooks/vars/play.yml").write_text("play_token: plain-play\n")
     (plain / "ansible.cfg").write_text("[defaults]\ninventory = inventories/home/hosts.yml\nroles_path = roles\n")
     hv = yaml.safe_load(host.inventory.read_text())["all"]["hosts"]
     (plain / "inventories/home/hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"web": {"hosts": hv}}}}))
     _ok(run(plain, "safeapply", "run", "playbooks/site.yml", "--yes", "--settle", "1", env=env))
-    assert host.sh("cat /root/safeapply-ctx-marker").split() == ["plain-token"]
+    assert host.sh("cat /root/safeapply-ctx-marker").split() == ["plain-token", "plain-play"]
 
 
 def test_rollback_of_that_run(where: tuple[Path, dict[str, str]]) -> None:
