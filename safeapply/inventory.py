@@ -37,7 +37,7 @@ class Host:
 
     @property
     def is_local(self) -> bool:
-        return self.connection == "local"
+        return self.connection in ("local", "ansible.builtin.local")
 
     def connect(self, accept_new_host_keys: bool = False) -> Transport:
         if self.is_local:
