@@ -31,7 +31,7 @@ class Finding:
     host: str
     severity: str  # blocking | warning
     code: str  # port-in-use | port-twice | duplicate-service | unit-failed | unit-restart-loop | unknown-port
-    #            | not-analysed
+    #            | not-analysed | check-mode-false | check-stopped (plan --check)
     message: str
     fix: str
     task: TaskRef | None = None

@@ -59,7 +59,8 @@ class RollbackReport:
 
 def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops: SnapshotOps,
                   *, apt_offset: int | None = None, rollback_packages: bool = False,
-                  tasks_since: float | None = None, ours: frozenset[str] | None = None) -> RollbackReport:
+                  tasks_since: float | None = None, ours: frozenset[str] | None = None,
+                  tasks_mark: str = "") -> RollbackReport:
     """Roll one host back to `before` (its pre-run scan) and `snapshot_id`; never raises for a step.
 
     `ours`: the units the run's plan names. A unit that a timer which existed before the run started meanwhile
@@ -68,10 +69,12 @@ def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops
     counts as the run's.
 
     `tasks_since` (the controller's time.time() when apply began): first stop what the run left running on
-    the host — a task cut short by Ctrl-C, an `async` job — so that nothing changes it after the restore."""
+    the host — a task cut short by Ctrl-C, an `async` job — so that nothing changes it after the restore;
+    `tasks_mark`: the run's mark on its module processes (`SAFEAPPLY_RUN`, set by apply: found also with SSH
+    pipelining, which leaves no ansible-tmp path)."""
     rep = RollbackReport(transport.name, snapshot_id)
     if tasks_since is not None:
-        _step(rep, "stop the run's tasks", lambda: _stop_tasks(transport, rep, tasks_since))
+        _step(rep, "stop the run's tasks", lambda: _stop_tasks(transport, rep, tasks_since, tasks_mark))
     _step(rep, "restore files", lambda: rep.restored_paths.extend(ops.restore(transport, snapshot_id)))
     _step(rep, "daemon-reload", lambda: _systemctl(transport, rep, "daemon-reload"))
     now = _scan(rep, transport)
@@ -129,9 +132,11 @@ def _run(transport: Transport, rep: RollbackReport, argv: list[str]) -> None:
 
 # ---- the run's own task processes ------------------------------------------------------------------
 
-def _stop_tasks(transport: Transport, rep: RollbackReport, since: float) -> None:
-    """Stop what the run left running (`safeapply.target.tasks`: ansible-tmp-<time> processes since `since`)."""
-    n = int(remote.call(transport, "tasks.stop", [repr(since)], sudo=True, timeout=60).strip() or 0)
+def _stop_tasks(transport: Transport, rep: RollbackReport, since: float, mark: str) -> None:
+    """Stop what the run left running (`safeapply.target.tasks`: its marked processes, and ansible-tmp-<time>
+    processes since `since`)."""
+    args = [repr(since), mark] if mark else [repr(since)]
+    n = int(remote.call(transport, "tasks.stop", args, sudo=True, timeout=60).strip() or 0)
     if n:
         rep.actions.append(f"stopped {n} process(es) the run left running")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from safeapply import sandbox as sb
 from safeapply.cli import main
 from safeapply.errors import ExitCode
 from safeapply.inventory import resolve_hosts
@@ -83,3 +84,18 @@ def test_target_unreachable_from_the_bastion(project: Path, capsys) -> None:
     rc, out = _ping(capsys, "-i", str(project / "inv.ini"), "t5")
     assert rc == ExitCode.UNREACHABLE, out
     assert "t5 (127.0.0.1:1): cannot connect through jump host bastion" in out
+
+
+def test_host_on_a_private_network_only_through_its_bastion(sandbox_factory: Any, capsys) -> None:
+    """`sandbox up --network` + `--via`: the target's address exists only on the bastion's private network; its
+    written inventory says `-o ProxyJump=BASTION` (with -F for the bastion's entry). The login arrives from the
+    bastion's address, over the network interface."""
+    bastion = sandbox_factory("jb", sb.SandboxOptions(sb.Layout(network="jn")))
+    behind = sandbox_factory("jt", sb.SandboxOptions(sb.Layout(via="jb")))
+    h = resolve_hosts([str(behind.inventory)], behind.name)[0]
+    with h.connect() as t:
+        client, _, server, _ = t.run(["sh", "-c", "echo $SSH_CONNECTION"]).check().text.split()
+    assert client == sb.Layout.load(bastion.paths).address
+    assert server == sb.Layout.load(behind.paths).address
+    rc, out = _ping(capsys, "-i", str(behind.inventory))
+    assert rc == 0, out
