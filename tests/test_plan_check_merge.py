@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from safeapply.intent.check import Merged, check_intents, read_record
+from safeapply.intent.check import Merged, check_intents, read_record, static_tasks
 from safeapply.intent.select import Selection
 from safeapply.probe.model import Facts
 
@@ -38,8 +38,9 @@ def _merged(tmp_path: Path, lines: list[dict[str, Any]], cut_short: bool = False
     (tmp_path / "u.j2").write_text("[Service]\nExecStart=/usr/bin/python3 -m http.server {{ port_from_run }}\n")
     (tmp_path / "record.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines))
     record = read_record(tmp_path / "record.jsonl")
-    return check_intents(tmp_path / "pb.yml", [str(tmp_path / "inv.yml")], None, (), {"h1": Facts(os_id="debian")},
-                         Selection(), record, lambda _h: cut_short)["h1"]
+    static = static_tasks(tmp_path / "pb.yml", [str(tmp_path / "inv.yml")], None, (), {"h1": Facts(os_id="debian")},
+                          Selection())
+    return check_intents(static, record, lambda _h: cut_short)["h1"]
 
 
 def test_check_mode_values_where_it_ran_the_static_plan_where_it_did_not(tmp_path: Path) -> None:
@@ -82,3 +83,42 @@ def test_a_check_run_cut_short_keeps_the_static_plan_for_the_rest(tmp_path: Path
     assert m.from_check == set() and m.from_plan == {0, 1, 2, 3}
     assert [b.port for b in m.intent.binds] == [8081]  # the unit's port needs a value only the run knows
     assert m.intent.not_analysed == 1
+
+
+def test_tasks_that_would_run_for_real_in_check_mode_are_found_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h1: {ansible_connection: local}\n")
+    (tmp_path / "pb.yml").write_text("""- hosts: all
+  tasks:
+    - name: plain
+      ansible.builtin.command: "true"
+    - name: explicit
+      ansible.builtin.command: "true"
+      check_mode: false
+    - block:
+        - name: inherited
+          ansible.builtin.command: "true"
+      check_mode: false
+    - name: templated
+      ansible.builtin.command: "true"
+      check_mode: "{{ false }}"
+    - name: in check mode anyway
+      ansible.builtin.command: "true"
+      check_mode: true
+""")
+    static = static_tasks(tmp_path / "pb.yml", [str(tmp_path / "inv.yml")], None, (), {"h1": Facts()}, Selection())
+    assert [(t["name"], t["check_mode"]) for t in static.runs_for_real()] == \
+        [("explicit", "False"), ("inherited", "False"), ("templated", "{{ false }}")]
+
+
+def test_a_failure_followed_by_more_tasks_did_not_stop_the_host(tmp_path: Path) -> None:
+    """A block's `rescue:` runs after a failure: the host goes on, and so does check mode's record."""
+    pb = tmp_path / "pb.yml"
+    pb.write_text(PLAYBOOK)
+    m = _merged(tmp_path, [
+        _line(pb, 8, "start new", "ansible.builtin.systemd", "failed",
+              args={"name": "new.service", "state": "started"}),
+        _line(pb, 10, "later container", "community.docker.docker_container", "changed",
+              args={"name": "web", "image": "nginx", "published_ports": ["8082:80"]}),
+    ])
+    assert m.stopped is None and m.appended == 0
+    assert [(b.port, b.owner) for b in m.intent.binds] == [(8082, "web")]
