@@ -54,6 +54,7 @@ class Become:
         from ansible import constants as C
 
         method = str(vars.get("ansible_become_method") or C.DEFAULT_BECOME_METHOD or "sudo")
+        method = method.removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
         if method not in METHODS:
             return cls(method)
         opts = _plugin_options(method, vars)
