@@ -15,8 +15,8 @@ TABLE: list[tuple[E, str]] = [
     (E.UNREACHABLE, "host unreachable; stopped before any change"),
     (E.AUTH, "SSH authentication failed; stopped before any change"),
     (E.HOST_KEY, "unknown or changed SSH host key; stopped before any change"),
-    (E.SUDO, "cannot become root: sudo/su needs a password, the become password was refused, or sudo is not "
-              "allowed; stopped before any change"),
+    (E.SUDO, "cannot become root: sudo/su needs a password, the become password was refused, sudo is not "
+              "allowed, or it needs a terminal (`requiretty`); stopped before any change"),
     (E.NO_PYTHON, "no python3 on the target (or not at `ansible_python_interpreter`); stopped before any change"),
     (E.SNAPSHOT, "snapshot failed, or a stored snapshot is corrupt; stopped before any change"),
     (E.LINT, "lint found blocking problems; stopped before any change"),

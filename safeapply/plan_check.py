@@ -21,7 +21,7 @@ from typing import Any
 
 from safeapply import plan as planner
 from safeapply.apply import ApplyRequest, ApplyResult, run_playbook
-from safeapply.intent.check import CheckRecord, Merged, check_intents, read_record
+from safeapply.intent.check import CheckRecord, Merged, check_intents, read_record, static_tasks
 from safeapply.intent.model import Intent, TaskRef
 from safeapply.intent.select import Selection
 from safeapply.probe.model import HostState
@@ -49,7 +49,14 @@ class HostCheck:
 @dataclass
 class CheckPlan:
     seconds: float  # wall time of the check run (ansible-playbook --check)
+    ran: bool = True  # False: not started (tasks with check_mode false, not allowed)
     hosts: dict[str, HostCheck] = field(default_factory=dict)
+
+    def cost(self) -> str:
+        """The line `plan --check` prints."""
+        if not self.ran:
+            return "plan --check: Ansible's check mode was not run: a task has check_mode: false (see the findings)"
+        return f"plan --check: Ansible's check mode (ansible-playbook --check --diff) ran in {self.seconds:.1f} s"
 
     @property
     def blocking(self) -> list[planner.Finding]:
@@ -59,13 +66,16 @@ class CheckPlan:
 def check_plan(req: ApplyRequest, selection: Selection, scans: Mapping[str, HostState], strict_plan: bool = False,
                allow_real: bool = False) -> CheckPlan:
     """Run Ansible's check mode for `req` (its playbook, inventory, limit, -e, tags, pass-through options) and
-    plan each scanned host from what it resolved. Ctrl-C / SIGTERM during the check run are re-raised."""
-    record, result, seconds = _run(req, allow_real)
-    merged = check_intents(req.playbook, list(req.inventory), req.limit, list(req.extra_vars),
-                           {h: s.facts for h, s in scans.items()}, selection, record,
-                           lambda h: record.refused is not None or (result.rc != 0 and not any(
-                               ct.fatal for ct in record.tasks.get(h, []))))
-    out = CheckPlan(seconds)
+    plan each scanned host from what it resolved. Tasks with `check_mode: false` the static plan sees stop it before
+    it starts, unless `allow_real`. Ctrl-C / SIGTERM during the check run are re-raised."""
+    static = static_tasks(req.playbook, list(req.inventory), req.limit, list(req.extra_vars),
+                          {h: s.facts for h, s in scans.items()}, selection)
+    record, result, seconds = CheckRecord(refused=static.runs_for_real()), None, 0.0
+    if allow_real or not record.refused:
+        record, result, seconds = _run(req, allow_real)
+    merged = check_intents(static, record, lambda h: bool(record.refused) or result is None or (
+        result.rc != 0 and not (record.tasks.get(h) and record.tasks[h][-1].fatal)))
+    out = CheckPlan(seconds, ran=result is not None)
     for host, m in merged.items():
         m.intent.strict_plan = strict_plan
         extra = _check_findings(host, m, record, result)
@@ -92,14 +102,14 @@ def _ref(line: dict[str, Any]) -> TaskRef:
                    handler=bool(line.get("handler")))
 
 
-def _check_findings(host: str, m: Merged, record: CheckRecord, result: ApplyResult) -> list[planner.Finding]:
+def _check_findings(host: str, m: Merged, record: CheckRecord, result: ApplyResult | None) -> list[planner.Finding]:
     out = []
-    if record.refused is not None:
-        ref = _ref(record.refused)
+    for line in record.refused:
+        ref = _ref(line)
         out.append(planner.Finding(host, planner.BLOCKING, "check-mode-false",
-                                   f"{ref} has check_mode: {record.refused.get('check_mode')}: Ansible runs it for "
-                                   "real even in check mode, so the check run stopped before it (it ran nowhere)",
-                                   REFUSED_FIX, ref))
+                                   f"{ref} has check_mode: {line.get('check_mode')}: Ansible runs it for real even "
+                                   "in check mode, so the check run stopped before it (it ran nowhere)", REFUSED_FIX,
+                                   ref))
     for line in record.real:
         ref = _ref(line)
         out.append(planner.Finding(host, planner.WARNING, "check-mode-false",
@@ -118,13 +128,13 @@ def _stopped_ref(m: Merged) -> TaskRef | None:
     return None if m.stopped is None else _ref(m.stopped.raw)
 
 
-def _stopped(m: Merged, record: CheckRecord, result: ApplyResult) -> str:
+def _stopped(m: Merged, record: CheckRecord, result: ApplyResult | None) -> str:
     after = f"the {m.appended} task(s) after it are as the static plan saw them" if m.appended else \
         "no task the static plan saw comes after it"
     if m.stopped is not None:
         why = m.stopped.why.splitlines()[0] if m.stopped.why else m.stopped.status
         return f"check mode stopped on this host at {_ref(m.stopped.raw)} ({m.stopped.status}: {why}); {after}"
-    if record.refused is not None:
+    if record.refused or result is None:
         return ""  # the blocking check-mode-false finding says it
     if result.rc != 0 and not m.from_check:
         last = result.error.splitlines()[-1] if result.error else f"ansible-playbook exited {result.rc}"
@@ -134,7 +144,9 @@ def _stopped(m: Merged, record: CheckRecord, result: ApplyResult) -> str:
     return ""
 
 
-def verdict(h: HostCheck, seconds: float) -> str:
+def verdict(h: HostCheck, cp: CheckPlan) -> str:
     """The plan's verdict, saying where its analysis came from."""
+    if not cp.ran:
+        return f"{planner.verdict(h.intent, h.findings)} (check mode not run: every task as the static plan saw it)"
     return (f"{planner.verdict(h.intent, h.findings)} (check mode: {len(h.from_check)} task(s) resolved by "
-            f"Ansible's check run in {seconds:.1f} s, {len(h.from_plan)} as the static plan saw them)")
+            f"Ansible's check run in {cp.seconds:.1f} s, {len(h.from_plan)} as the static plan saw them)")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from safeapply import deadman, parallel, signals
@@ -82,6 +82,7 @@ class HostRun:
     snapshot: str | None = None
     apt_offset: int | None = None
     machine_id: str = ""  # /etc/machine-id: `safeapply rollback RUN` refuses another machine under the same name
+    needs_tty: bool = False  # sudo there wants a terminal (requiretty): the run goes without SSH pipelining
     switch: Switch | None = None
     verify: VerifyReport | None = None
     rollback: RollbackReport | None = None
@@ -202,10 +203,12 @@ class Pipeline:
     def _plan_check(self) -> None:
         """--plan-check: Ansible's own check mode (a second ansible-playbook, beside the one held at its gate)."""
         assert self.plan is not None
+        req = self._request()
+        req = replace(req, envvars={**req.envvars, **self._apply_env()})  # the apply's own pipelining fallback
         with self._stage("plan-check", "ansible-playbook --check --diff"):
             self.plan = stages.plan_check(self.opts, self.plan, {h.name: h.before for h in self.hosts if h.before},
-                                          self._request())
-        self.say(f"plan --check: Ansible's check mode ran in {self.timings['plan-check']:.1f} s")
+                                          req)
+        self.say(str(self.plan.check.get("cost", "")))
 
     # ---- before apply ----------------------------------------------------------------------------------
     def _prepare_hosts(self, locks: ExitStack) -> None:
@@ -223,14 +226,15 @@ class Pipeline:
         t = h.transport
         assert t is not None
         if self.opts.check:
-            h.before = scan_host(t)
+            h.before, h.needs_tty = scan_host(t), stages.needs_tty(t, self.opts)
             return
         with ThreadPoolExecutor(max_workers=1) as side:
-            scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t), stages.machine_id(t)))
+            scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t), stages.machine_id(t),
+                                           stages.needs_tty(t, self.opts)))
             h.snapshot = stages.snapshot(t, self.opts.roots)
             if self.opts.switch_on:  # at once, beside the scan: lint and plan may still stop the run (release)
                 self._arm(h, t)
-            h.before, h.apt_offset, h.machine_id = scanned.result()
+            h.before, h.apt_offset, h.machine_id, h.needs_tty = scanned.result()
 
     def _arm(self, h: HostRun, t: Transport) -> None:
         armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, sorted(h.expect.units))
@@ -260,11 +264,20 @@ class Pipeline:
         o = self.opts
         return ApplyRequest(o.playbook, list(o.inventory), o.limit, list(o.extra_vars), check=o.check, tags=o.tags,
                             skip_tags=o.skip_tags, start_at_task=o.start_at_task, diff=o.diff,
-                            verbosity=o.verbosity, ansible_args=o.ansible_args, log=run_log(self.rec.id))
+                            verbosity=o.verbosity, ansible_args=o.ansible_args, log=run_log(self.rec.id),
+                            mark=self.rec.id, speedups=o.speedups)
+
+    def _apply_env(self) -> dict[str, str]:
+        """Set in ansible-playbook as it starts its first play: pipelining off when a host needs a tty for sudo."""
+        env, why = stages.apply_env(self.opts, [h.name for h in self.hosts if h.needs_tty])
+        if why:
+            self.notes["speedups"] = why
+            self.say(why)
+        return env
 
     def _check_mode(self, pending: PendingPlaybook) -> RunOutcome:
         with self._stage("check"):
-            self.apply = pending.go()
+            self.apply = pending.go(self._apply_env())
         self._save()
         if not self.apply.ok:
             return RunOutcome(ExitCode.ERROR, _apply_failure(self.apply))
@@ -279,7 +292,7 @@ class Pipeline:
         try:
             with self._stage("apply"):
                 self.applied_from = time.time()
-                self.apply = pending.go()
+                self.apply = pending.go(self._apply_env())
             self._save()
             self.apply.raise_if_interrupted()
             return self._verify_and_settle(self.apply, checks)
@@ -364,7 +377,7 @@ class Pipeline:
         try:
             h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(), apt_offset=h.apt_offset,
                                        rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from,
-                                       ours=h.expect.units)
+                                       ours=h.expect.units, tasks_mark=self.rec.id)
             if h.rollback.restored and h.switch is not None and h.switch.outcome == "armed":
                 self._disarm_after_rollback(h.switch, t)
         finally:

@@ -43,6 +43,7 @@ class RunOptions:
     metrics_dir: Path | None = None
     notify_url: str | None = None
     notify_details: bool = False  # the notification carries hosts, playbook and message (redacted), not only status
+    speedups: bool = True  # SSH pipelining and the run's own ControlPersist connections; False: Ansible's defaults
     accept: Sequence[str] = ()  # blocking lint findings let through on purpose: RULE or RULE:FILE:LINE
 
     @property

@@ -89,6 +89,22 @@ def intents(opts: RunOptions) -> dict[str, Intent]:
     return out
 
 
+def needs_tty(transport: Transport, opts: RunOptions) -> bool:
+    """With the speedups on: does sudo on the host need a terminal (`Defaults requiretty`)? (See `apply_env`.)"""
+    from safeapply.preflight import sudo_needs_tty
+
+    return opts.speedups and sudo_needs_tty(transport)
+
+
+def apply_env(opts: RunOptions, tty_hosts: Sequence[str]) -> tuple[dict[str, str], str]:
+    """The requiretty fallback Ansible documents: SSH pipelining gives sudo no terminal, so a run with a host
+    whose sudo needs one goes without pipelining (on all its hosts). Returns (environment, why) or ({}, "")."""
+    if not opts.speedups or not tty_hosts:
+        return {}, ""
+    return {"ANSIBLE_PIPELINING": "False"}, (
+        f"SSH pipelining off for this run: sudo needs a terminal on {', '.join(sorted(tty_hosts))} (requiretty)")
+
+
 # ---- lint -------------------------------------------------------------------------------------------
 
 @dataclass
@@ -215,7 +231,8 @@ def plan_check(opts: RunOptions, outcome: PlanOutcome, scans: dict[str, HostStat
     out = PlanOutcome(expectations=outcome.expectations)
     for host, h in cp.hosts.items():
         out.findings[host], out.intents[host] = h.findings, h.intent
-    out.check = {"seconds": round(cp.seconds, 3), "hosts": {h: c.to_dict() for h, c in cp.hosts.items()}}
+    out.check = {"seconds": round(cp.seconds, 3), "ran": cp.ran, "cost": cp.cost(),
+                 "hosts": {h: c.to_dict() for h, c in cp.hosts.items()}}
     return out
 
 

@@ -87,10 +87,17 @@ def test_plan_check_with_nothing_listening_passes_and_prints_its_cost(
     assert "no collisions among the" in out and "resolved by Ansible's check run" in out
 
 
-def test_run_plan_check_blocks_before_any_change(host: Sandbox, squatter: None) -> None:
+def test_run_plan_check_blocks_before_any_change(host: Sandbox, squatter: None,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(DATA / "check.yml"), "-i", str(host.inventory), "--plan-check", "--yes",
                  "--settle", "1"]) == 17
     assert host.sh_rc("ls /etc/pc-app.conf /etc/systemd/system/pc-app.service")[0] != 0
+    capsys.readouterr()
+    assert main(["show", "last", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["plan"]["check"]["seconds"] > 0 and rec["timings"]["plan-check"] > 0
+    assert [f["unit"] for f in rec["plan"]["findings"][host.name] if f["severity"] == "blocking"] == \
+        ["pc-squat.service"]
 
 
 @pytest.fixture
@@ -100,11 +107,23 @@ def port_file(host: Sandbox) -> Iterator[None]:
     host.sh("rm -f /etc/pc-port /etc/pc-read")
 
 
-def test_check_mode_false_is_refused_unless_accepted(host: Sandbox, squatter: None, port_file: None,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """The port is read from the host by a task marked `check_mode: false` (it also touches /etc/pc-read): the
-    check run stops before it, the plan blocks naming it, the host is unchanged; accepted, it runs for real and
-    the squatter is found."""
+def test_check_mode_false_seen_by_the_static_plan_is_refused_before_the_check_run(
+        host: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  tasks:\n    - name: Mark it\n      ansible.builtin.command: touch /etc/pc-read\n"
+                  "      check_mode: false\n")
+    capsys.readouterr()
+    assert main(["plan", str(pb), "-i", str(host.inventory), "--check"]) == 17
+    out = capsys.readouterr().out
+    assert "Ansible's check mode was not run" in out and "check-mode-false: task 'Mark it'" in out
+    assert host.sh_rc("test -e /etc/pc-read")[0] != 0
+
+
+def test_check_mode_false_hidden_in_an_include_is_refused_unless_accepted(
+        host: Sandbox, squatter: None, port_file: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """The port is read from the host by a task marked `check_mode: false` (it also touches /etc/pc-read) in an
+    include the static plan cannot follow: the check run stops before it, the plan blocks naming it, the host is
+    unchanged; accepted, it runs for real and the squatter is found."""
     before = _etc(host)
     rc, report = _plan("check-registered.yml", host, capsys, "--check")
     assert rc == 17

@@ -276,3 +276,12 @@ def test_identities_only_keeps_other_agent_keys_out(host_a, tmp_path, capsys, ag
     assert rc == ExitCode.AUTH, out
     rc, out = _ping(capsys, "-i", str(_inventory(tmp_path, host_a, ansible_ssh_private_key_file=str(other))))
     assert rc == 0, out  # without IdentitiesOnly the agent's key gets its turn
+    # IdentityFile naming only a public key (the private one lives in the agent), with IdentitiesOnly
+    from safeapply.sandbox.paths import controller_key
+
+    pub = tmp_path / "only.pub"
+    shutil.copy(f"{controller_key()}.pub", pub)
+    inv = _inventory(tmp_path, host_a, ansible_ssh_private_key_file=str(pub),
+                     ansible_ssh_common_args=f"{common} -o IdentitiesOnly=yes")
+    rc, out = _ping(capsys, "-i", str(inv))
+    assert rc == 0, out

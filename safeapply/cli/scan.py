@@ -111,8 +111,9 @@ def _render_state(s: HostState) -> None:
     t = Table("proto", "address", "port", "pid", "process", "unit", box=None, pad_edge=False)
     for lst in s.listeners:
         o = lst.owner
+        ct = s.container_of(lst)
         t.add_row(lst.proto, c(lst.address), str(lst.port), str(o.pid) if o else "-", c(o.process) if o else "-",
-                  c(o.unit or "-") if o else "-")
+                  c(f"container {ct.name}") if ct else c(o.unit or "-") if o else "-")
     console.print(t)
     units = [u for u in s.units if u.active in ("active", "failed", "activating") or u.enabled == "enabled"]
     t = Table("unit", "active", "sub", "enabled", "pid", "restarts", box=None, pad_edge=False)
@@ -225,13 +226,12 @@ def _check(playbook: Path, inventory: list[str], limit: str | None, extra_vars: 
     else:
         cp = check_plan(req, selection, scans, strict_plan, allow_real)
     for host, h in cp.hosts.items():
-        report[host] = {"verdict": verdict(h, cp.seconds), "tasks": h.intent.tasks,
+        report[host] = {"verdict": verdict(h, cp), "tasks": h.intent.tasks,
                         "not_analysed": h.intent.not_analysed, "intent": h.intent.to_dict(),
                         "findings": [f.to_dict() | {"seen_by": h.seen_by(f)} for f in h.findings],
                         "expect": expectations(h.intent).__dict__, "check": h.to_dict() | {"seconds": cp.seconds}}
     if not json_out:
-        console.print(f"plan --check: Ansible's check mode (ansible-playbook --check --diff) ran in "
-                      f"{cp.seconds:.1f} s", markup=False)
+        console.print(cp.cost(), markup=False)
     return cp.blocking
 
 

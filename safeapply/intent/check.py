@@ -50,7 +50,7 @@ class CheckTask:
 
     @property
     def fatal(self) -> bool:
-        """The host stops here (Ansible stops a host at its first failure that no ignore_errors covers)."""
+        """A failure no ignore_errors covers: Ansible stops the host here, unless a block's `rescue:` follows."""
         return self.status == "unreachable" or (self.status == "failed" and not self.raw.get("ignore_errors"))
 
     @property
@@ -64,7 +64,7 @@ class CheckRecord:
     """What the check run recorded: per host, its tasks in order; the task the guard stopped before."""
 
     tasks: dict[str, list[CheckTask]] = field(default_factory=dict)
-    refused: dict[str, Any] | None = None  # a task with check_mode false, stopped before it ran anywhere
+    refused: list[dict[str, Any]] = field(default_factory=list)  # check_mode false tasks stopped before they ran
     real: list[dict[str, Any]] = field(default_factory=list)  # such tasks let run for real (the user accepted)
 
 
@@ -74,7 +74,7 @@ def read_record(path: Path) -> CheckRecord:
     for text in path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else ():
         line = json.loads(text)
         if line["event"] == "refused":
-            out.refused = line
+            out.refused.append(line)
         elif line["event"] == "real":
             out.real.append(line)
         elif line["event"] == "result":
@@ -131,6 +131,7 @@ def merge(host: str, basedir: Path, static: Sequence[ResolvedTask], checked: Seq
         rts, source = _for_task(ct, groups.pop(static_order, []) if static_order is not None else [], order)
         if source == "check":
             out.from_check.add(order)
+            ex.seen.add(order)  # also a loop over an empty list: analysed, nothing to extract
         elif rts:
             out.from_plan.add(order)
         for rt in rts:
@@ -144,10 +145,8 @@ def merge(host: str, basedir: Path, static: Sequence[ResolvedTask], checked: Seq
             ex.note("not-analysed", f"check mode did not run it ({ct.why or 'skipped'}) and the static plan did not "
                     "see it", rt)
         order += 1
-        if ct.fatal:
-            out.stopped = ct
-            stopped_early = True
-            break
+    if checked and checked[-1].fatal:  # a failure a `rescue:` handled is followed by the rescue's tasks
+        out.stopped, stopped_early = checked[-1], True
     if stopped_early:
         for static_order in sorted(o for o in groups if o > last):
             for rt in groups[static_order]:
@@ -203,19 +202,45 @@ def _unknown_content(ex: Extractor, rt: ResolvedTask) -> None:
             "and the static plan did not see this task", rt)
 
 
-def check_intents(playbook: Path, inventory: Sequence[str], limit: str | None, extra_vars: Sequence[str],
-                  facts: Mapping[str, Facts], selection: Selection, record: CheckRecord,
-                  cut_short: Callable[[str], bool]) -> dict[str, Merged]:
-    """Per host of the playbook with scan facts: its intent from the check record, the static plan's tasks (resolved
-    again with the host's facts, lookups disabled) where check mode did not run them. `cut_short(host)`: the check
-    run ended before this host's last task for a reason not in its own record (the guard, another host)."""
+@dataclass
+class Static:
+    """The static plan's tasks per host (resolved with each host's scan facts, lookups disabled), kept to fill in
+    what check mode does not run."""
+
+    playbook: Path
+    tasks: dict[str, list[ResolvedTask]]
+    source: tuple[str, tuple[str, ...], str | None, tuple[str, ...], Any]
+
+    def runs_for_real(self) -> list[dict[str, Any]]:
+        """The tasks marked `check_mode: false` (or a template) that the static plan sees, once each: Ansible
+        would run them for real in check mode. As the callback's `refused` lines."""
+        seen: dict[str, dict[str, Any]] = {}
+        for rt in (rt for tasks in self.tasks.values() for rt in tasks):
+            value = getattr(rt.task, "check_mode", None)
+            if value not in (None, True) and rt.ref.path not in seen:
+                seen[rt.ref.path] = {"event": "refused", "check_mode": str(value), "name": rt.ref.name,
+                                     "action": rt.ref.action, "path": rt.ref.path, "play": rt.ref.play,
+                                     "handler": rt.ref.handler}
+        return list(seen.values())
+
+
+def static_tasks(playbook: Path, inventory: Sequence[str], limit: str | None, extra_vars: Sequence[str],
+                 facts: Mapping[str, Facts], selection: Selection) -> Static:
+    """Per host of the playbook with scan facts: the tasks as the static plan resolves them."""
     with lookups_disabled(), lenient_module_names():
         loader = PlaybookLoader(playbook, inventory, extra_vars, selection)
-        out: dict[str, Merged] = {}
-        for host in loader.hosts(limit):
-            if host not in facts:
-                continue
-            static = list(loader.tasks(host, as_variables(facts[host])))
-            out[host] = merge(host, playbook.resolve().parent, static, record.tasks.get(host, []), cut_short(host))
-            out[host].intent.source = (str(playbook), tuple(inventory), limit, tuple(extra_vars), selection)
+        tasks = {h: list(loader.tasks(h, as_variables(facts[h]))) for h in loader.hosts(limit) if h in facts}
+    return Static(playbook, tasks, (str(playbook), tuple(inventory), limit, tuple(extra_vars), selection))
+
+
+def check_intents(static: Static, record: CheckRecord, cut_short: Callable[[str], bool]) -> dict[str, Merged]:
+    """Per host: its intent from the check record, and the static plan's tasks where check mode did not run them.
+    `cut_short(host)`: the check run ended before this host's last task for a reason not in its own record (the
+    guard, another host). Lookups stay disabled while the static tasks' templates are rendered."""
+    out: dict[str, Merged] = {}
+    with lookups_disabled(), lenient_module_names():
+        for host, tasks in static.tasks.items():
+            out[host] = merge(host, static.playbook.resolve().parent, tasks, record.tasks.get(host, []),
+                              cut_short(host))
+            out[host].intent.source = static.source
     return out

@@ -89,7 +89,9 @@ def _open_agent(t: SSHTarget, att: Attempt) -> _Agent | None:
 
 
 def _candidates(t: SSHTarget, agent: _Agent | None, att: Attempt) -> list[tuple[str, paramiko.PKey]]:
-    files = [(path, public_blob(path)) for path in t.key_files if Path(path).is_file()]
+    # as OpenSSH: a file counts if its public key can be read (a private key, or a public key file such as
+    # `IdentityFile ~/.ssh/key.pub` for a key that lives only in the agent)
+    files = [(path, blob) for path in t.key_files if (blob := public_blob(path)) is not None or Path(path).is_file()]
     out: list[tuple[str, paramiko.PKey]] = []
     for ak in agent.get_keys() if agent is not None else ():
         match = next((f for f in files if f[1] == ak.asbytes()), None)
@@ -99,6 +101,8 @@ def _candidates(t: SSHTarget, agent: _Agent | None, att: Attempt) -> list[tuple[
         elif not t.identities_only:
             out.append((f"agent key {ak.comment or ak.fingerprint}", ak))
     for path, _blob in files:
+        if not Path(path).is_file() or _public_line(path) is not None:
+            continue  # only the public half here, and its key is not in the agent
         key = _load(path, att)
         if key is not None:
             out.append((path, key))
@@ -118,12 +122,13 @@ def _load(path: str, att: Attempt) -> paramiko.PKey | None:
 
 
 def public_blob(path: str) -> bytes | None:
-    """The public key of a private key file without its passphrase: FILE.pub, else the clear-text public part of
-    an OpenSSH-format private key (as OpenSSH's sshkey_load_public does)."""
-    try:
-        return base64.b64decode(Path(path + ".pub").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        pass
+    """The public key of a key file without its passphrase (as OpenSSH's sshkey_load_public): the file itself if
+    it is a public key, else FILE.pub, else the clear-text public part of an OpenSSH-format private key."""
+    blob = _public_line(path)
+    if blob is None:
+        blob = _public_line(path + ".pub")
+    if blob is not None:
+        return blob
     try:
         text = Path(path).read_text(errors="replace")
         body = text.split("-----BEGIN OPENSSH PRIVATE KEY-----")[1].split("-----END")[0]
@@ -142,6 +147,18 @@ def public_blob(path: str) -> bytes | None:
     except struct.error:
         return None
     return data[pos + 4:pos + 4 + n] or None
+
+
+def _public_line(path: str) -> bytes | None:
+    """The key of a public key file (`TYPE BASE64 [COMMENT]`), or None if `path` is not one."""
+    try:
+        with open(path, "rb") as f:
+            fields = f.read(16384).split()
+        if len(fields) >= 2 and fields[0].startswith((b"ssh-", b"ecdsa-", b"sk-")):
+            return base64.b64decode(fields[1], validate=True)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _hint(att: Attempt) -> str:

@@ -35,7 +35,7 @@ def check_connection(name: str, hostvars: Mapping[str, Any]) -> None:
     conn = str(hostvars.get("ansible_connection") or "ssh")
     if conn not in SSH_CONNECTIONS:
         raise ConfigError(f"{name}: ansible_connection={conn} is not supported by safeapply",
-                          "it reaches hosts over SSH (ssh, paramiko) or runs locally (local)")
+                          "safeapply serves the ssh, paramiko and local connections")
 
 
 def ssh_target(name: str, hostvars: Mapping[str, Any]) -> SSHTarget:
