@@ -106,7 +106,8 @@ def _disarm(t: Transport, armed: deadman.Armed, report: RollbackReport) -> None:
     try:
         deadman.disarm(t, armed)
     except SafeapplyError as e:  # shut out by the rollback itself: the switch restores the host at its deadline
-        report.errors.append(f"dead-man's switch still armed, the host restores itself at {armed.deadline}: {e}")
+        report.errors.append(f"dead-man's switch still armed, the host restores itself at {armed.deadline} "
+                             f"by its own clock: {e}")
 
 
 def _duration(seconds: float) -> str:

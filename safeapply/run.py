@@ -224,8 +224,12 @@ class Pipeline:
 
     def _arm(self, h: HostRun, t: Transport) -> None:
         armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, sorted(h.expect.units))
-        self.say(f"{h.name}: dead-man's switch armed; restores itself at {armed.deadline} unless confirmed")
+        self.say(f"{h.name}: dead-man's switch armed; restores itself at {armed.deadline} by its own clock "
+                 f"(in {armed.deadline_s:g} s) unless confirmed")
         h.switch = Switch(armed, Keepalive(t, armed) if self.opts.deadman_keepalive else None)
+        if armed.skew_warning():  # in the run output and, with the armed state, in the record
+            self.say(armed.skew_warning())
+            h.switch.detail["warning"] = armed.skew_warning()
         self._save()  # a killed controller leaves the record saying what is armed where
 
     def _release(self) -> None:

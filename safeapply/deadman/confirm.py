@@ -62,7 +62,8 @@ def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bo
     except HostKeyError:
         raise
     except SafeapplyError as e:
-        say(f"{host.name}: unreachable after apply ({e.message}); the host restores itself at {armed.deadline}")
+        say(f"{host.name}: unreachable after apply ({e.message}); the host restores itself at {armed.deadline} "
+            f"by its own clock (in {armed.left():.0f} s)")
     return wait_for_restore(host, armed, accept_new_host_keys=accept_new_host_keys, before_listing=before_listing,
                             before_scan=before_scan, roots=roots, margin_s=margin_s, poll_s=poll_s, progress=say)
 
@@ -71,26 +72,32 @@ def wait_for_restore(host: Connectable, armed: Armed, *, accept_new_host_keys: b
                      before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
                      roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
                      progress: Progress | None = None) -> SwitchOutcome:
-    """Poll until the host is reachable and its switch has fired, or until deadline + margin."""
+    """Poll until the host is reachable and its switch has fired, or until its deadline + margin. The deadline
+    is the host's: what it last said it had left (`Armed.due`, on this controller's monotonic clock), updated
+    whenever it answers; no wall clock is read."""
     say = progress or (lambda _m: None)
-    give_up = armed.deadline_at + dt.timedelta(seconds=margin_s)
+    give_up = armed.due() + margin_s
     last = "not reached yet"
-    while dt.datetime.now(dt.UTC) < give_up:
+    while time.monotonic() < give_up:
         try:
             with host.connect(accept_new_host_keys) as t:
-                fired = status(t, armed.run_id).get("fired")
+                st = status(t, armed.run_id)
+                fired = st.get("fired")
                 if fired is not None:
                     say(f"{host.name}: back; the dead-man's switch fired at {fired.get('fired_at')}")
                     return verify_restore(t, armed, fired, before_listing, before_scan, roots)
+                if st.get("remaining_s") is not None:  # the host's own count: wait for that, not for ours
+                    give_up = time.monotonic() + float(st["remaining_s"]) + margin_s
                 last = "reachable, but the switch has not fired yet"
         except HostKeyError:
             raise
         except SafeapplyError as e:
             last = e.message
         time.sleep(poll_s)
+    waited = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return SwitchOutcome(host.name, "rollback-failed",
-                   f"{host.name}: did not come back restored by {give_up.isoformat(timespec='seconds')} "
-                   f"({last}); a person must look")
+                         f"{host.name}: did not come back restored by {waited} (its deadline + {margin_s:g} s; "
+                         f"{last}); a person must look")
 
 
 def verify_restore(t: Transport, armed: Armed, fired: dict[str, Any], before_listing: dict[str, dict[str, Any]]
