@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from safeapply.compare import listing_differences, scan_differences
-from safeapply.deadman.switch import Armed, disarm, status
+from safeapply.deadman.switch import Armed, disarm, extend, status
 from safeapply.errors import ExitCode, HostKeyError, SafeapplyError
 from safeapply.transport.base import Transport
 
@@ -27,14 +27,16 @@ class Connectable(Protocol):
 
 @dataclass
 class SwitchOutcome:
-    """disarmed: confirmed in time, nothing restored. restored: the host restored itself and the restore
-    verified (exit 20). rollback-failed: it did not come back, or came back different (exit 21)."""
+    """disarmed: confirmed in time, nothing restored. armed: reachable and kept armed on purpose (the host is
+    about to be rolled back by the controller; `armed` is its new count). restored: the host restored itself
+    and the restore verified (exit 20). rollback-failed: it did not come back, or came back different (21)."""
 
     host: str
-    status: str  # disarmed | restored | rollback-failed
+    status: str  # disarmed | armed | restored | rollback-failed
     message: str
     fired: dict[str, Any] | None = None
     differences: list[str] = field(default_factory=list)
+    armed: Armed | None = None
 
     @property
     def exit_code(self) -> ExitCode | None:
@@ -48,13 +50,23 @@ class SwitchOutcome:
 def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bool = False,
                     before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
                     roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
-                    progress: Progress | None = None) -> SwitchOutcome:
+                    progress: Progress | None = None, keep_armed: bool = False) -> SwitchOutcome:
     """Open a new connection and disarm. If that fails, the host is shut off from us: say when it restores
-    itself, wait until then (plus `margin_s`) for it to come back, and verify what it restored."""
+    itself, wait until then (plus `margin_s`) for it to come back, and verify what it restored.
+    `keep_armed`: the host failed and the controller rolls it back next; the switch stays armed through that
+    rollback (its count restarted now), and is disarmed only once the rollback is verified."""
     say = progress or (lambda _m: None)
     try:
         with host.connect(accept_new_host_keys) as t:
-            fired = disarm(t, armed)
+            if keep_armed:
+                st = status(t, armed.run_id)
+                fired = st.get("fired")
+                if fired is None:
+                    kept = extend(t, armed)
+                    return SwitchOutcome(host.name, "armed", f"{host.name}: reachable; the dead-man's switch stays "
+                                         "armed through the rollback", armed=kept)
+            else:
+                fired = disarm(t, armed)
             if fired is None:
                 return SwitchOutcome(host.name, "disarmed", f"{host.name}: confirmed over a new connection; disarmed")
             say(f"{host.name}: the dead-man's switch fired before it could be disarmed")

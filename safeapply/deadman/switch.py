@@ -89,9 +89,9 @@ def arm(transport: Transport, run_id: str, snapshot_id: str | None, deadline_s: 
     another run's switch is armed there and has not fired: it would restore on top of this run."""
     if deadline_s < 10:
         raise UsageError(f"dead-man deadline {deadline_s}s is too short", "use at least 10 seconds")
+    sent = time.time()  # also: Ansible names its temp dirs on hosts after this clock; the fire stops those since
     cfg = {"run_id": run_id, "snapshot_id": snapshot_id, "deadline_s": deadline_s, "units": list(units),
-           "base": target_base}
-    sent = time.time()
+           "base": target_base, "tasks_since": sent}
     doc = _call(transport, ["arm"], json.dumps(cfg).encode())
     back, mono = time.time(), time.monotonic()
     if doc.get("blocked"):

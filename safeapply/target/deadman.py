@@ -13,9 +13,12 @@
   package (`python3 <version>.pyz deadman.fire RUN`), which is kept as long as a service names it.
   Answers with this host's wall-clock time (the controller measures the skew) and the seconds remaining.
 * `extend RUN SECONDS`: restart the count at SECONDS from now (a keepalive while a long apply runs).
-* `fire RUN` (what the timer's service runs, with no controller): restore the pre-run snapshot with the
-  host's own restore program, daemon-reload, restore the firewall, restart sshd, networking and the units
-  the run touched, write STATE/<run>/fired.json, then remove its own units.
+* `fire RUN` (what the timer's service runs, with no controller): stop what the run's Ansible is running on
+  the host (processes under its `ansible-tmp-<time>` directories since arm, `tasks.py`), restore the pre-run
+  snapshot with the host's own restore program, daemon-reload, restore the firewall, restart sshd,
+  networking and the units the run touched, write STATE/<run>/fired.json, then remove its own units. When
+  the restore failed, the host's config may be half the run's: networking and the units are not restarted,
+  and sshd only if `sshd -t` accepts its config (the running sshd is kept otherwise).
 * `disarm RUN`: stop and remove the timer and service; report a fired record if it fired already.
 * `status RUN`: the config and fired record, if any, and the seconds remaining before it fires as systemd
   counts them (`remaining_s`, None when not armed): what the controller waits for, not its own clock.
@@ -34,7 +37,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from . import layout
+from . import layout, tasks
 from .errors import TargetError
 
 STATE = layout.DEADMAN_DIR
@@ -281,10 +284,22 @@ def restore_firewall(state: str, steps: List[Doc]) -> None:
                 steps.append(dict(sh([tool + "-restore"], stdin=fh.read()), step="firewall"))
 
 
-def restart_units(cfg: Doc, steps: List[Doc]) -> None:
+def restart_units(cfg: Doc, steps: List[Doc], restored: bool = True) -> None:
     """sshd first (it is what lets a person in), then networking, then the units the run touched, each
-    back to its pre-run state: active before -> restarted, inactive before -> stopped."""
+    back to its pre-run state: active before -> restarted, inactive before -> stopped. After a failed
+    restore only sshd, and only if its config passes `sshd -t`: a restart must never take the way in away."""
     ssh = next((u for u in ("ssh.service", "sshd.service") if exists(u)), None)
+    if not restored:
+        if ssh:
+            test = sh([shutil.which("sshd") or "/usr/sbin/sshd", "-t"])
+            if test["rc"] == 0:
+                steps.append(dict(systemctl("restart", ssh), step="sshd"))
+            else:
+                steps.append(dict(test, step="sshd", skipped="the restore failed and `sshd -t` rejects the "
+                                  "config: the running sshd is kept"))
+        steps.append({"step": "networking", "rc": 0, "skipped": "the restore failed: networking and the run's "
+                      "units are not restarted on a half-restored config"})
+        return
     if ssh:
         steps.append(dict(systemctl("restart", ssh), step="sshd"))
     for u in ("networking.service", "systemd-networkd.service", "NetworkManager.service"):
@@ -297,6 +312,17 @@ def restart_units(cfg: Doc, steps: List[Doc]) -> None:
             continue
         verb = "restart" if was in ("active", "activating", "reloading") else "stop"
         steps.append(dict(systemctl(verb, u), step="unit"))
+
+
+def stop_the_runs_tasks(cfg: Doc, steps: List[Doc]) -> None:
+    """What the run's Ansible is running here (a task cut short, an async job) must not change the host
+    after the restore: its processes since the arm (ansible-tmp-<controller time>) are stopped first."""
+    since = cfg.get("tasks_since")
+    if since is None:
+        return
+    found = tasks.the_runs(tasks.processes(), float(since))
+    tasks.stop_all(found)
+    steps.append({"step": "stop-tasks", "rc": 0, "argv": [], "stopped": len(found)})
 
 
 def restore_snapshot(cfg: Doc, steps: List[Doc]) -> Optional[Doc]:
@@ -329,10 +355,12 @@ def op_fire(args: List[str]) -> Doc:
         raise Fail(f"no config for run {run} under {STATE}")
     started = now()
     steps: List[Doc] = []
+    stop_the_runs_tasks(cfg, steps)
     report = restore_snapshot(cfg, steps)
+    restored = all(s.get("rc") == 0 for s in steps if s.get("step") == "restore")
     steps.append(dict(systemctl("daemon-reload"), step="daemon-reload"))
     restore_firewall(p["state"], steps)
-    restart_units(cfg, steps)
+    restart_units(cfg, steps, restored)
     rec = {"run_id": run, "snapshot_id": cfg.get("snapshot_id"), "deadline": cfg.get("deadline"),
            "armed_at": cfg.get("armed_at"), "fired_at": iso(started), "finished": iso(now()),
            "rebooted_since_arm": boot_id() != cfg.get("boot_id"),
