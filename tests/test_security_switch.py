@@ -29,16 +29,11 @@ FAILS_WITH_A_UNIT = """- name: starts a unit, then fails
   hosts: all
   become: true
   tasks:
-    - name: A unit whose stop writes down which dead-man's switches are armed at that moment
-      ansible.builtin.copy:
-        dest: /etc/systemd/system/sa-probe.service
-        mode: "0644"
-        content: |
-          [Service]
-          ExecStart=/bin/sleep infinity
-          ExecStop=/bin/sh -c 'systemctl list-timers --all --no-legend "safeapply-deadman-*" > /var/tmp/sa-probe'
-    - name: Start it
-      ansible.builtin.systemd: {name: sa-probe.service, state: started, daemon_reload: true}
+    - name: A transient unit whose stop writes down which dead-man's switches are armed at that moment
+      ansible.builtin.command:
+        argv: [systemd-run, --unit=sa-probe, "--property=ExecStop=/bin/sh -c 'systemctl list-timers --all
+               --no-legend > /var/tmp/sa-probe'", /bin/sleep, infinity]
+      changed_when: true
     - name: Fail
       ansible.builtin.fail: {msg: deliberate}
 """
