@@ -367,6 +367,7 @@ def op_fire(args: List[str]) -> Doc:
            "ok": all(s.get("rc") == 0 for s in steps), "steps": steps,
            "restored": (report or {}).get("changes", []) if report else []}
     write(fired_path, json.dumps(rec, indent=1, sort_keys=True), 0o600)
+    systemctl("stop", p["unit"] + ".timer")  # fired by hand (or by its timer): it must not fire again
     remove_units(p)
     return rec
 
