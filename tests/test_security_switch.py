@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +17,12 @@ import pytest
 from conftest import Sandbox
 
 from safeapply import deadman, remote
+from safeapply.deadman.keepalive import Keepalive
+from safeapply.errors import UnreachableError
 from safeapply.lock import host_lock
 from safeapply.records import RunStore
 from safeapply.snapshot import Store, take
+from safeapply.transport.base import Transport
 
 pytestmark = pytest.mark.sandbox
 
@@ -118,3 +122,36 @@ def test_an_interrupted_restore_is_reported_then_completed(host: Sandbox, tmp_pa
     assert "interrupted restore" in proc.stdout and "completed it" in proc.stdout, proc.stdout
     assert host.sh_rc(f"test -e {JOURNAL}")[0] != 0 and host.sh_rc("test -e /etc/sa-half")[0] != 0
     assert _cli(["snapshot", host.name, "-i", str(host.inventory)], state).returncode == 0
+
+
+class _DropsOnce(Transport):
+    """The host's real SSH connection, whose first command after `armed` fails as a dropped channel would."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner, self.name, self.user = inner, inner.name, inner.user
+        self.calls, self.armed = 0, False
+
+    def _exec(self, argv, stdin, stdout, timeout):  # type: ignore[no-untyped-def]
+        if self.armed:
+            self.calls += 1
+            if self.calls == 1:
+                raise UnreachableError(f"{self.name}: channel closed")
+        return self.inner._exec(argv, stdin, stdout, timeout)
+
+
+def test_the_keepalive_retries_a_failed_extend(host: Sandbox, tmp_path: Path) -> None:
+    """One failed push (a dropped channel) must not end the keepalive: the switch would then fire in the
+    middle of a healthy apply, one deadline after the last push that got through."""
+    with host.transport() as inner:
+        t = _DropsOnce(inner)
+        armed = deadman.arm(t, "keep-retry", take(t, store=Store(tmp_path / "store")).id, 12)
+        t.armed = True
+        keepalive = Keepalive(t, armed)
+        give_up = time.monotonic() + 60
+        while t.calls < 3 and time.monotonic() < give_up:  # the failed push, its retry, the next push
+            time.sleep(0.5)
+        last = keepalive.stop()
+        assert t.calls >= 3 and keepalive.failures, (t.calls, keepalive.failures)
+        st = deadman.status(inner, "keep-retry")
+        assert st["armed"] and st["fired"] is None, st
+        assert deadman.disarm(inner, last) is None
