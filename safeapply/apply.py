@@ -15,6 +15,7 @@ import os
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ from typing import Any
 import ansible_runner
 import psutil
 
-from safeapply import signals
+from safeapply import ansible_context, signals
 from safeapply.errors import ConfigError, Terminated, UsageError
 from safeapply.redact import MASK, clean_terminal, is_secret, patterns, redact_text
 
@@ -128,6 +129,8 @@ class ApplyRequest:
     verbosity: int = 0  # -v ... -vvvv: Ansible's own output streams (event `output`)
     ansible_args: Sequence[str] = ()  # handed to ansible-playbook verbatim (after `--` on the command line)
     log: Path | None = None  # where the full Ansible output is written (redacted, 0600)
+    mark: str = ""  # SAFEAPPLY_RUN=<mark> on every module process on the hosts: rollback stops what is left running
+    speedups: bool = True  # SSH pipelining and the run's own ControlPersist connections (ansible_callbacks/)
 
 
 def run_playbook(req: ApplyRequest, on_event: EventSink | None = None) -> ApplyResult:
@@ -163,15 +166,21 @@ class PendingPlaybook:
         self.result: ApplyResult | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="safeapply-runner-")
         self._gate = Path(self._tmp.name) / "gate"
+        self._control = Path(self._tmp.name) / "cp"  # the run's SSH control sockets (with speedups)
+        ctx = ansible_context.get(req.inventory or None, req.extra_vars)
         envvars = {"ANSIBLE_NOCOLOR": "1", "PATH": _path_with_ansible(), "SAFEAPPLY_APPLY_GATE": str(self._gate),
-                   "ANSIBLE_CALLBACK_PLUGINS": _callback_plugins(), **_host_key_checking(), **req.envvars}
+                   "ANSIBLE_CALLBACK_PLUGINS": _callback_plugins(), **_host_key_checking(), **ctx.child_env(),
+                   **_run_env(req, self._control), **req.envvars}
+        # ansible-playbook PLAYBOOK as started from here: this directory, this ansible.cfg (pinned), its default
+        # inventory when there is no -i; the options of safeapply's command line; typed passwords in 0600 files
+        # inside the private dir, which close() deletes (runner's artifacts go there too)
         self._thread, self._runner = ansible_runner.run_async(
             private_data_dir=self._tmp.name,
-            project_dir=str(playbook.parent),
+            project_dir=os.getcwd(),
             playbook=str(playbook),
-            inventory=[_abs_source(s) for s in req.inventory],
+            inventory=[_abs_source(s) for s in req.inventory] or None,
             limit=req.limit,
-            cmdline=_cmdline(req),
+            cmdline=_cmdline(req, ctx.args.playbook_args() + ctx.secret_args(Path(self._tmp.name))),
             envvars=envvars,
             settings={"pexpect_timeout": 0.5, "suppress_ansible_output": True},
             quiet=True,
@@ -180,10 +189,11 @@ class PendingPlaybook:
             cancel_callback=self.cancel.is_set,
         )
 
-    def go(self) -> ApplyResult:
-        """Let the playbook run; wait for it. Ctrl-C/SIGTERM meanwhile cancel it (see `interrupted_by`)."""
+    def go(self, env: dict[str, str] | None = None) -> ApplyResult:
+        """Let the playbook run; wait for it. Ctrl-C/SIGTERM meanwhile cancel it (see `interrupted_by`).
+        `env`: set in ansible-playbook's environment before its first play (`ANSIBLE_PIPELINING=False`, say)."""
         with signals.noted(self.cancel.note):
-            self._open_gate("go")
+            self._open_gate("\n".join(["go", *(f"{k}={v}" for k, v in (env or {}).items())]))
             while self._thread.is_alive():
                 self._thread.join(0.2)  # short joins: the signal handlers run in this (main) thread
                 if self.cancel.signum and not self.cancel.workers_killed:
@@ -197,6 +207,7 @@ class PendingPlaybook:
             self.cancel.stopped = True
             self._thread.join()
         self.collector.close()
+        _close_control_masters(self._control)
         self._tmp.cleanup()
 
     def _open_gate(self, word: str) -> None:
@@ -225,6 +236,26 @@ def _callback_plugins() -> str:
     """Our gate first, then whatever the user configured (runner appends its own directory)."""
     ours = str(Path(__file__).parent / "ansible_callbacks")
     return os.pathsep.join(filter(None, (ours, os.environ.get("ANSIBLE_CALLBACK_PLUGINS"))))
+
+
+def _run_env(req: ApplyRequest, control: Path) -> dict[str, str]:
+    """What the safeapply_run callback reads in ansible-playbook: the run's mark; the speedups, or none."""
+    env = {"SAFEAPPLY_RUN_MARK": req.mark, "SAFEAPPLY_ANSIBLE_SPEEDUPS": "1" if req.speedups else "0"}
+    if req.speedups:
+        control.mkdir(mode=0o700)
+        env["SAFEAPPLY_SSH_CONTROL_DIR"] = str(control)
+    return env
+
+
+def _close_control_masters(control: Path) -> None:
+    """The run's SSH control connections end with it: not left for ControlPersist's 60 s (and for another run)."""
+    ssh = shutil.which("ssh")
+    if ssh is None or not control.is_dir():
+        return
+    for sock in control.iterdir():
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run([ssh, "-o", f"ControlPath={sock}", "-O", "exit", "safeapply"], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=10, check=False)
 
 
 def _host_key_checking() -> dict[str, str]:
@@ -258,8 +289,8 @@ def _abs_source(source: str) -> str:
     return str(p.resolve()) if p.exists() else source  # a host list "a,b," stays as it is
 
 
-def _cmdline(req: ApplyRequest) -> str:
-    args: list[str] = []
+def _cmdline(req: ApplyRequest, ansible: Sequence[str] = ()) -> str:
+    args: list[str] = list(ansible)
     for ev in req.extra_vars:
         args += ["-e", ev]
     if req.check:

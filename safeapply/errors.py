@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     LINT = 16
     PREFLIGHT = 17
     NO_HOSTS = 18
+    VAULT = 19
     ROLLED_BACK = 20
     ROLLBACK_FAILED = 21
     SWITCH_ARMED = 22
@@ -46,7 +47,8 @@ class ExitCode(IntEnum):
 _STATUS = {ExitCode.OK: "applied", ExitCode.NOTHING_TO_CHANGE: "unchanged", ExitCode.LINT: "lint-failed",
            ExitCode.PREFLIGHT: "blocked", ExitCode.ROLLED_BACK: "rolled-back",
            ExitCode.ROLLBACK_FAILED: "rollback-failed", ExitCode.SWITCH_ARMED: "still-armed",
-           ExitCode.LOCKED: "locked", ExitCode.INTERNAL: "internal-error", ExitCode.INTERRUPTED: "interrupted",
+           ExitCode.LOCKED: "locked", ExitCode.VAULT: "vault-error", ExitCode.INTERNAL: "internal-error",
+           ExitCode.INTERRUPTED: "interrupted",
            ExitCode.TERMINATED: "terminated"}
 
 
@@ -127,6 +129,13 @@ class PreflightBlocked(SafeapplyError):
 
 class NoHostsMatched(SafeapplyError):
     exit_code = ExitCode.NO_HOSTS
+
+
+class VaultError(SafeapplyError):
+    """A vault-encrypted file or value could not be decrypted: no vault password given, a wrong one, or a password
+    file/script that is missing or fails. Nothing was changed."""
+
+    exit_code = ExitCode.VAULT
 
 
 class RolledBack(SafeapplyError):

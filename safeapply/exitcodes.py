@@ -15,12 +15,15 @@ TABLE: list[tuple[E, str]] = [
     (E.UNREACHABLE, "host unreachable; stopped before any change"),
     (E.AUTH, "SSH authentication failed; stopped before any change"),
     (E.HOST_KEY, "unknown or changed SSH host key; stopped before any change"),
-    (E.SUDO, "sudo needs a password (or is not allowed); stopped before any change"),
-    (E.NO_PYTHON, "no python3 on the target; stopped before any change"),
+    (E.SUDO, "cannot become root: sudo/su needs a password, the become password was refused, sudo is not "
+              "allowed, or it needs a terminal (`requiretty`); stopped before any change"),
+    (E.NO_PYTHON, "no python3 on the target (or not at `ansible_python_interpreter`); stopped before any change"),
     (E.SNAPSHOT, "snapshot failed, or a stored snapshot is corrupt; stopped before any change"),
     (E.LINT, "lint found blocking problems; stopped before any change"),
     (E.PREFLIGHT, "preflight plan blocked (collisions); stopped before any change"),
     (E.NO_HOSTS, "no host matched the pattern/limit; nothing done"),
+    (E.VAULT, "a vault-encrypted file or value could not be decrypted (no, wrong or unreadable vault password); "
+              "nothing done"),
     (E.ROLLED_BACK, "apply or verification failed; rolled back and the rollback verified"),
     (E.ROLLBACK_FAILED, "rollback failed or could not be verified: a person must look"),
     (E.SWITCH_ARMED, "`safeapply deadman`: a dead-man's switch is still armed (it restores the host at its "

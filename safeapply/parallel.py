@@ -19,8 +19,10 @@ class Named(Protocol):
 H = TypeVar("H", bound=Named)
 
 
-def per_host(hosts: Sequence[H], fn: Callable[[H], T], workers: int = 16) -> dict[str, T | SafeapplyError]:
-    """Results in host order. A SafeapplyError is returned for its host; any other exception propagates."""
+def per_host(hosts: Sequence[H], fn: Callable[[H], T], workers: int | None = None) -> dict[str, T | SafeapplyError]:
+    """Results in host order. A SafeapplyError is returned for its host; any other exception propagates.
+    At most `workers` at once: by default Ansible's forks (-f, ansible.cfg), as ansible-playbook would."""
+    workers = workers or _forks()
 
     def guarded(h: H) -> T | SafeapplyError:
         try:
@@ -30,6 +32,12 @@ def per_host(hosts: Sequence[H], fn: Callable[[H], T], workers: int = 16) -> dic
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
         return dict(zip([h.name for h in hosts], pool.map(guarded, hosts), strict=True))
+
+
+def _forks() -> int:
+    from safeapply.ansible_context import forks
+
+    return forks()
 
 
 def each(hosts: Sequence[H], fn: Callable[[H], T], workers: int = 16) -> list[T]:

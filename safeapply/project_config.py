@@ -59,6 +59,7 @@ KEYS: dict[str, Key] = {
                   (("run", "accept"), ("lint", "accept"))),
     "strict_lint": Key("true or false", _bool, False, "SAFEAPPLY_STRICT_LINT", (("run", "strict_lint"),)),
     "strict_plan": Key("true or false", _bool, False, "SAFEAPPLY_STRICT_PLAN", (("run", "strict_plan"),)),
+    "speedups": Key("true or false", _bool, True, "SAFEAPPLY_SPEEDUPS", (("run", "speedups"),)),
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from safeapply import remote
 from safeapply.compare import state_diff, units_of
 from safeapply.errors import SafeapplyError
+from safeapply.probe.model import Container
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
 
@@ -59,7 +60,8 @@ class RollbackReport:
 
 def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops: SnapshotOps,
                   *, apt_offset: int | None = None, rollback_packages: bool = False,
-                  tasks_since: float | None = None, ours: frozenset[str] | None = None) -> RollbackReport:
+                  tasks_since: float | None = None, ours: frozenset[str] | None = None,
+                  tasks_mark: str = "") -> RollbackReport:
     """Roll one host back to `before` (its pre-run scan) and `snapshot_id`; never raises for a step.
 
     `ours`: the units the run's plan names. A unit that a timer which existed before the run started meanwhile
@@ -68,10 +70,12 @@ def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops
     counts as the run's.
 
     `tasks_since` (the controller's time.time() when apply began): first stop what the run left running on
-    the host — a task cut short by Ctrl-C, an `async` job — so that nothing changes it after the restore."""
+    the host — a task cut short by Ctrl-C, an `async` job — so that nothing changes it after the restore;
+    `tasks_mark`: the run's mark on its module processes (`SAFEAPPLY_RUN`, set by apply: found also with SSH
+    pipelining, which leaves no ansible-tmp path)."""
     rep = RollbackReport(transport.name, snapshot_id)
     if tasks_since is not None:
-        _step(rep, "stop the run's tasks", lambda: _stop_tasks(transport, rep, tasks_since))
+        _step(rep, "stop the run's tasks", lambda: _stop_tasks(transport, rep, tasks_since, tasks_mark))
     _step(rep, "restore files", lambda: rep.restored_paths.extend(ops.restore(transport, snapshot_id)))
     _step(rep, "daemon-reload", lambda: _systemctl(transport, rep, "daemon-reload"))
     now = _scan(rep, transport)
@@ -129,9 +133,11 @@ def _run(transport: Transport, rep: RollbackReport, argv: list[str]) -> None:
 
 # ---- the run's own task processes ------------------------------------------------------------------
 
-def _stop_tasks(transport: Transport, rep: RollbackReport, since: float) -> None:
-    """Stop what the run left running (`safeapply.target.tasks`: ansible-tmp-<time> processes since `since`)."""
-    n = int(remote.call(transport, "tasks.stop", [repr(since)], sudo=True, timeout=60).strip() or 0)
+def _stop_tasks(transport: Transport, rep: RollbackReport, since: float, mark: str) -> None:
+    """Stop what the run left running (`safeapply.target.tasks`: its marked processes, and ansible-tmp-<time>
+    processes since `since`)."""
+    args = [repr(since), mark] if mark else [repr(since)]
+    n = int(remote.call(transport, "tasks.stop", args, sudo=True, timeout=60).strip() or 0)
     if n:
         rep.actions.append(f"stopped {n} process(es) the run left running")
 
@@ -266,6 +272,8 @@ def _config_restored(name: str, unit: Any, restored: list[str]) -> bool:
 
 
 def container_actions(before: HostState, now: HostState) -> list[list[str]]:
+    """Containers back to their pre-run state: remove those the run created, start those it stopped, stop those
+    it started; then recreate those it removed or replaced (same name, new image) — podman only (`_recreate`)."""
     old = {c.id: c for c in before.containers}
     out: list[list[str]] = []
     for c in now.containers:
@@ -276,4 +284,32 @@ def container_actions(before: HostState, now: HostState) -> list[list[str]]:
             out.append([c.engine, "start", c.id])
         elif not was.running and c.running:
             out.append([c.engine, "stop", c.id])
-    return out  # a container the run removed cannot be recreated here: state_diff reports it
+    gone = [c for c in before.containers if c.id not in {n.id for n in now.containers}]
+    return out + [argv for c in gone for argv in _recreate(c)]
+
+
+def _recreate(was: Container) -> list[list[str]]:
+    """podman keeps the command line that created a container (CreateCommand): create it again from it, with the
+    old image's ID in place of its name (the name may point to a new image now), and start it if it ran. Docker
+    keeps no such command: a removed docker container is reported by the rescan, not recreated."""
+    argv = list(was.create_command)
+    if was.engine != "podman" or len(argv) < 3 or argv[1] not in ("run", "create") or not was.image_id:
+        return []
+    at = next((i for i, a in enumerate(argv) if i > 1 and _same_image(a, was.image, was.image_id)), None)
+    if at is None:
+        return []
+    argv[at] = was.image_id
+    create = ["podman", "create"] + [a for a in argv[2:at] if a not in ("-d", "--detach")
+                                     and not a.startswith("--detach=")] + argv[at:]
+    return [create] + ([["podman", "start", was.name]] if was.running else [])
+
+
+def _same_image(arg: str, image: str, image_id: str) -> bool:
+    """Is this argument the image (by a name as written, short or qualified, or by ID)?"""
+    def norm(ref: str) -> str:
+        ref = ref.removeprefix("docker.io/").removeprefix("library/")
+        return ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
+
+    if len(arg) >= 12 and image_id.startswith(arg.removeprefix("sha256:")):
+        return True
+    return bool(image) and not arg.startswith("-") and norm(arg) == norm(image)

@@ -82,6 +82,7 @@ class HostRun:
     snapshot: str | None = None
     apt_offset: int | None = None
     machine_id: str = ""  # /etc/machine-id: `safeapply rollback RUN` refuses another machine under the same name
+    needs_tty: bool = False  # sudo there wants a terminal (requiretty): the run goes without SSH pipelining
     switch: Switch | None = None
     verify: VerifyReport | None = None
     rollback: RollbackReport | None = None
@@ -150,7 +151,7 @@ class Pipeline:
             out = self._run()
         except SafeapplyError as e:  # before the apply window: the error's own code, nothing changed
             out = RunOutcome(int(e.exit_code), str(e))
-            if not self.hosts and e.exit_code in (ExitCode.USAGE, ExitCode.CONFIG):
+            if not self.hosts and e.exit_code in (ExitCode.USAGE, ExitCode.CONFIG, ExitCode.VAULT):
                 self._record = False  # bad input found before any host: not a run, never in history
         except BaseException as e:  # Ctrl-C / SIGTERM / a bug: record what the funnel will answer, re-raise
             self._finish(_aborted(e), started)
@@ -186,6 +187,8 @@ class Pipeline:
             with self._stage("plan"):
                 self.plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before},
                                         {h.name: h.expect for h in self.hosts})
+            if self.opts.plan_check:
+                self._plan_check()
             self._save()
             self.plan.raise_if_blocking()
             if self.plan.warnings and not self.confirm(self.plan.warnings):
@@ -196,6 +199,14 @@ class Pipeline:
             armed.pop_all()  # apply starts: from here on switches are confirmed or kept, never just released
             return self._apply_window(pending, checks)
         raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
+
+    def _plan_check(self) -> None:
+        """--plan-check: Ansible's own check mode (a second ansible-playbook, beside the one held at its gate)."""
+        assert self.plan is not None
+        with self._stage("plan-check", "ansible-playbook --check --diff"):
+            self.plan = stages.plan_check(self.opts, self.plan, {h.name: h.before for h in self.hosts if h.before},
+                                          self._request())
+        self.say(str(self.plan.check.get("cost", "")))
 
     # ---- before apply ----------------------------------------------------------------------------------
     def _prepare_hosts(self, locks: ExitStack) -> None:
@@ -213,14 +224,15 @@ class Pipeline:
         t = h.transport
         assert t is not None
         if self.opts.check:
-            h.before = scan_host(t)
+            h.before, h.needs_tty = scan_host(t), stages.needs_tty(t, self.opts)
             return
         with ThreadPoolExecutor(max_workers=1) as side:
-            scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t), stages.machine_id(t)))
+            scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t), stages.machine_id(t),
+                                           stages.needs_tty(t, self.opts)))
             h.snapshot = stages.snapshot(t, self.opts.roots)
             if self.opts.switch_on:  # at once, beside the scan: lint and plan may still stop the run (release)
                 self._arm(h, t)
-            h.before, h.apt_offset, h.machine_id = scanned.result()
+            h.before, h.apt_offset, h.machine_id, h.needs_tty = scanned.result()
 
     def _arm(self, h: HostRun, t: Transport) -> None:
         armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, sorted(h.expect.units))
@@ -254,11 +266,20 @@ class Pipeline:
         o = self.opts
         return ApplyRequest(o.playbook, list(o.inventory), o.limit, list(o.extra_vars), check=o.check, tags=o.tags,
                             skip_tags=o.skip_tags, start_at_task=o.start_at_task, diff=o.diff,
-                            verbosity=o.verbosity, ansible_args=o.ansible_args, log=run_log(self.rec.id))
+                            verbosity=o.verbosity, ansible_args=o.ansible_args, log=run_log(self.rec.id),
+                            mark=self.rec.id, speedups=o.speedups)
+
+    def _apply_env(self) -> dict[str, str]:
+        """Set in ansible-playbook as it starts its first play: pipelining off when a host needs a tty for sudo."""
+        env, why = stages.apply_env(self.opts, [h.name for h in self.hosts if h.needs_tty])
+        if why:
+            self.notes["speedups"] = why
+            self.say(why)
+        return env
 
     def _check_mode(self, pending: PendingPlaybook) -> RunOutcome:
         with self._stage("check"):
-            self.apply = pending.go()
+            self.apply = pending.go(self._apply_env())
         self._save()
         if not self.apply.ok:
             return RunOutcome(ExitCode.ERROR, _apply_failure(self.apply))
@@ -273,7 +294,7 @@ class Pipeline:
         try:
             with self._stage("apply"):
                 self.applied_from = time.time()
-                self.apply = pending.go()
+                self.apply = pending.go(self._apply_env())
             self._save()
             self.apply.raise_if_interrupted()
             return self._verify_and_settle(self.apply, checks)
@@ -366,7 +387,7 @@ class Pipeline:
         try:  # the switch stays armed (kept alive) through the rollback: if it cuts SSH, the host finishes it
             h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(), apt_offset=h.apt_offset,
                                        rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from,
-                                       ours=h.expect.units)
+                                       ours=h.expect.units, tasks_mark=self.rec.id)
         finally:
             if sw is not None and keepalive is not None:
                 sw.armed = keepalive.stop()
@@ -404,7 +425,7 @@ class Pipeline:
     # ---- the record, and after it ------------------------------------------------------------------------
     def _sections(self) -> dict[str, Any]:
         opts, hosts = self.opts, self.hosts
-        s: dict[str, Any] = {"inventory": [stages.absolute_source(i) for i in opts.inventory], "timings": self.timings,
+        s: dict[str, Any] = {"inventory": stages.inventory_sources(opts), "timings": self.timings,
                              "provenance": provenance(opts.prompt_file, opts.model, opts.note)}
         scans = {h.name: h.before.to_dict() for h in hosts if h.before}
         if scans:

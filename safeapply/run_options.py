@@ -31,6 +31,8 @@ class RunOptions:
     rollback_packages: bool = False
     strict_lint: bool = False  # a part of lint that could not run blocks instead of warning
     strict_plan: bool = False  # a task the plan could not analyse that may start a listener blocks
+    plan_check: bool = False  # plan from Ansible's own check mode (a check run before the apply)
+    allow_check_mode_false: bool = False  # tasks with check_mode: false may run for real in that check run
     roots: Sequence[str] = ("/etc",)
     prompt_file: Path | None = None
     model: str | None = None
@@ -41,6 +43,7 @@ class RunOptions:
     metrics_dir: Path | None = None
     notify_url: str | None = None
     notify_details: bool = False  # the notification carries hosts, playbook and message (redacted), not only status
+    speedups: bool = True  # SSH pipelining and the run's own ControlPersist connections; False: Ansible's defaults
     accept: Sequence[str] = ()  # blocking lint findings let through on purpose: RULE or RULE:FILE:LINE
 
     @property

@@ -17,6 +17,7 @@ from safeapply.transport.base import Transport
 from safeapply.verify import Expectation
 
 if TYPE_CHECKING:
+    from safeapply.apply import ApplyRequest
     from safeapply.intent import Intent
     from safeapply.lint.engine import EarlyLint
     from safeapply.lint.model import LintReport
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from safeapply.records import RunRecord, RunStore
     from safeapply.run_options import RunOptions
 
-__all__ = ["connector", "intents", "lint", "notify", "now_iso", "plan", "resolve", "snapshot", "snapshot_ops",
-           "start_lint", "write_metrics"]
+__all__ = ["connector", "intents", "lint", "notify", "now_iso", "plan", "plan_check", "resolve", "snapshot",
+           "snapshot_ops", "start_lint", "write_metrics"]
 
 
 def now_iso() -> str:
@@ -40,7 +41,7 @@ def resolve(opts: RunOptions) -> dict[str, Host]:
 
 
 def connector(host: Host, opts: RunOptions) -> Callable[[], Transport]:
-    """A fresh, checked connection each call (python3 and sudo -n verified: the documented errors)."""
+    """A fresh, checked connection each call (python3 and become to root verified: the documented errors)."""
     from safeapply.preflight import check
 
     def connect() -> Transport:
@@ -61,6 +62,13 @@ def absolute_source(source: str) -> str:
     return source if "," in source or not Path(source).exists() else str(Path(source).resolve())
 
 
+def inventory_sources(opts: RunOptions) -> list[str]:
+    """The inventory the run reads: -i, else ansible.cfg's (as the record keeps it: absolute paths)."""
+    from safeapply.ansible_context import get
+
+    return [absolute_source(s) for s in get(list(opts.inventory) or None).sources]
+
+
 def machine_id(transport: Transport) -> str:
     """/etc/machine-id of the host ("" when it has none): which machine a snapshot was taken of."""
     res = transport.run(["cat", "/etc/machine-id"], timeout=30)
@@ -79,6 +87,22 @@ def intents(opts: RunOptions) -> dict[str, Intent]:
     for i in out.values():
         i.strict_plan = opts.strict_plan  # read by the plan stage: unanalysed port-bearing tasks block
     return out
+
+
+def needs_tty(transport: Transport, opts: RunOptions) -> bool:
+    """With the speedups on: does sudo on the host need a terminal (`Defaults requiretty`)? (See `apply_env`.)"""
+    from safeapply.preflight import sudo_needs_tty
+
+    return opts.speedups and sudo_needs_tty(transport)
+
+
+def apply_env(opts: RunOptions, tty_hosts: Sequence[str]) -> tuple[dict[str, str], str]:
+    """The requiretty fallback Ansible documents: SSH pipelining gives sudo no terminal, so a run with a host
+    whose sudo needs one goes without pipelining (on all its hosts). Returns (environment, why) or ({}, "")."""
+    if not opts.speedups or not tty_hosts:
+        return {}, ""
+    return {"ANSIBLE_PIPELINING": "False"}, (
+        f"SSH pipelining off for this run: sudo needs a terminal on {', '.join(sorted(tty_hosts))} (requiretty)")
 
 
 # ---- lint -------------------------------------------------------------------------------------------
@@ -139,11 +163,9 @@ def login_user(host: Host) -> str:
 
 def extra_var_names(extra_vars: Sequence[str]) -> frozenset[str]:
     """Names that -e defines, read by Ansible's own parser (the one intent resolution uses)."""
-    from ansible.parsing.dataloader import DataLoader
+    from safeapply.ansible_context import get
 
-    from safeapply.intent.load import parse_extra_vars
-
-    return frozenset(parse_extra_vars(DataLoader(), extra_vars))
+    return frozenset(get(extra_vars=list(extra_vars)).extra_vars)
 
 
 # ---- plan -------------------------------------------------------------------------------------------
@@ -153,6 +175,7 @@ class PlanOutcome:
     findings: dict[str, list[PlanFinding]] = field(default_factory=dict)
     expectations: dict[str, Expectation] = field(default_factory=dict)
     intents: dict[str, Intent] = field(default_factory=dict)  # as planned: resolved again with scan facts
+    check: dict[str, Any] = field(default_factory=dict)  # plan --check: its cost and, per host, where tasks came from
 
     @property
     def blocking(self) -> list[PlanFinding]:
@@ -167,7 +190,7 @@ class PlanOutcome:
             "findings": {h: [f.to_dict() for f in fs] for h, fs in self.findings.items()},
             "expect": {h: {"units": sorted(e.units), "ports": sorted(e.ports), "containers": sorted(e.containers)}
                        for h, e in self.expectations.items()},
-        }
+        } | ({"check": self.check} if self.check else {})
 
     def raise_if_blocking(self) -> None:
         bad = self.blocking
@@ -191,6 +214,25 @@ def plan(intents_: dict[str, Intent], scans: dict[str, HostState],
         out.findings[host] = planner.plan(intent, scans[host])
         out.intents[host] = intent
         out.expectations[host] = expects[host]
+    return out
+
+
+def plan_check(opts: RunOptions, outcome: PlanOutcome, scans: dict[str, HostState],
+               request: ApplyRequest) -> PlanOutcome:
+    """`run --plan-check`: the findings from Ansible's own check mode (`request`, the apply's, run with --check)
+    replace the static plan's; the expectations (known since resolve) stay."""
+    from dataclasses import replace
+
+    from safeapply.intent.select import parse
+    from safeapply.plan_check import check_plan
+
+    selection = parse(opts.tags, opts.skip_tags, opts.start_at_task, opts.ansible_args)
+    cp = check_plan(replace(request, log=None), selection, scans, opts.strict_plan, opts.allow_check_mode_false)
+    out = PlanOutcome(expectations=outcome.expectations)
+    for host, h in cp.hosts.items():
+        out.findings[host], out.intents[host] = h.findings, h.intent
+    out.check = {"seconds": round(cp.seconds, 3), "ran": cp.ran, "cost": cp.cost(),
+                 "hosts": {h: c.to_dict() for h, c in cp.hosts.items()}}
     return out
 
 

@@ -30,6 +30,7 @@ from safeapply.probe.model import (
 from safeapply.probe.parse import build_listeners, owner_of, parse_probe
 from safeapply.target import probe as agent
 from safeapply.transport.base import Transport
+from safeapply.transport.become import WrongBecomePassword
 from safeapply.transport.local import LocalTransport
 
 __all__ = [
@@ -49,6 +50,8 @@ def run_probe(transport: Transport) -> dict[str, Any]:
     """Run the probe on the host (as root when possible) and return its raw JSON document."""
     try:
         out = remote.call(transport, "probe.collect", sudo=True, timeout=PROBE_TIMEOUT)
+    except WrongBecomePassword:
+        raise  # a become password that is set but wrong is a mistake to report, not a reason to scan less
     except SudoError:
         out = remote.call(transport, "probe.collect", sudo=False, timeout=PROBE_TIMEOUT)
     try:

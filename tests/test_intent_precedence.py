@@ -20,7 +20,7 @@ LEVELS = [  # Ansible's order, lowest first (docs: "Understanding variable prece
     "role_defaults", "inventory_file_all", "inventory_file_group", "inventory_group_vars_all",
     "playbook_group_vars_all", "inventory_group_vars_group", "playbook_group_vars_group", "inventory_file_host",
     "inventory_host_vars", "playbook_host_vars", "play_vars", "play_vars_prompt", "play_vars_files", "role_vars",
-    "block_vars", "task_vars", "role_params", "extra_vars_file",
+    "block_vars", "task_vars", "role_params", "include_params", "extra_vars_file",
 ]
 
 
@@ -64,8 +64,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "extra.yml").write_text(_yaml("extra_vars_file"))
     shown = "".join(f"    - name: show v{k}\n      debug: {{msg: 'v{k}={{{{ v{k} }}}}'}}\n      vars:\n"
                     f"{_yaml('task_vars', '        ')}" for k in range(len(LEVELS)))
+    (pb / "roles" / "r" / "tasks" / "shown.yml").write_text(shown.replace("\n    ", "\n").lstrip())
     (pb / "roles" / "r" / "tasks" / "main.yml").write_text(
-        f"- block:\n{shown}  vars:\n{_yaml('block_vars', '    ')}")
+        f"- block:\n    - include_tasks: shown.yml\n      vars:\n{_yaml('include_params', '        ')}"
+        f"  vars:\n{_yaml('block_vars', '    ')}")
     params = "".join(f"      {n}: role_params\n" for n in _names("role_params"))
     prompts = "".join(f"    - {{name: {n}, prompt: {n}, default: play_vars_prompt, private: false}}\n"
                       for n in _names("play_vars_prompt"))

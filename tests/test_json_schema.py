@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from conftest import Sandbox
 
 from safeapply.cli import main
 
@@ -172,3 +173,30 @@ def test_dependency_floors_are_the_tested_majors() -> None:
         tested = lock[name.lower()]
         same = 2 if name == "ansible-core" or floor.startswith("0.") else 1  # 0.x: the minor is the major
         assert floor.split(".")[:same] == tested.split(".")[:same], f"{name}: floor {floor}, tested {tested}"
+
+
+@pytest.mark.sandbox
+def test_schemas_of_the_commands_that_reach_a_host(host_a: Sandbox, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The live shapes, against a real host: what each command prints, not what a dict literal says."""
+    inv, name = str(host_a.inventory), host_a.name
+    _pinned("ping", _json(capsys, "ping", "-i", inv, name, "--json"))
+    _pinned("scan", _json(capsys, "scan", "-i", inv, name, "--json"))
+    _pinned("snapshot", _json(capsys, "snapshot", "-i", inv, name, "--json"))
+    _pinned("diff", _json(capsys, "diff", "-i", inv, name, "--json"))
+    snap = _json(capsys, "snapshots", "--json")["snapshots"]
+    assert isinstance(snap, list) and snap
+    _pinned("restore", _json(capsys, "restore", "-i", inv, name, str(snap[0]["id"]), "--yes", "--json"),
+            exact=False)
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy:\n"
+                  "        {dest: /etc/safeapply-schema-test, content: x, mode: '0644'}\n")
+    _pinned("plan", _json(capsys, "plan", str(pb), "-i", inv, "--json"))
+    run = _json(capsys, "run", str(pb), "-i", inv, "--yes", "--settle", "0", "--json")
+    _pinned("run", run, exact=False)
+    _pinned("deadman", _json(capsys, "deadman", str(run["id"]), "--json"))
+    _pinned("rollback", _json(capsys, "rollback", str(run["id"]), "--yes", "--json"))
+    assert host_a.sh_rc("test -e /etc/safeapply-schema-test")[0] == 1  # the shared host is put back
+    _pinned("sandbox", _json(capsys, "sandbox", "list", "--json"))
+    # exit 1 with the running host_a listed: "leftovers" means anything of this prefix still there
+    _pinned("sandbox-leftovers", _json(capsys, "sandbox", "leftovers", "--json", rc=1))

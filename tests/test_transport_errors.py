@@ -79,7 +79,12 @@ def test_unknown_host_key_rejected_unless_accept_new(host_a, tmp_path, capsys) -
     assert not known.exists()
     rc, out = _ping(capsys, "-i", str(inv), "--accept-new-host-keys")
     assert rc == 0, out
-    assert known.read_text() == host_a.paths.known_hosts.read_text()
+    # recorded hashed (as HashKnownHosts yes writes it), 0600, and OpenSSH finds it
+    assert known.read_text().startswith("|1|") and host_a.paths.machine not in known.read_text()
+    assert known.read_text().split()[1:] == host_a.paths.known_hosts.read_text().split()[1:]
+    assert known.stat().st_mode & 0o777 == 0o600
+    found = subprocess.run(["ssh-keygen", "-F", host_a.paths.machine, "-f", str(known)], capture_output=True)
+    assert found.returncode == 0, found
     rc, out = _ping(capsys, "-i", str(inv))  # now known
     assert rc == 0, out
 

@@ -3,8 +3,10 @@
 ansible-playbook spends about a second starting (imports, inventory, playbook parsing) before it touches any
 host. safeapply starts it early, beside lint, scan and snapshot, and this callback holds it at
 `v2_playbook_on_start` (after parsing, before the first play, so before any connection to a host) until the
-file named by SAFEAPPLY_APPLY_GATE says `go`. Anything else there (`stop`), the parent process gone, or an
-hour without an answer: it exits at once, before any task ran. Without that variable it does nothing.
+file named by SAFEAPPLY_APPLY_GATE says `go` (its first line; each further `NAME=VALUE` line is set in the
+environment first: `ANSIBLE_PIPELINING=False` when a host turned out to need a tty for sudo). Anything else there
+(`stop`), the parent process gone, or an hour without an answer: it exits at once, before any task ran. Without
+that variable it does nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +29,14 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
 
     def v2_playbook_on_start(self, playbook: Any) -> None:
         gate = os.environ.get("SAFEAPPLY_APPLY_GATE")
-        if gate and _wait(gate) != "go":
+        if not gate:
+            return
+        word, *env = _wait(gate).splitlines() or [""]
+        if word != "go":
             os._exit(3)  # not an exception: Ansible would log it as a warning and run the playbook
+        for line in env:
+            name, _, value = line.partition("=")
+            os.environ[name] = value
 
 
 def _wait(path: str) -> str:
@@ -36,7 +44,7 @@ def _wait(path: str) -> str:
     while time.monotonic() < deadline and os.getppid() == parent:
         try:
             with open(path) as f:
-                word = f.read().strip()
+                word = f.read().strip()  # the whole answer: written to a temporary name, then renamed
         except FileNotFoundError:
             word = ""
         if word:

@@ -1,14 +1,16 @@
-"""`safeapply ping`: can safeapply work on these hosts (SSH, host key, python3, sudo -n)?"""
+"""`safeapply ping`: can safeapply work on these hosts (SSH, host key, python3, root through become)?"""
 
 from __future__ import annotations
 
 from rich.markup import escape
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, app
 from safeapply.cli.output import console, emit_json
 
 
 @app.command()
+@ansible_options
 def ping(
     pattern: PatternArg = "all",
     inventory: InventoryOpt = None,
@@ -16,7 +18,8 @@ def ping(
     accept_new_host_keys: AcceptNewOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check that each host is reachable over SSH with a known host key, has python3, and allows sudo -n.
+    """Check that each host is reachable over SSH with a known host key, has python3, and becomes root
+    (a root login, passwordless sudo, or sudo/su with the become password).
     Exits with the code of the first failing host (see `safeapply exit-codes`)."""
     from safeapply.inventory import resolve_hosts
     from safeapply.parallel import per_host

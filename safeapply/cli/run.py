@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, AcceptOpt, InventoryOpt, JsonOpt, LimitOpt, PlaybookArg, YesOpt, app
 from safeapply.cli.output import console, emit_json, err_console, error_line, interactive
 from safeapply.errors import ExitCode, SafeapplyError, UsageError
@@ -25,6 +26,10 @@ SkipTagsOpt = Annotated[list[str] | None, typer.Option(
     "--skip-tags", help="As for ansible-playbook: leave out tasks with these tags (comma list, repeatable).")]
 StartAtOpt = Annotated[str | None, typer.Option(
     "--start-at-task", help="As for ansible-playbook: start at the first task matching this name.")]
+AllowRealOpt = Annotated[bool, typer.Option(
+    "--allow-check-mode-false", help="With plan --check / run --plan-check: let tasks marked `check_mode: false` "
+    "run for real during the check run (Ansible runs them even in check mode). Without it the check run stops "
+    "before such a task and the plan blocks (exit 17), naming it.")]
 AnsibleArgs = Annotated[list[str] | None, typer.Argument(
     help="After `--`: handed to ansible-playbook verbatim (e.g. `-- --forks 3`).", show_default=False)]
 
@@ -101,6 +106,7 @@ def _confirm(yes: bool) -> Callable[[list[str]], bool]:
 
 
 @app.command()
+@ansible_options
 def run(
     playbook: PlaybookArg,
     inventory: InventoryOpt = None,
@@ -133,6 +139,10 @@ def run(
         "--strict-plan", envvar="SAFEAPPLY_STRICT_PLAN",
         help="A task the plan could not analyse that may start, install or publish a listener stops the run "
         "(exit 17) instead of warning.")] = False,
+    plan_check: Annotated[bool, typer.Option(
+        "--plan-check", help="Plan from Ansible's own check mode, as `safeapply plan --check` (costs a check run, "
+        "about as long as the play, before the apply).")] = False,
+    allow_check_mode_false: AllowRealOpt = False,
     root: Annotated[list[str] | None, typer.Option(
         "--root", help="Snapshot root (default /etc). Repeatable.")] = None,
     prompt_file: Annotated[Path | None, typer.Option(
@@ -154,6 +164,11 @@ def run(
         help="Seconds after the controller last reached a host before that host restores its pre-run snapshot "
         "by itself (the dead-man's switch, armed before apply, disarmed after verification). 0 turns it off."
     )] = 300.0,
+    speedups: Annotated[bool, typer.Option(
+        "--speedups/--no-speedups", envvar="SAFEAPPLY_SPEEDUPS",
+        help="Make Ansible's part faster than its defaults: SSH pipelining (off by itself when a host's sudo needs "
+        "a tty) and the run's own multiplexed SSH connection per host, closed when it ends. --no-speedups: "
+        "Ansible's own defaults.")] = True,
     accept: AcceptOpt = None,
     json_out: JsonOpt = False,
     ansible_args: AnsibleArgs = None,
@@ -190,10 +205,11 @@ def run(
         check=check, tags=list(tags or []), skip_tags=list(skip_tags or []), start_at_task=start_at_task, diff=diff,
         verbosity=verbose, ansible_args=list(ansible_args or []),
         yes=yes, accept_new_host_keys=accept_new, settle=settle, rollback_packages=rollback_packages,
-        strict_lint=strict_lint, strict_plan=strict_plan,
+        strict_lint=strict_lint, strict_plan=strict_plan, plan_check=plan_check,
+        allow_check_mode_false=allow_check_mode_false,
         roots=canonical_roots(root or ["/etc"]), prompt_file=prompt_file, model=model, note=note,
         deadman_deadline=deadman_deadline, metrics_dir=metrics_dir, notify_url=notify_url,
-        notify_details=notify_details, accept=list(accept or []))
+        notify_details=notify_details, accept=list(accept or []), speedups=speedups)
     reporter = _Reporter(json_out)
     pipeline = Pipeline(opts, reporter, _confirm(yes), progress=lambda m: err_console.print(m, markup=False))
     outcome = pipeline.run()
@@ -300,6 +316,7 @@ def _show_details(rec: dict[str, object]) -> None:
 
 
 @app.command("rollback")
+@ansible_options
 def rollback_cmd(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
     yes: YesOpt = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,8 +15,8 @@ from safeapply.errors import UsageError
 
 sandbox_app = typer.Typer(
     help="Disposable local test hosts: Debian bookworm booted with systemd-nspawn (systemd as PID 1, sshd), "
-    "each in its own network namespace, reached only over loopback. Linux and root only. Names carry the "
-    "prefix $SAFEAPPLY_SANDBOX_PREFIX (default 'sa').",
+    "each in its own network namespace, reached over loopback or a private network of their own (--network). "
+    "Linux and root only. Names carry the prefix $SAFEAPPLY_SANDBOX_PREFIX (default 'sa').",
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
@@ -33,16 +34,76 @@ def _snippet(names: list[str]) -> str:
     return yaml.safe_dump({"all": {"hosts": hosts}}, sort_keys=False)
 
 
+def _read_line(path: str, what: str) -> str:
+    """The first line of a file (`-`: stdin), without its newline; a missing file is one line, exit 2."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read the {what} from {path}: {getattr(e, 'strerror', None) or e}") from None
+    return text.split("\n", 1)[0]
+
+
+def _public_keys(paths: list[Path]) -> tuple[str, ...]:
+    keys = []
+    for path in paths:
+        try:
+            lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read public key {path}: {getattr(e, 'strerror', None) or e}") from None
+        if not lines or not all(ln.split()[0].startswith(("ssh-", "ecdsa-", "sk-")) for ln in lines):
+            raise UsageError(f"{path} is not an OpenSSH public key", "pass the .pub file")
+        keys += lines
+    return tuple(keys)
+
+
 @sandbox_app.command("up")
-def up(names: NamesArg, json_out: JsonOpt = False) -> None:
-    """Boot sandboxes in parallel (builds the rootfs once, ~1 min) and print an inventory for `-i`."""
+def up(
+    names: NamesArg,
+    login_user: Annotated[str, typer.Option(
+        "--login-user", metavar="USER",
+        help="Log in as USER (inventory ansible_user, ssh_config User). root, deploy and nosudo exist; another "
+        "name is created with passwordless sudo.")] = "root",
+    sudo_password_file: Annotated[str | None, typer.Option(
+        "--sudo-password-file", metavar="FILE",
+        help="The login user's sudo needs a password: the first line of FILE ('-': stdin). Set inside the "
+        "sandbox before boot; never written to the inventory.")] = None,
+    no_root_login: Annotated[bool, typer.Option(
+        "--no-root-login", help="sshd refuses root (PermitRootLogin no); needs --login-user.")] = False,
+    network_name: Annotated[str | None, typer.Option(
+        "--network", metavar="NET",
+        help="Put the sandboxes on the private network NET (created on first use): an eth0 with a 10.231.x.y "
+        "address, reachable from the other sandboxes on NET; SSH arrives on eth0, not loopback.")] = None,
+    via: Annotated[str | None, typer.Option(
+        "--via", metavar="BASTION",
+        help="Reach the sandboxes only through the sandbox BASTION (ProxyJump); they join its network.")] = None,
+    no_key_in_inventory: Annotated[bool, typer.Option(
+        "--no-key-in-inventory",
+        help="Leave the key file out of the inventory and ssh_config (keys from an ssh-agent).")] = False,
+    authorized_key: Annotated[list[Path] | None, typer.Option(
+        "--authorized-key", metavar="PUBFILE",
+        help="Also let this public key log in as the login user (repeatable).")] = None,
+    containers: Annotated[bool, typer.Option(
+        "--containers", help="Boot with podman and local images (a second cached rootfs, built once, under a "
+        "minute).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Boot sandboxes in parallel (builds the rootfs once, ~1 min) and print an inventory for `-i`. All or none:
+    when one fails, the others are removed again."""
     from safeapply import sandbox as sb
+    from safeapply.sandbox.containers import containers_rootfs_path
     from safeapply.sandbox.host import require_host_support
 
     require_host_support()
+    layout = sb.Layout(login_user=login_user, root_login=not no_root_login, network=network_name, via=via,
+                       key_in_inventory=not no_key_in_inventory)
+    password = _read_line(sudo_password_file, "sudo password") if sudo_password_file is not None else None
+    opts = sb.SandboxOptions(layout, password, _public_keys(authorized_key or []), containers)
+    opts.check()
     if not sb.rootfs.rootfs_path().exists():
         err_console.print("building the sandbox rootfs (debootstrap, about a minute, once)...")
-    infos = sb.up_many(names)
+    if containers and not containers_rootfs_path().exists():
+        err_console.print("building the containers sandbox rootfs (podman, under a minute, once)...")
+    infos = sb.up_many(names, opts)
     if json_out:
         emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})
         return
@@ -81,8 +142,9 @@ def list_(json_out: JsonOpt = False) -> None:
         emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})
         return
     for i in infos:
-        state = f"running (leader PID {i.leader_pid})" if i.running else "not running"
-        console.print(f"{i.name:<20} {state:<28} inventory {i.inventory}", markup=False)
+        state = f"running (leader PID {i.leader_pid})" if i.running else i.state
+        where = f" {i.network} {i.address}" + (f" via {i.via}" if i.via else "") if i.network else ""
+        console.print(f"{i.name:<20} {state:<28} inventory {i.inventory}{where}", markup=False)
 
 
 @sandbox_app.command("inventory")
@@ -113,7 +175,7 @@ def leftovers(json_out: JsonOpt = False) -> None:
 
 @sandbox_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def ssh(name: Annotated[str, typer.Argument(show_default=False)], ctx: typer.Context) -> None:
-    """Open a root shell (or run a command) in a sandbox, with OpenSSH."""
+    """Open a shell (or run a command) in a sandbox as its login user (root unless --login-user), with OpenSSH."""
     from safeapply import sandbox as sb
 
     p = sb.SandboxPaths(name)

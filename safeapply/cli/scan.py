@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, PatternArg, PlaybookArg, app
 from safeapply.cli.output import console, emit_json, err_console
-from safeapply.cli.run import SkipTagsOpt, StartAtOpt, TagsOpt
+from safeapply.cli.run import AllowRealOpt, SkipTagsOpt, StartAtOpt, TagsOpt
 from safeapply.errors import PreflightBlocked, SafeapplyError, UsageError
 
 if TYPE_CHECKING:  # imported inside the commands: `import safeapply.cli` stays cheap
@@ -32,6 +33,13 @@ StrictPlanOpt = Annotated[
 StateOpt = Annotated[
     Path | None,
     typer.Option("--state", help="Use a saved `safeapply scan --json` output instead of scanning the hosts."),
+]
+PlanCheckOpt = Annotated[
+    bool,
+    typer.Option("--check", help="Full fidelity: run the playbook in Ansible's own check mode (ansible-playbook "
+                 "--check --diff: it connects to the hosts and runs the modules that support check mode, which "
+                 "change nothing; this takes about as long as the play) and plan from the arguments Ansible "
+                 "resolved for every task it ran. Lookups run on this machine, as in a run. Prints its cost."),
 ]
 
 
@@ -59,6 +67,7 @@ def _raise_first(results: dict[str, Any]) -> None:
 
 
 @app.command()
+@ansible_options
 def scan(
     pattern: PatternArg = "all",
     inventory: InventoryOpt = None,
@@ -68,7 +77,7 @@ def scan(
 ) -> None:
     """Show what runs on each host: systemd services, sockets and timers, listening TCP/UDP sockets with
     their process and unit, docker/podman containers, quadlet files and basic facts. Read-only: one probe
-    program on the host's python3 (as root via sudo -n when possible). `--json` output can be fed to
+    program on the host's python3 (as root through the host's become when possible). `--json` output can be fed to
     `safeapply plan --state`."""
     from safeapply.inventory import resolve_hosts
     from safeapply.scan import HostState
@@ -102,8 +111,9 @@ def _render_state(s: HostState) -> None:
     t = Table("proto", "address", "port", "pid", "process", "unit", box=None, pad_edge=False)
     for lst in s.listeners:
         o = lst.owner
+        ct = s.container_of(lst)
         t.add_row(lst.proto, c(lst.address), str(lst.port), str(o.pid) if o else "-", c(o.process) if o else "-",
-                  c(o.unit or "-") if o else "-")
+                  c(f"container {ct.name}") if ct else c(o.unit or "-") if o else "-")
     console.print(t)
     units = [u for u in s.units if u.active in ("active", "failed", "activating") or u.enabled == "enabled"]
     t = Table("unit", "active", "sub", "enabled", "pid", "restarts", box=None, pad_edge=False)
@@ -135,6 +145,7 @@ def _load_states(path: Path) -> dict[str, HostState]:
 
 
 @app.command("plan")
+@ansible_options
 def plan_cmd(
     playbook: PlaybookArg,
     inventory: InventoryOpt = None,
@@ -146,6 +157,8 @@ def plan_cmd(
     tags: TagsOpt = None,
     skip_tags: SkipTagsOpt = None,
     start_at_task: StartAtOpt = None,
+    check: PlanCheckOpt = False,
+    allow_check_mode_false: AllowRealOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare what the playbook will bind, start and write on each host with what the host runs now, in task
@@ -156,7 +169,8 @@ def plan_cmd(
     that needs one is reported as unresolved, naming its task. Every task that could not be analysed is a
     warning (--strict-plan: blocking when it may start a listener). Exits 17 (preflight blocked) when any
     finding blocks; warnings alone exit 0. Read-only on the hosts. With -t/--tags, --skip-tags,
-    --start-at-task only the tasks ansible-playbook would run with them are planned (as `run` does)."""
+    --start-at-task only the tasks ansible-playbook would run with them are planned (as `run` does). With --check,
+    Ansible's own check mode resolves the tasks (see --check); without it nothing runs on the hosts but the scan."""
     from safeapply import run_stages as stages
     from safeapply.intent import playbook_intent
     from safeapply.intent.select import parse
@@ -183,12 +197,42 @@ def plan_cmd(
         report[host] = {"verdict": verdict(intent, findings), "tasks": intent.tasks,
                         "not_analysed": intent.not_analysed, "findings": [f.to_dict() for f in findings],
                         "intent": intent.to_dict(), "expect": expectations(intent).__dict__}
+    blocked = outcome.blocking
+    if check:
+        blocked = _check(playbook, inventory or [], limit, extra_vars or [], selection, scans, strict_plan,
+                         allow_check_mode_false, (tags or [], skip_tags or [], start_at_task), report, json_out)
     _render_plan(report, json_out)
     _raise_first(states)
-    if blocked := outcome.blocking:
+    if blocked:
         hosts = sorted({f.host for f in blocked})
         raise PreflightBlocked(f"{len(blocked)} blocking finding(s) on {', '.join(hosts)}",
                                "fix them (see the fix line of each), then run plan again")
+
+
+def _check(playbook: Path, inventory: list[str], limit: str | None, extra_vars: list[str], selection: Any,
+           scans: dict[str, HostState], strict_plan: bool, allow_real: bool,
+           tagging: tuple[list[str], list[str], str | None], report: dict[str, Any], json_out: bool) -> list[Any]:
+    """`plan --check`: each scanned host's report replaced by the plan from Ansible's check mode."""
+    from safeapply.apply import ApplyRequest
+    from safeapply.plan import expectations
+    from safeapply.plan_check import check_plan, verdict
+
+    tags, skip_tags, start_at_task = tagging
+    req = ApplyRequest(playbook, inventory, limit, extra_vars, tags=tags, skip_tags=skip_tags,
+                       start_at_task=start_at_task)
+    if console.is_terminal and not json_out:
+        with console.status("running the playbook in Ansible's check mode..."):
+            cp = check_plan(req, selection, scans, strict_plan, allow_real)
+    else:
+        cp = check_plan(req, selection, scans, strict_plan, allow_real)
+    for host, h in cp.hosts.items():
+        report[host] = {"verdict": verdict(h, cp), "tasks": h.intent.tasks,
+                        "not_analysed": h.intent.not_analysed, "intent": h.intent.to_dict(),
+                        "findings": [f.to_dict() | {"seen_by": h.seen_by(f)} for f in h.findings],
+                        "expect": expectations(h.intent).__dict__, "check": h.to_dict() | {"seconds": cp.seconds}}
+    if not json_out:
+        console.print(cp.cost(), markup=False)
+    return cp.blocking
 
 
 def _render_plan(report: dict[str, Any], json_out: bool) -> None:
@@ -206,7 +250,9 @@ def _render_plan(report: dict[str, Any], json_out: bool) -> None:
         console.print(head)
         for f in r["findings"]:
             tag = "[red]BLOCK[/]" if f["severity"] == BLOCKING else "[yellow]warn[/] "
-            console.print(f"  {tag} {f['code']}: {escape(f['message'])}")
+            seen = " [dim](as the static plan saw it: check mode did not run this task)[/]" \
+                if f.get("seen_by") == "plan" else ""
+            console.print(f"  {tag} {f['code']}: {escape(f['message'])}{seen}")
             console.print(f"        fix: {escape(f['fix'])}")
         colour = "red" if any(f["severity"] == BLOCKING for f in r["findings"]) else \
             "yellow" if r["not_analysed"] else "green"

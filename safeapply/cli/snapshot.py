@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, LimitOpt, YesOpt, app
 from safeapply.cli.output import console, emit_json, err_console, interactive
 from safeapply.errors import UsageError
@@ -59,6 +60,7 @@ def one_host(inventory: list[str] | None, name: str) -> Host:
 
 
 @app.command()
+@ansible_options
 def snapshot(
     pattern: Annotated[str, typer.Argument(help="Host or Ansible pattern; several hosts run in parallel.")],
     inventory: InventoryOpt = None,

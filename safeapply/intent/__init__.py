@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from safeapply.errors import SafeapplyError
-from safeapply.intent.extract import Extractor
+from safeapply.intent.extract import Extractor, feed
 from safeapply.intent.facts import as_variables
 from safeapply.intent.load import PlaybookLoader, lenient_module_names, lookups_disabled
 from safeapply.intent.model import Bind, ContainerOp, FileWrite, Intent, Note, TaskRef, UnitOp
@@ -36,7 +36,9 @@ def playbook_intent(playbook: Path | str, inventory_sources: Sequence[str], limi
                     selection: Selection | None = None) -> dict[str, Intent]:
     """Per host (inventory name): what the playbook will do there. `facts`: each host's scan facts, for the
     include names and `when:` that need them. Raises UsageError / NoHostsMatched."""
-    with lookups_disabled(), lenient_module_names():
+    from safeapply.ansible_errors import vault_errors
+
+    with lookups_disabled(), lenient_module_names(), vault_errors():
         return _intents(Path(playbook), inventory_sources, limit, extra_vars, facts or {}, selection or Selection())
 
 
@@ -48,10 +50,7 @@ def _intents(pb: Path, inventory_sources: Sequence[str], limit: str | None, extr
         ex = Extractor(host, pb.resolve().parent)
         known = as_variables(facts[host]) if host in facts else None
         for rt in loader.tasks(host, known):
-            try:
-                ex.add(rt)
-            except Exception as e:  # one task this analysis cannot read is a warning, not a crash
-                ex.note("not-analysed", f"this task could not be analysed ({type(e).__name__}: {e})", rt)
+            feed(ex, rt)
         out[host] = ex.finish()
         out[host].source = (str(pb), tuple(inventory_sources), limit, tuple(extra_vars), selection)
     return out

@@ -57,6 +57,14 @@ def port_bearing(rt: ResolvedTask) -> bool:
     return bool(re.search(r"\b(systemctl|docker|podman|compose)\b", text))
 
 
+def feed(ex: Extractor, rt: ResolvedTask) -> None:
+    """Add one task; one task this analysis cannot read is a warning, not a crash."""
+    try:
+        ex.add(rt)
+    except Exception as e:  # Ansible's, a filter's or a plugin's own error
+        ex.note("not-analysed", f"this task could not be analysed ({type(e).__name__}: {e})", rt)
+
+
 def unit_name(name: str) -> str:
     return name if "." in name.rsplit("/", 1)[-1] else f"{name}.service"
 
@@ -249,14 +257,14 @@ class Extractor:
 
     def _copy(self, rt: ResolvedTask) -> None:
         a = rt.args
-        content = a.get("content")
+        content = rt.content if rt.content is not None else a.get("content")
         if not isinstance(content, str):
             content = self._read_src(rt, a.get("src"), "files", render=False)
         self._written_file(rt, a.get("dest"), a.get("src"), content)
 
     def _template(self, rt: ResolvedTask) -> None:
         a = rt.args
-        content = self._read_src(rt, a.get("src"), "templates", render=True)
+        content = rt.content if rt.content is not None else self._read_src(rt, a.get("src"), "templates", render=True)
         self._written_file(rt, a.get("dest"), a.get("src"), content)
 
     def _written_file(self, rt: ResolvedTask, dest: Any, src: Any, content: str | None) -> None:

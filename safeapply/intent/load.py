@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safeapply.ansible_errors import why as _why
 from safeapply.errors import NoHostsMatched, UsageError
 from safeapply.intent.model import TaskRef
 from safeapply.intent.select import Selection, Walker, filtered_include
@@ -30,6 +31,7 @@ class ResolvedTask:
     templar: Any  # ansible Templar with this task's variables (for files the task renders)
     notify: list[str]
     followed: bool = False  # an include whose content is analysed in its place, or include_vars loaded
+    content: str | None = None  # a template's or copy's content as Ansible rendered it (plan --check: its diff)
 
 
 @contextlib.contextmanager
@@ -97,37 +99,6 @@ def init_ansible(playbook: Path) -> None:
     AnsibleCollectionConfig.playbook_paths = [pb_dir]
 
 
-def parse_extra_vars(loader: Any, extra_vars: Sequence[str]) -> dict[str, Any]:
-    """`-e` values the way ansible-playbook reads them: @file, YAML/JSON, or key=value."""
-    from ansible.errors import AnsibleError
-    from ansible.parsing.splitter import parse_kv
-    from ansible.utils.vars import combine_vars
-
-    out: dict[str, Any] = {}
-    for opt in extra_vars:
-        try:
-            if opt.startswith("@"):
-                data = loader.load_from_file(opt[1:])
-            elif opt[:1] in ("{", "["):
-                data = loader.load(opt)
-            else:
-                data = parse_kv(opt)
-        except AnsibleError as e:
-            raise UsageError(f"cannot read extra vars {opt!r}: {_why(e)}",
-                             "use key=value, a YAML/JSON mapping or @an-existing-file") from e
-        if not isinstance(data, dict):
-            raise UsageError(f"extra vars {opt!r} are not a mapping", "use key=value, a YAML mapping or @file")
-        out = combine_vars(out, data)
-    return out
-
-
-def _why(e: Exception) -> str:
-    """Ansible's messages run over several lines; the last one that names a cause is the useful one."""
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    errno = next((ln for ln in lines if "[Errno" in ln), None)
-    return (errno.split("[Errno", 1)[1].split("]", 1)[1].strip() if errno else (lines or [type(e).__name__])[0])
-
-
 def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
     """Template `value` element by element; unresolvable leaves become UNRESOLVED (reason in problems)."""
     if isinstance(value, dict):
@@ -148,20 +119,24 @@ class PlaybookLoader:
                  selection: Selection | None = None) -> None:
         from ansible.playbook import Playbook
 
-        from safeapply.inventory import ansible_warnings, load
+        from safeapply.ansible_context import get
+        from safeapply.ansible_errors import ansible_warnings, is_vault_error, vault_errors
 
         if not playbook.is_file():
             raise UsageError(f"playbook {playbook} not found")
         init_ansible(playbook)
         self.selection = selection or Selection()
-        self.inventory, self.vm, self.loader = load(list(inventory_sources))
-        self.vm._extra_vars = parse_extra_vars(self.loader, extra_vars)
-        with ansible_warnings():
+        ctx = get(list(inventory_sources) or None, list(extra_vars))  # the invocation's: parsed once, vault
+        self.inventory, self.loader = ctx.inventory, ctx.loader
+        self.vm = ctx.new_variable_manager()  # this walk's facts stay in this walk
+        with ansible_warnings(), vault_errors():
             try:
                 with lenient_module_names():
                     self.playbook = Playbook.load(str(playbook), variable_manager=self.vm, loader=self.loader)
                 self.loader.set_basedir(self.playbook._basedir)  # as the playbook executor runs it: includes
             except Exception as e:  # Ansible's parser errors carry the file and line
+                if is_vault_error(e):
+                    raise
                 raise UsageError(f"cannot load playbook {playbook}: {_playbook_problem(e)}",
                                  "check it with `safeapply lint`") from e
 

@@ -82,14 +82,22 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
     cfg = merged_config(own, root, mocks, Path(tmp.name))
     argv = [sys.executable, "-m", "ansiblelint", "--offline", "--nocolor", "-f", "codeclimate", "-c", str(cfg)]
     argv += ["--profile", profile] if profile else []
-    argv += [str(f.resolve()) for f in files]  # cwd is the project root: relative paths would not resolve
-    env = {**os.environ, **OFFLINE_ENV}
+    argv += [str(f.resolve()) for f in files]
+    # as `ansible-playbook PLAYBOOK` started here sees the project: this directory, this ansible.cfg (pinned:
+    # roles_path, collections_path), whatever folder the playbook is in
+    env = {**os.environ, **OFFLINE_ENV, **_ansible_config()}
     try:
-        proc = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = subprocess.Popen(argv, cwd=Path.cwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL)
     except OSError as e:
         return Running(None, tmp, f"cannot start ansible-lint: {e}", own)
     return Running(proc, tmp, config=own)
+
+
+def _ansible_config() -> dict[str, str]:
+    from safeapply.ansible_context import config_env
+
+    return config_env()
 
 
 def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list[Finding]:

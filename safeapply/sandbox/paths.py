@@ -1,7 +1,8 @@
 """Names and places of sandbox hosts. Everything we create carries the prefix, so teardown finds exactly it:
 
 netns `P-NAME`, nspawn machine `P-NAME`, overlay mount source `P-NAME`, cgroups `safeapply-P/NAME`,
-state `$SAFEAPPLY_SANDBOX_DIR/P/hosts/NAME`. P is $SAFEAPPLY_SANDBOX_PREFIX (default `sa`).
+state `$SAFEAPPLY_SANDBOX_DIR/P/hosts/NAME`, a private network's netns `P-net-NET` (so sandbox names may not
+start with `net-`). P is $SAFEAPPLY_SANDBOX_PREFIX (default `sa`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from safeapply.errors import UsageError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+NETWORK_NETNS = "net-"  # after the prefix: `P-net-NET` is a network's netns, never a sandbox's
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 
 
@@ -52,6 +54,8 @@ class SandboxPaths:
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
             raise UsageError(f"bad sandbox name {self.name!r}", "use 1-20 chars: lowercase letters, digits, '-'")
+        if self.name.startswith(NETWORK_NETNS):
+            raise UsageError(f"bad sandbox name {self.name!r}", f"names starting with {NETWORK_NETNS!r} are reserved")
 
     @property
     def machine(self) -> str:
@@ -80,6 +84,11 @@ class SandboxPaths:
     @property
     def inventory(self) -> Path:
         return self.dir / "inventory.yml"
+
+    @property
+    def options(self) -> Path:
+        """What `sandbox up` was asked for (login user, network, address, bastion), never a password."""
+        return self.dir / "options.json"
 
     @property
     def proxy_command(self) -> str:

@@ -1,10 +1,28 @@
-"""Processes of a sandbox as seen from the controller: pid files, liveness, waiting for an exit. Used by both
-booting (`host`) and teardown (`teardown`), which import it and not each other's helpers."""
+"""Processes of a sandbox as seen from the controller: running a tool, pid files, liveness, waiting for an exit.
+Used by booting (`host`), networks (`network`) and teardown (`teardown`), which import it and not each other's
+helpers."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
+
+from safeapply.errors import SafeapplyError
+
+
+class SandboxError(SafeapplyError):
+    pass
+
+
+def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a tool; with check, a failure is a SandboxError showing the command and its stderr. Secrets go in
+    `stdin`, never in argv."""
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False,
+                          stdin=None if stdin is not None else subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise SandboxError(f"`{' '.join(argv)}` failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
 
 
 def alive(pid: int) -> bool:

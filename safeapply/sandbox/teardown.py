@@ -10,7 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from safeapply.sandbox.paths import SandboxPaths, base_dir, cgroup_dirs, prefix
+from safeapply.sandbox import network
+from safeapply.sandbox.paths import NETWORK_NETNS, SandboxPaths, base_dir, cgroup_dirs, prefix
 from safeapply.sandbox.proc import alive, read_pid, wait_dead
 
 
@@ -94,6 +95,7 @@ def down(name: str, fast: bool = False) -> None:
         if subprocess.run(["umount", target], capture_output=True, check=False).returncode != 0:
             subprocess.run(["umount", "-l", target], capture_output=True, check=False)
     clear_propagation(p.machine)
+    network.detach(p.netns)  # its veth, and its network when it was the last sandbox on it
     subprocess.run(["ip", "netns", "del", p.netns], capture_output=True, check=False)
     shutil.rmtree(p.dir, ignore_errors=True)
 
@@ -104,12 +106,14 @@ def known_names() -> list[str]:
 
 
 def _our_netns() -> list[str]:
+    """Sandboxes' and networks' network namespaces of this prefix."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.startswith(f"{prefix()}-")]
 
 
 def leftovers() -> list[str]:
-    """Everything of this prefix still on the machine: netns, mounts, cgroups, host dirs, processes."""
+    """Everything of this prefix still on the machine: netns (a network's holds its bridge and veths), mounts,
+    cgroups, host dirs, processes."""
     left = [f"netns {n}" for n in _our_netns()]
     left += [f"mount {m}" for m in _mounts_under(base_dir())]
     for d in cgroup_dirs():
@@ -122,7 +126,8 @@ def leftovers() -> list[str]:
 
 def down_all() -> list[str]:
     """Remove every sandbox of this prefix, including what a killed run left behind. Returns the names."""
-    names = set(known_names()) | {n.removeprefix(f"{prefix()}-") for n in _our_netns()}
+    names = set(known_names()) | {n.removeprefix(f"{prefix()}-") for n in _our_netns()
+                                  if not n.startswith(f"{prefix()}-{NETWORK_NETNS}")}
     for d in cgroup_dirs():
         if d.exists():
             names |= {x.name for x in d.iterdir() if x.is_dir()}
@@ -132,4 +137,5 @@ def down_all() -> list[str]:
     _rm_cgroups(cgroup_dirs())
     for target in _mounts_under(base_dir()):
         subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+    network.prune(everything=True)
     return sorted(names)

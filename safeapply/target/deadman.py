@@ -14,8 +14,8 @@
   Answers with this host's wall-clock time (the controller measures the skew) and the seconds remaining.
 * `extend RUN SECONDS`: restart the count at SECONDS from now (a keepalive while a long apply runs).
 * `fire RUN` (what the timer's service runs, with no controller): stop what the run's Ansible is running on
-  the host (processes under its `ansible-tmp-<time>` directories since arm, `tasks.py`), restore the pre-run
-  snapshot with the host's own restore program, daemon-reload, restore the firewall, restart sshd,
+  the host (its marked processes, or those under `ansible-tmp-<time>` directories since arm: `tasks.py`),
+  restore the pre-run snapshot with the host's own restore program, daemon-reload, restore the firewall, restart sshd,
   networking and the units the run touched, write STATE/<run>/fired.json, then remove its own units. When
   the restore failed, the host's config may be half the run's: networking and the units are not restarted,
   and sshd only if `sshd -t` accepts its config (the running sshd is kept otherwise).
@@ -316,11 +316,12 @@ def restart_units(cfg: Doc, steps: List[Doc], restored: bool = True) -> None:
 
 def stop_the_runs_tasks(cfg: Doc, steps: List[Doc]) -> None:
     """What the run's Ansible is running here (a task cut short, an async job) must not change the host
-    after the restore: its processes since the arm (ansible-tmp-<controller time>) are stopped first."""
+    after the restore: its processes (ansible-tmp-<controller time> since the arm, or the run's SAFEAPPLY_RUN
+    mark, which holds with pipelining) are stopped first."""
     since = cfg.get("tasks_since")
     if since is None:
         return
-    found = tasks.the_runs(tasks.processes(), float(since))
+    found = tasks.the_runs(tasks.processes(), float(since), str(cfg.get("run_id") or ""))  # also its mark
     tasks.stop_all(found)
     steps.append({"step": "stop-tasks", "rc": 0, "argv": [], "stopped": len(found)})
 

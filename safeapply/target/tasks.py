@@ -1,9 +1,15 @@
 """Stop what a run left running on the host (a task cut short by Ctrl-C, an `async` job) before a rollback
-restores files under it: `tasks.stop SINCE` prints how many processes it stopped.
+restores files under it: `tasks.stop SINCE [MARK]` prints how many processes it stopped.
 
-Ansible runs each module from `ansible-tmp-<controller time.time()>-<pid>-<random>` on the host, and async
-jobs keep that path in their command line: every process whose command line names such a directory made at
-or after SINCE, with all its descendants, is the run's. (With pipelining there is no such path.)
+Two ways to know a run's processes, either suffices:
+- MARK: safeapply puts `SAFEAPPLY_RUN=<mark>` in front of every module command of its run (see
+  safeapply/ansible_callbacks/safeapply_mark.py): the shell that starts a module names it in its command line,
+  and the module and everything it starts (an `async` job too) carry it in their environment. This holds with
+  SSH pipelining, where no file on the host names the task.
+- SINCE: without pipelining Ansible runs each module from `ansible-tmp-<controller time.time()>-<pid>-<random>`,
+  and async jobs keep that path in their command line: a process whose command line names such a directory
+  made at or after SINCE is the run's.
+Every such process is stopped with all its descendants.
 """
 
 import contextlib
@@ -12,15 +18,22 @@ import re
 import signal
 import sys
 import time
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, NamedTuple, Set
 
 TMPDIR = re.compile(rb"/ansible-tmp-(\d+(?:\.\d+)?)-")
+MARK_NAME = b"SAFEAPPLY_RUN="
 
 
-def processes(proc: str = "/proc") -> Dict[int, Tuple[bytes, int]]:
-    """pid -> (command line, parent pid) for every process but this one."""
+class Proc(NamedTuple):
+    cmdline: bytes
+    ppid: int
+    environ: bytes = b""
+
+
+def processes(proc: str = "/proc") -> Dict[int, Proc]:
+    """pid -> its command line, parent pid and environment, for every process but this one."""
     me = os.getpid()
-    out: Dict[int, Tuple[bytes, int]] = {}
+    out: Dict[int, Proc] = {}
     for d in os.listdir(proc):
         if not d.isdigit() or int(d) == me:
             continue
@@ -31,15 +44,27 @@ def processes(proc: str = "/proc") -> Dict[int, Tuple[bytes, int]]:
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        out[int(d)] = (cmd, ppid)
+        env = b""
+        with contextlib.suppress(OSError), open(os.path.join(proc, d, "environ"), "rb") as f:
+            env = f.read()
+        out[int(d)] = Proc(cmd, ppid, env)
     return out
 
 
-def the_runs(procs: Dict[int, Tuple[bytes, int]], since: float) -> Set[int]:
-    """The processes of a run that began at `since`, and all their descendants."""
-    found = {p for p, (c, _) in procs.items() if any(float(t) >= since for t in TMPDIR.findall(c))}
+def _marked(p: Proc, mark: bytes) -> bool:
+    if not mark:
+        return False
+    token = MARK_NAME + mark
+    return token in p.environ.split(b"\0") or re.search(re.escape(token) + rb"(?![\w.-])", p.cmdline) is not None
+
+
+def the_runs(procs: Dict[int, Proc], since: float, mark: str = "") -> Set[int]:
+    """The processes of a run that began at `since` (or carry its mark), and all their descendants."""
+    m = mark.encode()
+    found = {pid for pid, p in procs.items()
+             if any(float(t) >= since for t in TMPDIR.findall(p.cmdline)) or _marked(p, m)}
     while True:
-        more = {p for p, (_, pp) in procs.items() if pp in found} - found
+        more = {pid for pid, p in procs.items() if p.ppid in found} - found
         if not more:
             return found
         found |= more
@@ -55,7 +80,7 @@ def stop_all(pids: Set[int], grace: float = 1.0) -> None:
 
 
 def stop(args: List[str]) -> int:
-    found = the_runs(processes(), float(args[0]))
+    found = the_runs(processes(), float(args[0]), args[1] if len(args) > 1 else "")
     stop_all(found)
     sys.stdout.write(f"{len(found)}\n")
     return 0

@@ -1,4 +1,5 @@
 """How safeapply reaches a host, and nothing else: `base.py` is the small contract (run argv, run python, a
-Result), `ssh.py` the SSH transport and `sshconfig.py` what OpenSSH's config says about a host (the only modules
-that import paramiko), `local.py` subprocess for `ansible_connection=local`. Connection errors become safeapply
-errors here."""
+Result); `sshconfig.py` asks OpenSSH (`ssh -G`) where and how a host is reached and builds an `SSHTarget`
+(`sshtarget.py`); `sshconnect.py` opens the connection (ProxyJump channels, ProxyCommand, host keys checked by
+`knownhosts.py`, keys and agent in `sshauth.py`); `ssh.py` runs commands over it; `local.py` is subprocess for
+`ansible_connection=local`. paramiko is imported only in this package; its errors become safeapply errors here."""

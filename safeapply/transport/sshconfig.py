@@ -1,79 +1,217 @@
-"""Where an SSH connection goes: Ansible's connection variables, the OpenSSH options in
-ansible_ssh_common_args/extra_args, and ~/.ssh/config (or `-F FILE`) merged into one `SSHTarget`.
-
-Precedence as with ansible-playbook + OpenSSH: Ansible variables, then -o options, then the config file.
+"""Where an SSH connection goes, as OpenSSH itself resolves it: Ansible's connection variables become the
+command-line options ansible-playbook's ssh connection would pass, and `ssh -G [options] HOST` (the machine's
+OpenSSH client) says what they mean together with ~/.ssh/config (Include, Match, Host patterns, ProxyJump,
+ProxyCommand, IdentityFile, User, Port, known_hosts files, ...). Each ProxyJump hop is resolved the same way,
+with the options OpenSSH gives the `ssh -W` it would run for that hop (-l, -p, -J, -F).
 """
 
 from __future__ import annotations
 
+import functools
 import getpass
+import os
 import shlex
-from collections.abc import Mapping
+import shutil
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import paramiko
+from safeapply.errors import ConfigError, UsageError
+from safeapply.transport.sshtarget import SSHTarget
 
-from safeapply.errors import UsageError
-from safeapply.transport.ssh import SSHTarget
+# ansible_connection values safeapply serves with its SSH transport (`local` never gets here).
+SSH_CONNECTIONS = frozenset({"ssh", "ansible.builtin.ssh", "paramiko", "paramiko_ssh", "ansible.builtin.paramiko_ssh",
+                             "smart"})
+DEFAULT_TIMEOUT = 10  # ansible-core's default `timeout`, which its ssh connection passes as ConnectTimeout
+MAX_JUMPS = 10
+# OpenSSH's options that take an argument (ssh.c getopt string), to find -F among ansible_ssh_common_args.
+_OPTS_WITH_ARG = set("BbcDEeFIiJLlmOopQRSWw")
+
+
+def check_connection(name: str, hostvars: Mapping[str, Any]) -> None:
+    """A connection plugin safeapply cannot serve (docker, winrm, network_cli, ...) is refused in one line."""
+    conn = str(hostvars.get("ansible_connection") or "ssh")
+    if conn not in SSH_CONNECTIONS:
+        raise ConfigError(f"{name}: ansible_connection={conn} is not supported by safeapply",
+                          "safeapply serves the ssh, paramiko and local connections")
 
 
 def ssh_target(name: str, hostvars: Mapping[str, Any]) -> SSHTarget:
     """The SSHTarget of inventory host `name` with connection variables `hostvars` (ansible_host, ansible_port,
-    ansible_user, ansible_ssh_private_key_file, ansible_ssh_common_args, ...)."""
+    ansible_user, ansible_ssh_private_key_file, ansible_ssh_common_args, ansible_ssh_extra_args, ...)."""
+    check_connection(name, hostvars)
     v = hostvars
-    args = parse_ssh_args(f"{v.get('ansible_ssh_common_args') or ''} {v.get('ansible_ssh_extra_args') or ''}")
-    alias = str(v.get("ansible_host") or name)
-    cfg = _config(Path(args.get("configfile", "~/.ssh/config")).expanduser(), alias)
-    merged = {**cfg, **args}
-    key = v.get("ansible_ssh_private_key_file") or v.get("ansible_private_key_file")
-    keys = [str(key)] if key else _as_list(merged.get("identityfile"))
-    known = _as_list(merged.get("userknownhostsfile"))
-    known = [w for k in known for w in k.split()]
+    host = str(_var(v, "ansible_host", "ansible_ssh_host") or name)
+    user = _var(v, "ansible_user", "ansible_ssh_user")
+    _check_host(name, "ansible_host", host)
+    if user:
+        _check_user(name, str(user))
+    key = _var(v, "ansible_private_key_file", "ansible_ssh_private_key_file")
+    # the order of Ansible's ssh connection (_build_command): ssh_args, then its own -o options, then the common
+    # and extra args; OpenSSH keeps the first value of each option
+    args = _split(name, "ansible_ssh_args", v.get("ansible_ssh_args"))
+    for opt, value in (("Port", _var(v, "ansible_port", "ansible_ssh_port")), ("IdentityFile", key), ("User", user),
+                       ("ConnectTimeout", _var(v, "ansible_ssh_timeout"))):
+        if value not in (None, ""):
+            args += ["-o", f'{opt}="{value}"' if opt in ("IdentityFile", "User") else f"{opt}={value}"]
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        args += _split(name, var, v.get(var))
+    password = _var(v, "ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+    required = (_expand_path(str(key), {}),) if key else ()
+    return _resolve(name, host, tuple(args), _config_file(args), password=password, required=required)
+
+
+def _var(v: Mapping[str, Any], *names: str) -> Any:
+    """The value of one connection option whose variables are `names`, in the order the ssh connection plugin
+    lists them: as in Ansible's config manager, the last one that is set wins."""
+    return next((v[n] for n in reversed(names) if v.get(n) not in (None, "")), None)
+
+
+def _split(name: str, var: str, value: Any) -> list[str]:
+    """Ansible splits ssh args with shlex (its ssh connection's `_split_ssh_args`)."""
+    if not value:
+        return []
+    try:
+        return shlex.split(str(value))
+    except ValueError as e:
+        raise UsageError(f"{name}: cannot parse {var} {value!r}: {e}") from e
+
+
+def _config_file(args: Sequence[str]) -> str | None:
+    """The `-F FILE` among ssh options, which OpenSSH passes on to the ssh it runs for a ProxyJump hop."""
+    words = iter(args)
+    for w in words:
+        if w == "--" or not w.startswith("-"):
+            return None
+        for j, c in enumerate(w[1:], 2):
+            if c in _OPTS_WITH_ARG:
+                value = w[j:] or next(words, "")
+                if c == "F":
+                    return value
+                break
+    return None
+
+
+def _resolve(name: str, host: str, args: tuple[str, ...], config: str | None, *, password: Any = None,
+             required: tuple[str, ...] = (), origin: str | None = None, depth: int = 0) -> SSHTarget:
+    g = ssh_g(name, (*args, "--", host))
+    hostname, user, port = _one(g, "hostname", host), _one(g, "user", getpass.getuser()), _port(name, _one(g, "port"))
+    _check_host(name, "HostName", hostname)
+    _check_user(name, user)
+    tokens = {"%h": hostname, "%p": str(port), "%r": user, "%n": host, "%%": "%"}
+    path_tokens = {**tokens, "%d": str(Path.home()), "%u": getpass.getuser(), "%i": str(os.getuid()),
+                   "%L": socket.gethostname().split(".")[0], "%l": socket.gethostname(),
+                   "%k": _one(g, "hostkeyalias", host)}
+    proxy = _one(g, "proxycommand", "none")
+    jump = _one(g, "proxyjump", "none")
+    timeout = _one(g, "connecttimeout", "none")
     return SSHTarget(
         name=name,
-        hostname=str(merged.get("hostname") or alias),
-        user=str(v.get("ansible_user") or merged.get("user") or getpass.getuser()),
-        port=_port(name, v.get("ansible_port") or merged.get("port") or 22),
-        key_files=tuple(keys if key or "identityfile" in args else [k for k in keys if Path(k).expanduser().exists()]),
-        proxy_command=merged.get("proxycommand") if merged.get("proxycommand", "none") != "none" else None,
-        known_hosts=tuple(known),
-        host_key_alias=merged.get("hostkeyalias"),
-        timeout=float(merged.get("connecttimeout") or 10),
-        password=v.get("ansible_password") or v.get("ansible_ssh_pass"),
+        hostname=hostname,
+        user=user,
+        port=port,
+        key_files=tuple(_expand_path(k, path_tokens) for k in g.get("identityfile", [])),
+        required_keys=required,
+        identities_only=_one(g, "identitiesonly") == "yes",
+        identity_agent=_agent(_one(g, "identityagent", "SSH_AUTH_SOCK")),
+        proxy_command=_expand(proxy, tokens, "ProxyCommand") if proxy != "none" else None,
+        proxy_jump=_jump(origin or name, jump, config, depth) if jump != "none" and proxy == "none" else None,
+        known_hosts=tuple(_one(g, "userknownhostsfile", "~/.ssh/known_hosts").split()),
+        global_known_hosts=tuple(_one(g, "globalknownhostsfile", "").split()),
+        host_key_alias=_one(g, "hostkeyalias") or None,
+        strict_host_key_checking=_one(g, "stricthostkeychecking", "ask"),
+        timeout=float(timeout) if timeout != "none" else float(DEFAULT_TIMEOUT),
+        password=str(password) if password else None,
     )
 
 
-def _config(path: Path, alias: str) -> dict[str, Any]:
-    """The ssh_config options that apply to `alias` (lowercased keys), or none when the file does not exist."""
-    if not path.exists():
-        return {}
-    return dict(paramiko.SSHConfig.from_path(str(path)).lookup(alias))
+def _jump(origin: str, spec: str, config: str | None, depth: int) -> SSHTarget:
+    """The last hop of ProxyJump `spec`, reached through the hops before it: what OpenSSH does with
+    `ssh [-l USER] [-p PORT] [-J EARLIER,HOPS] [-F CONFIG] -W '[%h]:%p' HOST`."""
+    if depth >= MAX_JUMPS:
+        raise UsageError(f"{origin}: more than {MAX_JUMPS} ProxyJump hops (a loop in the ssh config?)",
+                         "exclude the jump host from its own ProxyJump, e.g. `Host * !bastion`")
+    *earlier, last = spec.split(",")
+    user, host, port = _hop(origin, last)
+    args = [*(["-l", user] if user else []), *(["-p", port] if port else []),
+            *(["-J", ",".join(earlier)] if earlier else []), *(["-F", config] if config else [])]
+    _check_host(origin, "ProxyJump", host)
+    return _resolve(f"{host} (jump host of {origin})", host, tuple(args), config, origin=origin, depth=depth + 1)
 
 
-def parse_ssh_args(args: str) -> dict[str, str]:
-    """OpenSSH command-line options in ansible_ssh_common_args/extra_args -> lowercased ssh_config keys.
-    The first value of a key wins, as in OpenSSH."""
-    opts: dict[str, str] = {}
-    flags = {"-F": "configfile", "-i": "identityfile", "-p": "port", "-l": "user", "-J": "proxyjump"}
+def _hop(name: str, hop: str) -> tuple[str | None, str, str | None]:
+    """`[user@]host[:port]` or `ssh://[user@]host[:port]` -> user, host, port."""
+    rest = hop.removeprefix("ssh://")
+    user, _, hostport = rest.rpartition("@")
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        port = tail.removeprefix(":") or None
+    else:
+        host, _, p = hostport.partition(":")
+        port = p or None
+    if not host:
+        raise UsageError(f"{name}: bad ProxyJump hop {hop!r}", "use [user@]host[:port]")
+    return user or None, host, port
+
+
+@functools.lru_cache(maxsize=256)
+def ssh_g(name: str, args: tuple[str, ...]) -> dict[str, list[str]]:
+    """`ssh -G ARGS` parsed: option (lowercase) -> its values. Cached: it takes ~50 ms and a run connects to
+    each host several times."""
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        raise ConfigError("the OpenSSH client `ssh` is not installed on this machine",
+                          "install openssh-client: safeapply asks `ssh -G` how to reach each host")
     try:
-        words = shlex.split(args)
-    except ValueError as e:
-        raise UsageError(f"cannot parse ssh args {args!r}: {e}") from e
-    i = 0
-    while i < len(words):
-        w = words[i]
-        flag, val = (w[:2], w[2:]) if len(w) > 2 and w[:2] in (*flags, "-o") else (w, None)
-        if flag in (*flags, "-o") and val is None and i + 1 < len(words):
+        proc = subprocess.run([ssh, "-G", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"{name}: `ssh -G` failed: {e}") from e
+    if proc.returncode != 0:
+        why = [ln for ln in proc.stderr.splitlines() if "Pseudo-terminal" not in ln] or [f"exit {proc.returncode}"]
+        raise UsageError(f"{name}: OpenSSH rejects the SSH options: {why[-1].strip()}",
+                         "fix ansible_ssh_common_args/ansible_ssh_extra_args or the ssh config")
+    out: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _one(g: Mapping[str, list[str]], key: str, default: str = "") -> str:
+    return g[key][0] if g.get(key) else default
+
+
+def _agent(value: str) -> str | None:
+    """IdentityAgent -> the agent's socket path, or None for no agent."""
+    if value == "none":
+        return None
+    if value == "SSH_AUTH_SOCK" or value.startswith("$"):
+        return os.environ.get(value.lstrip("$").strip("{}")) or None
+    return value
+
+
+def _expand(text: str, tokens: Mapping[str, str], option: str) -> str:
+    """OpenSSH's percent_expand: each %x replaced once, left to right; an unknown token is an error."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "%":
+            tok = text[i:i + 2]
+            if tok not in tokens:
+                raise UsageError(f"{option} {text!r}: unknown or unsupported token {tok!r}",
+                                 f"safeapply knows {' '.join(sorted(tokens))}")
+            out.append(tokens[tok])
+            i += 2
+        else:
+            out.append(text[i])
             i += 1
-            val = words[i]
-        if flag == "-o" and val:
-            k, _, v = val.replace("=", " ", 1).partition(" ")
-            opts.setdefault(k.strip().lower(), v.strip())
-        elif flag in flags and val:
-            opts.setdefault(flags[flag], val)
-        i += 1
-    return opts
+    return "".join(out)
+
+
+def _expand_path(path: str, tokens: Mapping[str, str]) -> str:
+    return str(Path(_expand(path, tokens, "IdentityFile") if tokens else path).expanduser())
 
 
 def _port(host: str, value: Any) -> int:
@@ -86,7 +224,21 @@ def _port(host: str, value: Any) -> int:
     return port
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [str(x) for x in value] if isinstance(value, list) else [str(value)]
+# OpenSSH 9.6+ refuses these in host and user names given on its command line: they would reach a shell through
+# ProxyCommand's %h/%r (ssh.c valid_hostname / valid_ruser).
+_BAD_HOST_CHARS = set("'`\"$\\;&<>|(){}")
+_BAD_USER_CHARS = set("'`\";&<>|(){}")
+
+
+def _check_host(name: str, what: str, host: str) -> None:
+    if host.startswith("-") or any(c in _BAD_HOST_CHARS or c.isspace() or not c.isprintable() for c in host):
+        raise UsageError(f"{name}: {what} {host!r} contains characters OpenSSH refuses in a host name",
+                         "fix ansible_host (a name or an address, no spaces or shell characters)")
+
+
+def _check_user(name: str, user: str) -> None:
+    bad = (user.startswith("-") or user.endswith("\\") or any(c in _BAD_USER_CHARS for c in user)
+           or any(c.isspace() and user[i + 1:i + 2] == "-" for i, c in enumerate(user)))
+    if bad:
+        raise UsageError(f"{name}: user {user!r} contains characters OpenSSH refuses in a user name",
+                         "fix ansible_user / User")

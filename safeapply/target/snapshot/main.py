@@ -40,7 +40,7 @@ from .packs import Packs, PackWriter, prune, store_lock
 from .safety import check_manifest, verify_blobs
 from .scan import Hasher, parse_roots, scan
 
-LAUNCHER = """#!/usr/bin/env python3
+LAUNCHER = """#!{python}
 # Restore this host to a snapshot kept on it, without the controller: safeapply-restore.py SNAPSHOT_ID
 import sys
 sys.path.insert(0, {package!r})
@@ -105,7 +105,8 @@ def keep_on_target(base: bytes, manifest: bytes, writer: PackWriter) -> None:
         pending.append((write_new(final, manifest), final))
         prog = os.path.join(base, os.fsencode(layout.RESTORE_PROGRAM))
         private_dirs(os.path.dirname(prog))
-        launcher = LAUNCHER.format(package=layout.installed_at()).encode()
+        launcher = LAUNCHER.format(python=sys.executable or "/usr/bin/env python3",  # ansible_python_interpreter
+                                    package=layout.installed_at()).encode()
         pending.append((write_new(prog, launcher, 0o700), prog))
         commit(pending)
     except OSError as e:

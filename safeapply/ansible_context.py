@@ -1,0 +1,376 @@
+"""One Ansible context per invocation, set up the way ansible-playbook sets up its own.
+
+Config comes from `ansible.constants` (ANSIBLE_CONFIG, ./ansible.cfg in the *current* directory, ~/.ansible.cfg,
+/etc/ansible/ansible.cfg — Ansible's own search). Vault secrets are loaded by Ansible's CLI code
+(`CLI.setup_vault_secrets`: --vault-id, --vault-password-file, files and scripts, ansible.cfg's
+vault_password_file / vault_identity_list, ANSIBLE_VAULT_PASSWORD_FILE) into one DataLoader. The inventory is
+parsed once; every stage (resolve, intent, scan, plan, snapshot, verify, rollback, the switch) asks `get()` for it.
+Child processes (ansible-lint, ansible-runner) get `child_env()`: the same cwd and ANSIBLE_CONFIG pinned to the
+file found here, so roles_path, remote_user, forks, timeout... mean the same to them.
+
+Secrets (prompted passwords) live only in memory here; children get them through a 0600 file in a private
+directory that the caller deletes, never through argv or the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from safeapply.ansible_errors import (
+    VAULT_HINT,
+    ansible_warnings,
+    first_line,
+    is_vault_error,
+    note_vault_sources,
+    vault_errors,
+    why,
+)
+from safeapply.errors import UsageError, VaultError
+
+# An inventory that does not parse is an error, not a warning followed by "no hosts matched".
+os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+os.environ.setdefault("ANSIBLE_HOST_PATTERN_MISMATCH", "ignore")  # we say it ourselves, in one line
+
+
+@dataclass(frozen=True)
+class AnsibleArgs:
+    """ansible-playbook's own options, as given on safeapply's command line (None/empty: not given)."""
+
+    inventory: tuple[str, ...] = ()
+    extra_vars: tuple[str, ...] = ()
+    vault_ids: tuple[str, ...] = ()
+    vault_password_files: tuple[str, ...] = ()
+    ask_vault_pass: bool = False
+    remote_user: str | None = None
+    private_key_file: str | None = None
+    become: bool = False
+    become_user: str | None = None
+    become_method: str | None = None
+    ask_become_pass: bool = False
+    become_password_file: str | None = None
+    forks: int | None = None
+    ssh_common_args: str | None = None
+    ssh_extra_args: str | None = None
+    timeout: int | None = None
+
+    def playbook_args(self) -> list[str]:
+        """The connection, become and fork options for ansible-playbook (paths only: never a secret).
+        Vault ids and prompted passwords are added by `AnsibleContext.secret_args`."""
+        out: list[str] = []
+        for flag, value in (("--user", self.remote_user), ("--private-key", _abs(self.private_key_file)),
+                            ("--become-user", self.become_user), ("--become-method", self.become_method),
+                            ("--become-password-file", _abs(self.become_password_file)),
+                            ("--forks", self.forks), ("--ssh-common-args", self.ssh_common_args),
+                            ("--ssh-extra-args", self.ssh_extra_args), ("--timeout", self.timeout)):
+            if value is not None:
+                out += [flag, str(value)]
+        return out + (["--become"] if self.become else [])
+
+
+def _abs(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().absolute())
+
+
+@dataclass(frozen=True)
+class Prompted:
+    """Passwords typed at a prompt (-J, -K). Never printed: repr shows only which ones are set."""
+
+    vault: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (vault id, password)
+    become: str | None = field(default=None, repr=False)
+
+
+class AnsibleContext:
+    """DataLoader with the vault secrets, InventoryManager and VariableManager: built once, shared."""
+
+    def __init__(self, args: AnsibleArgs, loader: Any, prompted: Prompted) -> None:
+        self.args, self.loader, self.prompted = args, loader, prompted
+        self._inventory: Any = None
+        self._vm: Any = None
+        self._extra: dict[str, Any] | None = None
+
+    @property
+    def config_file(self) -> str | None:
+        return config_file()
+
+    @property
+    def forks(self) -> int:
+        from ansible import constants as C
+
+        return int(self.args.forks or C.DEFAULT_FORKS or 5)
+
+    @property
+    def sources(self) -> list[str]:
+        from ansible import constants as C
+
+        if self.args.inventory:
+            return list(self.args.inventory)
+        return [str(p) for p in C.DEFAULT_HOST_LIST if Path(p).exists()]
+
+    @property
+    def inventory(self) -> Any:
+        if self._inventory is None:
+            self._inventory = _inventory_manager(self.loader, self.sources)
+        return self._inventory
+
+    @property
+    def extra_vars(self) -> dict[str, Any]:
+        """-e, read as ansible-playbook reads it (vaulted @files decrypted with this context's secrets)."""
+        if self._extra is None:
+            self._extra = parse_extra_vars(self.loader, self.args.extra_vars)
+        return self._extra
+
+    @property
+    def variable_manager(self) -> Any:
+        """The shared VariableManager (inventory, group_vars/host_vars, -e): what `resolve` reads."""
+        if self._vm is None:
+            self._vm = self.new_variable_manager()
+        return self._vm
+
+    def new_variable_manager(self) -> Any:
+        """A VariableManager over the shared loader and inventory for one walk through a playbook (a walk sets
+        facts as it goes: the next walk starts without them, as a new ansible-playbook would)."""
+        from ansible.vars.manager import VariableManager
+
+        vm = VariableManager(loader=self.loader, inventory=self.inventory)
+        vm._extra_vars = self.extra_vars  # what ansible-playbook's load_extra_vars() puts there
+        return vm
+
+    def derive(self, inventory: Sequence[str] | None, extra_vars: Sequence[str] | None) -> AnsibleContext:
+        """The same secrets and options over another inventory or other -e (a recorded run's inventory)."""
+        args = replace(self.args, inventory=tuple(self.args.inventory if inventory is None else inventory),
+                       extra_vars=tuple(self.args.extra_vars if extra_vars is None else extra_vars))
+        if args == self.args:
+            return self
+        return AnsibleContext(args, self.loader, self.prompted)
+
+    # ---- child processes (ansible-lint, ansible-runner) ------------------------------------------------
+    def child_env(self) -> dict[str, str]:
+        return config_env()
+
+    def secret_args(self, private_dir: Path) -> list[str]:
+        """--vault-id/--vault-password-file/--become-password-file for ansible-playbook: the user's own files and
+        scripts by path; a password typed at a prompt written to a 0600 file in `private_dir` (the caller
+        deletes it). ansible.cfg's and the environment's vault settings reach the child by ANSIBLE_CONFIG."""
+        out = [a for v in self.args.vault_ids for a in ("--vault-id", _vault_id_abs(v))]
+        out += [a for f in self.args.vault_password_files for a in ("--vault-password-file", str(_abs(f)))]
+        for n, (vid, password) in enumerate(self.prompted.vault):
+            out += ["--vault-id", f"{vid}@{_private_file(private_dir, f'vault-{n}', password)}"]
+        if self.prompted.become is not None and self.args.ask_become_pass:  # a --become-password-file goes by path
+            out += ["--become-password-file", str(_private_file(private_dir, "become", self.prompted.become))]
+        return out
+
+    # ---- hosts -------------------------------------------------------------------------------------------
+    def host_vars(self, host: Any) -> dict[str, Any]:
+        """Every variable Ansible's VariableManager gives the host (inventory, group_vars, -e), untemplated."""
+        with vault_errors():
+            return dict(self.variable_manager.get_vars(host=host, include_hostvars=False))
+
+
+def config_file() -> str | None:
+    """The ansible.cfg Ansible found (absolute), or None when it uses its defaults."""
+    from ansible import constants as C
+
+    return str(Path(C.CONFIG_FILE).absolute()) if C.CONFIG_FILE else None
+
+
+def config_env() -> dict[str, str]:
+    """Environment for an Ansible child started in the current directory: ANSIBLE_CONFIG pinned to the config
+    this process reads (the child then finds the same one whatever its cwd)."""
+    cfg = config_file()
+    return {"ANSIBLE_CONFIG": cfg} if cfg else {}
+
+
+def _vault_id_abs(vault_id: str) -> str:
+    label, sep, source = vault_id.rpartition("@")
+    if source in ("prompt", "prompt_ask_vault_pass") or not Path(source).expanduser().exists():
+        return vault_id
+    return f"{label}{sep}{_abs(source)}"
+
+
+def _private_file(directory: Path, name: str, secret: str) -> Path:
+    path = directory / f".{name}-password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return path
+
+
+# ---- building it ----------------------------------------------------------------------------------------
+
+_current: AnsibleContext | None = None
+
+
+def activate(args: AnsibleArgs, ask: Callable[[str], str] | None = None) -> AnsibleContext:
+    """Build this invocation's context: prompts (-J, -K: a TTY only), vault secrets loaded. Errors are one line."""
+    global _current
+    prompted = _prompt(args, ask)
+    loader = _loader(args, prompted)
+    _current = AnsibleContext(args, loader, prompted)
+    return _current
+
+
+def deactivate() -> None:
+    global _current
+    _current = None
+    _derived.clear()
+
+
+def get(inventory: Sequence[str] | None = None, extra_vars: Sequence[str] | None = None) -> AnsibleContext:
+    """This invocation's context (for another inventory or -e: the same secrets and options over those, also
+    built once). Outside an activated command (a library call) a new context each time, with Ansible's
+    defaults: nothing is cached between calls whose files may have changed."""
+    if _current is None:
+        return AnsibleContext(AnsibleArgs(), _loader(AnsibleArgs(), Prompted()), Prompted()).derive(
+            inventory, extra_vars)
+    ctx = _current.derive(inventory, extra_vars)
+    return _derived.setdefault((ctx.args.inventory, ctx.args.extra_vars), ctx)
+
+
+_derived: dict[tuple[tuple[str, ...], tuple[str, ...]], AnsibleContext] = {}
+
+
+def forks() -> int:
+    return get().forks
+
+
+def _prompt(args: AnsibleArgs, ask: Callable[[str], str] | None) -> Prompted:
+    import getpass
+
+    wanted = [("-J/--ask-vault-pass", "Vault password: ") if args.ask_vault_pass else None,
+              ("-K/--ask-become-pass", "BECOME password: ") if args.ask_become_pass else None]
+    asks = [w for w in wanted if w is not None]
+    if asks and ask is None and not sys.stdin.isatty():
+        raise UsageError(f"{asks[0][0]} needs a terminal to ask on, and stdin is not one",
+                         "give the password in a file instead: --vault-password-file FILE or --vault-id "
+                         "ID@FILE (a script works too), --become-password-file FILE")
+    read = ask or getpass.getpass
+    vault = ((_DEFAULT_ID(), _nonempty(read("Vault password: "), "vault")),) if args.ask_vault_pass else ()
+    become = _nonempty(read("BECOME password: "), "become") if args.ask_become_pass else None
+    if become is None and args.become_password_file:
+        become = _password_file(args.become_password_file)
+    return Prompted(vault, become)
+
+
+def _password_file(path: str) -> str:
+    """--become-password-file: a file, or a script that prints the password (Ansible's own reader)."""
+    from ansible.cli import CLI
+    from ansible.errors import AnsibleError
+
+    try:
+        return str(CLI.get_password_from_file(str(Path(path).expanduser())))
+    except AnsibleError as e:
+        raise UsageError(f"--become-password-file: {first_line(e)}", "give a readable file, or a script that "
+                         "prints the password") from e
+
+
+def _DEFAULT_ID() -> str:
+    from ansible import constants as C
+
+    return str(C.DEFAULT_VAULT_IDENTITY)
+
+
+def _nonempty(secret: str, what: str) -> str:
+    if not secret:
+        raise UsageError(f"an empty {what} password was typed", "type the password, or give it in a file")
+    return secret
+
+
+def _loader(args: AnsibleArgs, prompted: Prompted) -> Any:
+    """A DataLoader with the vault secrets ansible-playbook would have (its own `_play_prereqs` code path)."""
+    from ansible import constants as C
+    from ansible.cli import CLI
+    from ansible.errors import AnsibleError
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import VaultSecret
+
+    loader = DataLoader()
+    vault_ids = list(C.DEFAULT_VAULT_IDENTITY_LIST) + list(args.vault_ids)
+    for vid in vault_ids:
+        if vid.rpartition("@")[2] in ("prompt", "prompt_ask_vault_pass"):
+            raise UsageError(f"--vault-id {vid} asks at a prompt", "use -J/--ask-vault-pass at a terminal, or "
+                             "give the password in a file: --vault-id ID@FILE")
+    try:
+        with _quiet_display():
+            secrets = CLI.setup_vault_secrets(loader, vault_ids=vault_ids,
+                                              vault_password_files=list(args.vault_password_files),
+                                              ask_vault_pass=False, auto_prompt=False, initialize_context=False)
+    except AnsibleError as e:
+        raise VaultError(f"vault: {first_line(e)}", VAULT_HINT) from e
+    secrets = [(vid, VaultSecret(pw.encode())) for vid, pw in prompted.vault] + list(secrets)
+    note_vault_sources([f"{vid}@{getattr(s, 'filename', None) or 'prompt'}" for vid, s in secrets])
+    loader.set_vault_secrets(secrets)
+    _set_vault_context(secrets)
+    return loader
+
+
+def _set_vault_context(secrets: list[tuple[str, Any]]) -> None:
+    """Vault-encrypted values (`!vault` strings) decrypt through Ansible's process-wide VaultSecretsContext.
+    Ansible initialises it once per process; one process here may run several invocations (tests), so the
+    current one is replaced (a private attribute: pinned by tests/test_ansible_context.py)."""
+    from ansible.parsing.vault import VaultSecretsContext
+
+    VaultSecretsContext._current = VaultSecretsContext(secrets)
+
+
+@contextlib.contextmanager
+def _quiet_display() -> Iterator[None]:
+    """setup_vault_secrets warns about each unusable password file before it raises: the error says it once."""
+    with ansible_warnings():
+        yield
+
+
+def _inventory_manager(loader: Any, sources: list[str]) -> Any:
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+
+    check_sources(sources)
+    with ansible_warnings() as warned, vault_errors():
+        try:
+            return InventoryManager(loader=loader, sources=sources)
+        except AnsibleError as e:
+            if is_vault_error(e):
+                raise
+            why = (warned() or [first_line(e)])[0]
+            raise UsageError(f"cannot parse inventory {', '.join(sources)}: {why}",
+                             "fix it, or check it with `ansible-inventory -i SOURCE --list`") from e
+
+
+def check_sources(sources: Sequence[str]) -> None:
+    for src in sources:
+        if "," not in src and not Path(src).exists():
+            raise UsageError(f"inventory {src} does not exist", "pass an existing file or directory to -i")
+
+
+def parse_extra_vars(loader: Any, extra_vars: Sequence[str]) -> dict[str, Any]:
+    """`-e` values the way ansible-playbook reads them: @file, YAML/JSON, or key=value."""
+    from ansible.errors import AnsibleError
+    from ansible.utils.vars import combine_vars
+
+    out: dict[str, Any] = {}
+    for opt in extra_vars:
+        try:
+            with vault_errors():
+                data = _extra_vars_one(loader, opt)
+        except AnsibleError as e:
+            raise UsageError(f"cannot read extra vars {opt!r}: {why(e)}",
+                             "use key=value, a YAML/JSON mapping or @an-existing-file") from e
+        if not isinstance(data, dict):
+            raise UsageError(f"extra vars {opt!r} are not a mapping", "use key=value, a YAML mapping or @file")
+        out = combine_vars(out, data)
+    return out
+
+
+def _extra_vars_one(loader: Any, opt: str) -> Any:
+    from ansible.parsing.splitter import parse_kv
+
+    if opt.startswith("@"):  # relative to the current directory, as ansible-playbook reads it at start
+        return loader.load_from_file(str(Path(opt[1:]).expanduser().absolute()))
+    if opt[:1] in ("{", "["):
+        return loader.load(opt)
+    return parse_kv(opt)
