@@ -81,6 +81,12 @@ def start(paths: list[Path] | list[str], *, profile: str | None = None, use_cach
     existing = [f for f in files if f.is_file()]
     if not ansible_lint or not existing:
         return early
+    if special := cache.special_files(root):  # Ansible's syntax check would wait on a FIFO forever
+        early.cached = [Finding("not-a-file", Severity.BLOCKING, str(p.relative_to(root)), 0,
+                                "a FIFO or device where Ansible may read a file: it would wait on it forever "
+                                "(ansible-lint and the syntax check did not run)",
+                                "remove it, or replace it with a regular file") for p in special]
+        return early
     if base and (hit := cache.load(early.external_key)) is not None:
         early.cached = [Finding.from_dict(f) for f in hit.get("findings", [])]
         return early
@@ -169,6 +175,8 @@ def _lint(early: EarlyLint, conns: dict[str, Connection], known_vars: frozenset[
     not_installed = {i.collection for i in infos.values() if not i.installed}
     ctx = Context(project, modules.resolve, conns, known_vars)
     own = project.findings + list(run_rules(ctx))
+    if early.running is not None and any(f.rule == "yaml-invalid" for f in own):
+        external.stop(early.running)  # it fails on the same file anyway; on a YAML bomb it would spin for long
     theirs = _theirs(early, not_installed)
     findings = sorted(own + _without_superseded(theirs, own),
                       key=lambda f: (f.file, f.line, f.severity is not Severity.BLOCKING, f.rule))
