@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from safeapply import deadman, parallel, signals
@@ -203,9 +203,11 @@ class Pipeline:
     def _plan_check(self) -> None:
         """--plan-check: Ansible's own check mode (a second ansible-playbook, beside the one held at its gate)."""
         assert self.plan is not None
+        req = self._request()
+        req = replace(req, envvars={**req.envvars, **self._apply_env()})  # the apply's own pipelining fallback
         with self._stage("plan-check", "ansible-playbook --check --diff"):
             self.plan = stages.plan_check(self.opts, self.plan, {h.name: h.before for h in self.hosts if h.before},
-                                          self._request())
+                                          req)
         self.say(str(self.plan.check.get("cost", "")))
 
     # ---- before apply ----------------------------------------------------------------------------------
