@@ -155,7 +155,7 @@ def test_failing_play_is_rolled_back_with_etc_identical(homelab: Homelab) -> Non
     before = {h: homelab.etc(h) for h in ("web1", "app1")}
     proc = homelab.safeapply("run", "playbooks/broken.yml", "--yes")
     _ok(proc, 20)
-    assert "No such file or directory" in proc.stdout  # the real reason is shown
+    assert "Proxy config check" in proc.stdout + proc.stderr  # which task failed, and why, is shown
     assert {h: homelab.etc(h) for h in ("web1", "app1")} == before
 
 
