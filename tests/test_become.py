@@ -209,6 +209,7 @@ def test_root_work_refuses_what_cannot_give_root() -> None:
     with pytest.raises(UsageError, match="become method 'doas' is not supported") as e:
         Become.from_vars({"ansible_become_method": "doas"}).probe(never, "web1", "deploy")
     assert e.value.exit_code == ExitCode.USAGE
+    assert Become.from_vars({"ansible_become_method": "ansible.builtin.su"}).method == "su"
     sudo_other = Become.from_vars({"ansible_become_user": "postgres"})
     assert sudo_other.command(["id"], False) == ("sudo", "-H", "-n", "-u", "root", "--", "id")
 

@@ -137,7 +137,8 @@ def test_a_failed_run_says_its_error_in_the_one_format_and_ends_with_its_summary
 
 
 PRIVATE_ANSIBLE = [  # (module, name): where safeapply uses it
-    ("ansible._internal._display_utils", "DeferredWarningContext"),  # inventory.ansible_warnings
+    ("ansible._internal._display_utils", "DeferredWarningContext"),  # ansible_errors.ansible_warnings
+    ("ansible._internal._templating._jinja_common", "UndecryptableVaultError"),  # ansible_errors.vault_errors
     ("ansible._internal._templating", "_jinja_plugins"),  # intent.load
     ("ansible._internal._templating._jinja_plugins", "lookup_loader"),  # intent.load swaps it
     ("ansible._internal._templating", "_template_vars"),  # intent.extract

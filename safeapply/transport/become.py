@@ -54,11 +54,12 @@ class Become:
         from ansible import constants as C
 
         method = str(vars.get("ansible_become_method") or C.DEFAULT_BECOME_METHOD or "sudo")
+        method = method.removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
         if method not in METHODS:
             return cls(method)
         opts = _plugin_options(method, vars)
-        password = opts.get("become_pass")
-        return cls(method, str(opts.get("become_user") or ROOT), None if password is None else str(password),
+        password = opts.get("become_pass")  # an empty one is none, as for Ansible's sudo plugin
+        return cls(method, str(opts.get("become_user") or ROOT), str(password) if password else None,
                    opts.get("become_exe") or None, str(opts.get("become_flags") or ""))
 
     def probe(self, run: Exec, host: str, login: str) -> bool:
