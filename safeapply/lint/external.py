@@ -7,9 +7,11 @@ module does not stop ansible-lint's syntax check from looking at everything else
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -87,8 +89,9 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
     # roles_path, collections_path), whatever folder the playbook is in
     env = {**os.environ, **OFFLINE_ENV, **_ansible_config()}
     try:
+        # its own session: stop() ends it with the syntax checks it started (they hold our pipes open)
         proc = subprocess.Popen(argv, cwd=Path.cwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as e:
         return Running(None, tmp, f"cannot start ansible-lint: {e}", own)
     return Running(proc, tmp, config=own)
@@ -107,7 +110,7 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
         try:
             out, err = run.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            run.proc.kill()
+            stop(run)
             run.proc.communicate()
             return [_tool_problem(f"ansible-lint did not finish in {timeout:.0f} s")]
         rc = run.proc.returncode
@@ -134,7 +137,8 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
 def stop(run: Running) -> None:
     """End it early (any thread may call this): a `collect` running meanwhile returns a tool problem."""
     if run.proc is not None and run.proc.poll() is None:
-        run.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.proc.pid, signal.SIGKILL)
 
 
 def discard(run: Running) -> None:
