@@ -21,16 +21,8 @@ $SA sandbox up --containers web1 > "$WORK/inventory.yml"
 cat "$WORK/inventory.yml"
 
 step "seed it: a monitoring agent as a systemd unit on :9090 (the incident's starting point)"
-$SA sandbox ssh web1 "cat > /etc/systemd/system/node_exporter.service <<'UNIT'
-[Unit]
-Description=monitoring agent (stand-in)
-[Service]
-ExecStart=/usr/bin/python3 -m http.server 9090
-WorkingDirectory=/tmp
-[Install]
-WantedBy=multi-user.target
-UNIT
-systemctl daemon-reload && systemctl enable --now node_exporter.service"
+$SA sandbox ssh web1 "cat > /etc/systemd/system/node_exporter.service &&
+systemctl daemon-reload && systemctl enable --now node_exporter.service" < playbooks/demo/node_exporter.service
 
 step "preflight: SSH with a verified host key, python3, sudo"
 expect 0 $SA ping -i "$WORK/inventory.yml"

@@ -17,14 +17,7 @@ from safeapply.scan import scan_host
 
 pytestmark = pytest.mark.sandbox
 
-AGENT_UNIT = """[Unit]
-Description=monitoring agent (stand-in)
-[Service]
-ExecStart=/usr/bin/python3 -m http.server 9090
-WorkingDirectory=/tmp
-[Install]
-WantedBy=multi-user.target
-"""
+AGENT_UNIT = (Path(__file__).parents[1] / "playbooks/demo/node_exporter.service").read_bytes()  # as the demo's
 ETC = "find /etc -xdev -type f -exec sha256sum {} + | sort; find /etc -xdev ! -type f | sort"
 
 
@@ -41,9 +34,9 @@ def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def agent_unit(ct: Sandbox) -> Iterator[None]:
     """The incident's starting point: a systemd unit holds 9090."""
-    ct.sh(f"cat > /etc/systemd/system/node_exporter.service <<'EOF'\n{AGENT_UNIT}EOF\n"
+    ct.sh("cat > /etc/systemd/system/node_exporter.service && "
           "systemctl daemon-reload && systemctl enable --now node_exporter.service && "
-          "for i in $(seq 100); do ss -Hltn 'sport = :9090' | grep -q . && break; sleep 0.1; done")
+          "for i in $(seq 100); do ss -Hltn 'sport = :9090' | grep -q . && break; sleep 0.1; done", stdin=AGENT_UNIT)
     yield
     ct.sh("systemctl disable --now node_exporter.service; rm -f /etc/systemd/system/node_exporter.service; "
           "systemctl daemon-reload")
