@@ -17,7 +17,7 @@ def test_demo_script(sandbox_factory, tmp_path: Path) -> None:  # sandbox_factor
     env = {**os.environ, "SAFEAPPLY_SANDBOX_PREFIX": "satd", "SAFEAPPLY_STATE_DIR": str(tmp_path / "state"),
            "SAFEAPPLY": str(Path(sys.executable).parent / "safeapply")}
     proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+                          timeout=900, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "node_exporter.service (python3 PID" in out  # (a) names the unit and the PID on :9090
