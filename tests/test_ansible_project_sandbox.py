@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_project import EXTRA_VALUE, PLAY_VALUE, VAULT_PASSWORD, VAULT_VALUE, make_project, run
+from ansible_project import BIN, EXTRA_VALUE, PLAY_VALUE, VAULT_PASSWORD, VAULT_VALUE, make_project, run
 from conftest import Sandbox
 
 from safeapply.errors import ExitCode
@@ -50,6 +50,7 @@ def where(host: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
         cfg["private_key_file"] = hv.pop("ansible_ssh_private_key_file")
     root = make_project(base / "proj", host.name, hv, cfg, tasks=EXTRA_TASK)
     (base / "tmp").mkdir()
+    (base / "state").mkdir(mode=0o700)
     env = {"SAFEAPPLY_STATE_DIR": str(base / "state"), "TMPDIR": str(base / "tmp"), "COLUMNS": "200"}
     return root, env
 
@@ -117,6 +118,29 @@ def test_a_wrong_vault_password_changes_nothing(where: tuple[Path, dict[str, str
     lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("== ")]  # stage lines: --json's progress
     assert len(lines) == 1 and lines[0].startswith("safeapply: error: vault: "), proc.stderr
     assert host.sh("find /etc /root -printf '%p %s %T@\\n' | sort") == before
+
+
+def test_ask_vault_pass_reaches_the_apply(where: tuple[Path, dict[str, str]], host: Sandbox) -> None:
+    """-J at a real pseudo-terminal: the typed password decrypts for safeapply and for the apply's ansible-playbook
+    (a 0600 file in the runner's private dir, gone after); it is never echoed, nor left in TMPDIR."""
+    pexpect = pytest.importorskip("pexpect")
+    root, env = where
+    typed = root.parent / "typed"
+    shutil.copytree(root, typed)
+    (typed / ".vault-pass").unlink()
+    cfg = typed / "ansible.cfg"
+    cfg.write_text("".join(ln for ln in cfg.read_text().splitlines(keepends=True) if "vault" not in ln))
+    host.sh("rm -f /root/safeapply-ctx-marker")
+    full = {**{k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}, **env}
+    child = pexpect.spawn(str(BIN / "safeapply"), ["run", "playbooks/site.yml", "-J", "--yes", "--settle", "1"],
+                          cwd=str(typed), env=full, timeout=600, encoding="utf-8")
+    child.expect("Vault password: ")
+    child.sendline(VAULT_PASSWORD)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert host.sh("cat /root/safeapply-ctx-marker").split() == [VAULT_VALUE, PLAY_VALUE]
+    _no_secret_in(child.before or "", Path(env["SAFEAPPLY_STATE_DIR"]), Path(env["TMPDIR"]))
 
 
 def test_the_fixture_is_a_real_ansible_project(where: tuple[Path, dict[str, str]]) -> None:
