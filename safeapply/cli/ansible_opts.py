@@ -97,4 +97,4 @@ def _args(v: dict[str, Any]) -> AnsibleArgs:
         become=bool(v["become"]), become_user=v["become_user"], become_method=v["become_method"],
         ask_become_pass=bool(v["ask_become_pass"]), become_password_file=v["become_password_file"],
         forks=v["forks"], ssh_common_args=v["ssh_common_args"], ssh_extra_args=v["ssh_extra_args"],
-        timeout=v["timeout"])
+        timeout=v["timeout"], playbook=str(v["playbook"]) if v.get("playbook") else None)
