@@ -40,10 +40,11 @@ def state_diff(before: HostState, after: HostState, others: frozenset[str] = fro
     lb = {(x.proto, x.address, x.port) for x in after.listeners}
     out += [f"listener {p} {a}:{n} is gone" for p, a, n in sorted(la - lb)]
     out += [f"listener {p} {a}:{n} is new" for p, a, n in sorted(lb - la)]
-    ca = {(c.name, c.running) for c in before.containers}
-    cb = {(c.name, c.running) for c in after.containers}
-    out += [f"container {n}: was {'running' if r else 'stopped'}, now differs" for n, r in sorted(ca - cb)]
-    out += [f"container {n}: new or changed" for n, _ in sorted(cb - ca) if n not in {x for x, _ in ca}]
+    ca = {(c.name, c.running, c.image_id or c.image) for c in before.containers}
+    cb = {(c.name, c.running, c.image_id or c.image) for c in after.containers}
+    out += [f"container {n}: was {'running' if r else 'stopped'} ({i[:12]}), now differs"
+            for n, r, i in sorted(ca - cb)]
+    out += [f"container {n}: new or changed" for n, _, _ in sorted(cb - ca) if n not in {x for x, _, _ in ca}]
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 
@@ -17,10 +18,30 @@ def state_dir() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and parents under it) as 0700: the store holds /etc/shadow and private keys."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
+    """Create `path` (and parents under it) as 0700: the store holds /etc/shadow and private keys.
+    The state dir itself, when it exists already, keeps its mode: SAFEAPPLY_STATE_DIR=/tmp must not lock others
+    out of /tmp. What safeapply puts in it is private anyway (directories 0700, files 0600)."""
+    base = state_dir()
+    if not base.is_dir():
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        base.chmod(0o700)
+    if path == base:
+        return path
+    if not path.is_relative_to(base):
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)
+        return path
+    cur = base
+    for part in path.relative_to(base).parts:  # every level below the state dir is ours: 0700
+        cur = cur / part
+        cur.mkdir(exist_ok=True, mode=0o700)
+        cur.chmod(0o700)
     return path
+
+
+def file_name(host: str) -> str:
+    """A host name as one file name, distinct for distinct names ('web:1' and 'web_1' included)."""
+    return urllib.parse.quote(host, safe="").replace(".", "%2E") or "%"
 
 
 def log_dir() -> Path:

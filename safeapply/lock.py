@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from safeapply import remote
-from safeapply.config import private_dir, state_dir
+from safeapply.config import file_name, private_dir, state_dir
 from safeapply.errors import LockedError, SafeapplyError
 from safeapply.target.layout import LOCK as TARGET_LOCK
 from safeapply.transport.base import Transport
@@ -33,7 +32,7 @@ from safeapply.transport.base import Transport
 def controller_lock(host: str, run_id: str, lock_dir: Path | None = None) -> Iterator[Path]:
     """Hold an exclusive flock for `host` on this controller for the duration of the block."""
     directory = private_dir(lock_dir or state_dir() / "locks")
-    path = directory / f"{_safe(host)}.lock"
+    path = directory / f"{file_name(host)}.lock"
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     f: IO[str] = os.fdopen(fd, "r+")
     try:
@@ -120,8 +119,3 @@ def host_lock(transport: Transport, run_id: str, lock_dir: Path | None = None) -
     """Controller lock, then target lock; released in reverse order."""
     with controller_lock(transport.name, run_id, lock_dir), target_lock(transport, run_id):
         yield
-
-
-def _safe(host: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", host) or "_"
-

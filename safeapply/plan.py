@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from safeapply.intent.model import Bind, ContainerOp, Intent, Note, TaskRef, UnitOp
-from safeapply.probe.model import Container, HostState, Listener
+from safeapply.probe.model import HostState, Listener
 
 BLOCKING = "blocking"
 WARNING = "warning"
@@ -180,15 +180,6 @@ def _container_held_at(intent: Intent, name: str, at: int, since: int = -1) -> b
     return not any(c.name == name and since < c.task.order <= at for c in intent.containers)
 
 
-def _holder_container(state: HostState, listener: Listener) -> Container | None:
-    o = listener.owner
-    if o and o.unit:
-        m = re.match(r"(?:docker|libpod)-([0-9a-f]{12,})\.scope$", o.unit)
-        if m:
-            return state.container_by_id(m.group(1))
-    return None
-
-
 def _socket_unit(state: HostState, listener: Listener) -> str | None:
     for u in state.units:
         if u.kind == "socket" and u.active == "active" and any(
@@ -197,11 +188,12 @@ def _socket_unit(state: HostState, listener: Listener) -> str | None:
     return None
 
 
-def _holders(state: HostState) -> list[Holder]:
+def port_holders(state: HostState) -> list[Holder]:
+    """What holds each port on the host: the unit, process or container (also by published ports)."""
     out: list[Holder] = []
     for lst in state.listeners:
         owner = lst.owner
-        container = _holder_container(state, lst)
+        container = state.container_of(lst)
         unit = owner.unit if owner else None
         if owner and owner.pid == 1:
             unit = _socket_unit(state, lst) or unit
@@ -245,7 +237,7 @@ def _starts_text(s: Start) -> str:
 def _port_findings(intent: Intent, state: HostState) -> list[Finding]:
     out: list[Finding] = []
     v6only = state.facts.bindv6only
-    holders = _holders(state)
+    holders = port_holders(state)
     for s in starts(intent):
         b = s.bind
         for h in holders:

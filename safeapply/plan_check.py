@@ -74,7 +74,7 @@ def check_plan(req: ApplyRequest, selection: Selection, scans: Mapping[str, Host
     if allow_real or not record.refused:
         record, result, seconds = _run(req, allow_real)
     merged = check_intents(static, record, lambda h: bool(record.refused) or result is None or (
-        result.rc != 0 and not any(ct.fatal for ct in record.tasks.get(h, []))))
+        result.rc != 0 and not (record.tasks.get(h) and record.tasks[h][-1].fatal)))
     out = CheckPlan(seconds, ran=result is not None)
     for host, m in merged.items():
         m.intent.strict_plan = strict_plan

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from safeapply import remote
 from safeapply.compare import state_diff, units_of
 from safeapply.errors import SafeapplyError
+from safeapply.probe.model import Container
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
 
@@ -271,6 +272,8 @@ def _config_restored(name: str, unit: Any, restored: list[str]) -> bool:
 
 
 def container_actions(before: HostState, now: HostState) -> list[list[str]]:
+    """Containers back to their pre-run state: remove those the run created, start those it stopped, stop those
+    it started; then recreate those it removed or replaced (same name, new image) — podman only (`_recreate`)."""
     old = {c.id: c for c in before.containers}
     out: list[list[str]] = []
     for c in now.containers:
@@ -281,4 +284,32 @@ def container_actions(before: HostState, now: HostState) -> list[list[str]]:
             out.append([c.engine, "start", c.id])
         elif not was.running and c.running:
             out.append([c.engine, "stop", c.id])
-    return out  # a container the run removed cannot be recreated here: state_diff reports it
+    gone = [c for c in before.containers if c.id not in {n.id for n in now.containers}]
+    return out + [argv for c in gone for argv in _recreate(c)]
+
+
+def _recreate(was: Container) -> list[list[str]]:
+    """podman keeps the command line that created a container (CreateCommand): create it again from it, with the
+    old image's ID in place of its name (the name may point to a new image now), and start it if it ran. Docker
+    keeps no such command: a removed docker container is reported by the rescan, not recreated."""
+    argv = list(was.create_command)
+    if was.engine != "podman" or len(argv) < 3 or argv[1] not in ("run", "create") or not was.image_id:
+        return []
+    at = next((i for i, a in enumerate(argv) if i > 1 and _same_image(a, was.image, was.image_id)), None)
+    if at is None:
+        return []
+    argv[at] = was.image_id
+    create = ["podman", "create"] + [a for a in argv[2:at] if a not in ("-d", "--detach")
+                                     and not a.startswith("--detach=")] + argv[at:]
+    return [create] + ([["podman", "start", was.name]] if was.running else [])
+
+
+def _same_image(arg: str, image: str, image_id: str) -> bool:
+    """Is this argument the image (by a name as written, short or qualified, or by ID)?"""
+    def norm(ref: str) -> str:
+        ref = ref.removeprefix("docker.io/").removeprefix("library/")
+        return ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else ref + ":latest"
+
+    if len(arg) >= 12 and image_id.startswith(arg.removeprefix("sha256:")):
+        return True
+    return bool(image) and not arg.startswith("-") and norm(arg) == norm(image)

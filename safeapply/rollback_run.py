@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from safeapply import deadman
-from safeapply.errors import SafeapplyError, UsageError
+from safeapply.deadman.around import armed_around
+from safeapply.errors import UsageError
 from safeapply.inventory import Host, resolve_hosts
 from safeapply.lock import host_lock
 from safeapply.records import RunRecord, RunStore
@@ -76,11 +77,16 @@ def _one(host: Host, rec: RunRecord, snap: dict[str, Any], before: HostState, wo
             if not ask(lines):
                 raise UsageError(f"rollback of run {rec.id} refused: {worries[0]}",
                                  "check with `safeapply show`, then re-run with --force")
-        armed = _arm(t, rec, snap["id"], deadline)
-        report = rollback_host(t, snap["id"], before, snapshot_ops(), apt_offset=snap.get("apt_offset"),
-                               rollback_packages=rollback_packages)
-        if armed is not None:
-            _disarm(t, armed, report)
+        with armed_around(t, f"rollback-{rec.id}", snap["id"], deadline) as guard:
+            report = rollback_host(t, snap["id"], before, snapshot_ops(), apt_offset=snap.get("apt_offset"),
+                                   rollback_packages=rollback_packages)
+            if report.restored:
+                guard.verified()  # disarmed only now; else it stays armed and restores the host itself
+        for note in guard.notes:
+            if note.startswith("dead-man's switch still armed"):
+                report.errors.append(note)
+            elif not note.startswith("disarmed"):
+                report.actions.append(note)
         return report
 
 
@@ -89,24 +95,6 @@ def _same_machine(t: Transport, rec: RunRecord, snap: dict[str, Any]) -> None:
     if was and now != was:
         raise UsageError(f"{t.name} is not the machine run {rec.id} snapshotted (machine-id {now or 'none'}, "
                          f"expected {was})", "the inventory now points this name at another machine; nothing done")
-
-
-def _arm(t: Transport, rec: RunRecord, snapshot_id: str, deadline: float) -> deadman.Armed | None:
-    """Armed around the rollback: if restoring the files cuts SSH, the host finishes the restore itself (and
-    restarts sshd and networking) at the deadline."""
-    if deadline <= 0:
-        return None
-    try:
-        return deadman.arm(t, f"rollback-{rec.id}", snapshot_id, deadline)
-    except SafeapplyError:  # e.g. the host no longer keeps that snapshot's copy: the rollback goes on without
-        return None
-
-
-def _disarm(t: Transport, armed: deadman.Armed, report: RollbackReport) -> None:
-    try:
-        deadman.disarm(t, armed)
-    except SafeapplyError as e:  # shut out by the rollback itself: the switch restores the host at its deadline
-        report.errors.append(f"dead-man's switch still armed, the host restores itself at {armed.deadline}: {e}")
 
 
 def _duration(seconds: float) -> str:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from safeapply import deadman, parallel, signals
@@ -203,9 +203,11 @@ class Pipeline:
     def _plan_check(self) -> None:
         """--plan-check: Ansible's own check mode (a second ansible-playbook, beside the one held at its gate)."""
         assert self.plan is not None
+        req = self._request()
+        req = replace(req, envvars={**req.envvars, **self._apply_env()})  # the apply's own pipelining fallback
         with self._stage("plan-check", "ansible-playbook --check --diff"):
             self.plan = stages.plan_check(self.opts, self.plan, {h.name: h.before for h in self.hosts if h.before},
-                                          self._request())
+                                          req)
         self.say(str(self.plan.check.get("cost", "")))
 
     # ---- before apply ----------------------------------------------------------------------------------
@@ -236,8 +238,12 @@ class Pipeline:
 
     def _arm(self, h: HostRun, t: Transport) -> None:
         armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, sorted(h.expect.units))
-        self.say(f"{h.name}: dead-man's switch armed; restores itself at {armed.deadline} unless confirmed")
+        self.say(f"{h.name}: dead-man's switch armed; restores itself at {armed.deadline} by its own clock "
+                 f"(in {armed.deadline_s:g} s) unless confirmed")
         h.switch = Switch(armed, Keepalive(t, armed) if self.opts.deadman_keepalive else None)
+        if armed.skew_warning():  # in the run output and, with the armed state, in the record
+            self.say(armed.skew_warning())
+            h.switch.detail["warning"] = armed.skew_warning()
         self._save()  # a killed controller leaves the record saying what is armed where
 
     def _release(self) -> None:
@@ -317,8 +323,9 @@ class Pipeline:
         with self._stage("verify", wait):
             parallel.each(good, lambda h: self._verify(h, checks, applied, way_in[h.name], result))
         self._save()
-        self._confirm_switches()
-        failed = [h for h in self._unsettled() if not result.host_ok(h.name) or (h.verify and not h.verify.ok)]
+        failing = {h.name for h in self._unsettled() if not result.host_ok(h.name) or (h.verify and not h.verify.ok)}
+        self._confirm_switches(keep=failing)  # a host about to be rolled back keeps its switch armed through it
+        failed = [h for h in self._unsettled() if h.name in failing]
         for h in self._unsettled():
             h.settled = h not in failed
         why = _apply_failure(result) if not result.ok else _verify_failure(failed)
@@ -337,22 +344,27 @@ class Pipeline:
                                not_before=not_before, handover=lambda t: setattr(h, "verified", t),
                                changed=stats is None or stats.changed > 0)
 
-    def _confirm_switches(self) -> None:
-        """Disarm each switch over a connection opened after apply; a host that shut us out restores itself,
-        and the restore is waited for and verified."""
+    def _confirm_switches(self, keep: set[str]) -> None:
+        """Disarm each switch over a connection opened after apply (those of the hosts in `keep`, about to be
+        rolled back, stay armed: disarmed once their rollback is verified); a host that shut us out restores
+        itself, and the restore is waited for and verified."""
         hosts = [h for h in self.hosts if h.switch and h.switch.outcome == "armed"]
         if not hosts:
             return
         with self._stage("confirm"):
-            parallel.each(hosts, self._confirm_one)
+            parallel.each(hosts, lambda h: self._confirm_one(h, h.name in keep))
         self._save()
 
-    def _confirm_one(self, h: HostRun) -> None:
+    def _confirm_one(self, h: HostRun, keep: bool) -> None:
         assert h.switch is not None
         sw = h.switch
+        listing, roots = stages.pre_run_listing(h.snapshot)  # a self-restore is compared with both
         out = deadman.confirm_or_wait(_Fresh(h), sw.current(), margin_s=self.opts.deadman_margin,
-                                      before_scan=h.before, progress=self.say)  # a self-restore is compared
+                                      before_scan=h.before, before_listing=listing, roots=roots or ("/etc",),
+                                      progress=self.say, keep_armed=keep)
         sw.outcome = out.status
+        if out.armed is not None:
+            sw.armed = out.armed
         sw.detail.update({k: v for k, v in out.to_dict().items() if k not in ("host", "status")})
 
     def _rollback(self, hosts: list[HostRun]) -> None:
@@ -372,12 +384,18 @@ class Pipeline:
         except SafeapplyError as e:
             h.rollback = RollbackReport(h.name, h.snapshot, errors=[f"connect: {e}"])
             return
-        try:
+        sw = h.switch if h.switch is not None and h.switch.outcome == "armed" else None
+        keepalive = Keepalive(t, sw.current()) if sw is not None and self.opts.deadman_keepalive else None
+        try:  # the switch stays armed (kept alive) through the rollback: if it cuts SSH, the host finishes it
             h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(), apt_offset=h.apt_offset,
                                        rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from,
                                        ours=h.expect.units, tasks_mark=self.rec.id)
-            if h.rollback.restored and h.switch is not None and h.switch.outcome == "armed":
-                self._disarm_after_rollback(h.switch, t)
+        finally:
+            if sw is not None and keepalive is not None:
+                sw.armed = keepalive.stop()
+        try:
+            if h.rollback.restored and sw is not None:  # disarmed only once the rollback is verified
+                self._disarm_after_rollback(sw, t)
         finally:
             if mine:
                 t.close()

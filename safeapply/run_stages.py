@@ -253,6 +253,16 @@ def snapshot(transport: Transport, roots: Sequence[str]) -> str:
     return take(transport, roots).id
 
 
+def pre_run_listing(snapshot_id: str | None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+    """The snapshot's manifest as a listing of its roots (what a self-restore is compared with), and the roots."""
+    if snapshot_id is None:
+        return None, ()
+    from safeapply.snapshot.store import Store
+
+    manifest = Store().load(snapshot_id)
+    return manifest.by_path(), tuple(manifest.roots)
+
+
 class _SnapshotOps:
     def restore(self, transport: Transport, snapshot_id: str) -> list[str]:
         from safeapply.snapshot.restore import restore

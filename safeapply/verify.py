@@ -30,6 +30,7 @@ import yaml
 
 from safeapply import remote
 from safeapply.errors import SafeapplyError, UsageError
+from safeapply.plan import port_holders
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
 
@@ -162,8 +163,22 @@ def _expected(state: HostState, expect: Expectation) -> list[Finding]:
                                f"nothing listens on {port}/{proto}, though the playbook should bind it"))
     running = {c.name for c in state.containers if c.running}
     for name in sorted(expect.containers - running):
-        out.append(Finding(state.host, "container", name, f"container {name} is not running"))
+        out.append(Finding(state.host, "container", name, _not_running(state, name)))
     return out
+
+
+def _not_running(state: HostState, name: str) -> str:
+    """Why a container is not running: its state and exit code, who holds the ports it binds on the host
+    (published, or its image's with the host's network), and its last log line."""
+    c = next((c for c in state.containers if c.name == name), None)
+    if c is None:
+        return f"container {name} does not exist"
+    msg = f"container {name} is not running ({c.state}, exit code {c.exit_code})"
+    held = {(h.proto, h.port): h.text for h in port_holders(state) if h.container != name}
+    msg += "".join(f"; {port}/{proto} is held by {held[(proto, port)]}" for proto, port in c.host_ports
+                   if (proto, port) in held)
+    last = [line.strip() for line in c.log_tail.splitlines() if line.strip()]
+    return msg + (f"; its last log line: {last[-1][:200]}" if last else "")
 
 
 def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bool:

@@ -93,7 +93,7 @@ def sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
     atexit.register(_teardown)
 
     def make(name: str, opts: sb.SandboxOptions = sb.host.DEFAULTS) -> Sandbox:
-        """Boot `name`; `opts` as `sandbox up`'s options (login user, sudo password, network, bastion)."""
+        """Boot `name`; `opts` as `sandbox up`'s options (login user, sudo password, network, bastion, containers)."""
         _made.append(name)
         sb.up(name, opts)
         return Sandbox(name)

@@ -90,11 +90,14 @@ def _assert_restored(sb, out: deadman.Outcome, armed: deadman.Armed, before) -> 
 
 # ---- pure parts ------------------------------------------------------------------------------------------
 
-def test_timer_is_persistent_absolute_utc() -> None:
-    text = target.timer_text("r1", "2030-01-02T03:04:05+00:00")
-    assert "OnCalendar=2030-01-02 03:04:05 UTC" in text
-    assert "Persistent=true" in text and "AccuracySec=1s" in text and "WantedBy=timers.target" in text
-    assert target.calendar("2030-01-02T05:04:05+02:00") == "2030-01-02 03:04:05 UTC"
+def test_timer_counts_a_duration_on_the_hosts_monotonic_clock() -> None:
+    text = target.timer_text("r1", 20.4, 123456)
+    assert "OnCalendar" not in text and "Persistent" not in text  # no wall clock: none can move it
+    assert "OnStartupSec=123456ms" in text and "OnActiveSec=20s" in text
+    assert "AccuracySec=1s" in text and "WantedBy=timers.target" in text  # started again at boot
+    assert target.parse_timespan("3h 21min 41.959100s") == pytest.approx(12101.9591)
+    assert target.parse_timespan("1month 2w 1d 500ms 3us") == pytest.approx(2629800 + 1209600 + 86400 + 0.500003)
+    assert target.parse_timespan("") is None and target.parse_timespan("0") is None
     assert target.paths("r1")["timer"].startswith("/usr/local/lib/systemd/system/")  # never under /etc
 
 

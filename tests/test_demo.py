@@ -1,4 +1,4 @@
-"""`make demo` (scripts/demo.sh), the README's main-job command, runs in CI: the three cases of the main job."""
+"""`make demo` (scripts/demo.sh), the README's main-job command, runs in CI: the cases of the main job."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def test_demo_script(sandbox_factory, tmp_path: Path) -> None:  # sandbox_factor
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "node_exporter.service (python3 PID" in out  # (a) names the unit and the PID on :9090
-    assert "web1: 0 changes since" in out                # (b) restored exactly
+    assert "container agent is not running (exited" in out and "9090/tcp is held by node_exporter.service" in out
+    assert out.count("web1: 0 changes since") == 2       # (a2) the container incident and (b): restored exactly
     assert "applied and verified" in out                 # (c)
     assert "every case behaved as described" in out
     left = subprocess.run([env["SAFEAPPLY"], "sandbox", "leftovers"], env=env, capture_output=True, text=True)

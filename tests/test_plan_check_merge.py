@@ -108,3 +108,17 @@ def test_tasks_that_would_run_for_real_in_check_mode_are_found_before_the_run(tm
     static = static_tasks(tmp_path / "pb.yml", [str(tmp_path / "inv.yml")], None, (), {"h1": Facts()}, Selection())
     assert [(t["name"], t["check_mode"]) for t in static.runs_for_real()] == \
         [("explicit", "False"), ("inherited", "False"), ("templated", "{{ false }}")]
+
+
+def test_a_failure_followed_by_more_tasks_did_not_stop_the_host(tmp_path: Path) -> None:
+    """A block's `rescue:` runs after a failure: the host goes on, and so does check mode's record."""
+    pb = tmp_path / "pb.yml"
+    pb.write_text(PLAYBOOK)
+    m = _merged(tmp_path, [
+        _line(pb, 8, "start new", "ansible.builtin.systemd", "failed",
+              args={"name": "new.service", "state": "started"}),
+        _line(pb, 10, "later container", "community.docker.docker_container", "changed",
+              args={"name": "web", "image": "nginx", "published_ports": ["8082:80"]}),
+    ])
+    assert m.stopped is None and m.appended == 0
+    assert [(b.port, b.owner) for b in m.intent.binds] == [(8082, "web")]

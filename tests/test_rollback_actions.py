@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from safeapply.probe.model import HostState, Unit
-from safeapply.rollback import unit_actions
+from safeapply.compare import state_diff
+from safeapply.probe.model import Container, HostState, Unit
+from safeapply.rollback import container_actions, unit_actions
 
 
 def _state(*units: Unit) -> HostState:
@@ -32,3 +33,44 @@ def test_a_unit_the_run_stopped_is_started_and_one_it_restarted_is_restarted() -
 def test_the_runs_own_deadman_units_are_left_to_their_guard() -> None:
     switch = Unit("safeapply-deadman-x.timer", "loaded", "active", "waiting", "")
     assert unit_actions(_state(), _state(switch), []) == []
+
+
+OLD_IMAGE, NEW_IMAGE = "a" * 64, "b" * 64
+
+
+def _web(cid: str, image_id: str, state: str = "running", **kw: object) -> Container:
+    return Container("podman", cid, "web", "docker.io/library/httpd-lite:1", state, image_id=image_id, **kw)  # type: ignore[arg-type]
+
+
+def test_containers_the_run_created_stopped_or_started() -> None:
+    keep = Container("podman", "k1", "keep", "localhost/busybox:latest", "running")
+    idle = Container("podman", "i1", "idle", "localhost/busybox:latest", "exited")
+    new = Container("docker", "n1", "new", "x", "running")
+    now = HostState("h", containers=(new, Container("podman", "k1", "keep", "localhost/busybox:latest", "exited"),
+                                     Container("podman", "i1", "idle", "localhost/busybox:latest", "running")))
+    assert container_actions(HostState("h", containers=(keep, idle)), now) == [
+        ["docker", "rm", "-f", "n1"], ["podman", "start", "k1"], ["podman", "stop", "i1"]]
+
+
+def test_a_replaced_podman_container_is_created_again_from_its_command_with_the_old_image_id() -> None:
+    cmd = ("/usr/bin/podman", "run", "--name", "web", "--detach=True", "-d", "-p", "8083:8080", "httpd-lite:1",
+           "httpd", "-f")
+    before = HostState("h", containers=(_web("old", OLD_IMAGE, create_command=cmd),))
+    now = HostState("h", containers=(_web("new", NEW_IMAGE),))
+    assert container_actions(before, now) == [
+        ["podman", "rm", "-f", "new"],
+        ["podman", "create", "--name", "web", "-p", "8083:8080", OLD_IMAGE, "httpd", "-f"],
+        ["podman", "start", "web"]]
+    stopped = HostState("h", containers=(_web("old", OLD_IMAGE, "exited", create_command=cmd),))
+    assert container_actions(stopped, HostState("h"))[-1][:2] == ["podman", "create"]  # created, not started
+    # what cannot be recreated is left to the rescan, which reports it: docker keeps no command line
+    docker = HostState("h", containers=(Container("docker", "d1", "db", "postgres:16", "running", image_id="c" * 64),))
+    assert container_actions(docker, HostState("h")) == []
+    assert state_diff(docker, HostState("h")) == [f"container db: was running ({'c' * 12}), now differs"]
+
+
+def test_same_name_with_another_image_is_a_difference() -> None:
+    before = HostState("h", containers=(_web("old", OLD_IMAGE),))
+    assert state_diff(before, HostState("h", containers=(_web("new", NEW_IMAGE),))) == [
+        f"container web: was running ({OLD_IMAGE[:12]}), now differs"]
+    assert state_diff(before, HostState("h", containers=(_web("again", OLD_IMAGE),))) == []

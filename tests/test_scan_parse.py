@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safeapply.probe.model import HostState
+from safeapply.probe.model import HostState, Listener, Owner
 from safeapply.probe.parse import (
     decode_address,
     parse_containers,
@@ -110,6 +110,24 @@ def test_docker_inspect() -> None:
                                                                           ("::", 9100, "tcp")}
     assert running.restart_policy == "unless-stopped" and running.network_mode == "bridge"
     assert exited.ports[0].host_port == 5353 and exited.network_mode == "host"
+
+
+def test_podman_containers_as_captured_in_a_container_sandbox() -> None:
+    # The probe's raw output from podman 4.3 in `sandbox up --containers`: web publishes 8081 (conmon holds
+    # it), agent ran with the host's network and exited: its image's port and its last words come along.
+    raw = json.loads((DATA / "podman-sandbox-containers.json").read_text())
+    (agent, web), note = parse_containers("podman", raw)
+    assert note is None and (agent.name, web.name) == ("agent", "web")
+    assert web.running and web.conmon_pid > 0 and web.pid > 0 and len(web.image_id) == 64
+    assert web.create_command[1:] == ("run", "-d", "--name", "web", "-p", "8081:8080", "httpd-lite:1")
+    assert web.image == "docker.io/library/httpd-lite:1" and web.host_ports == [("tcp", 8081)]
+    assert (agent.state, agent.exit_code, agent.network_mode) == ("exited", 1, "host")
+    assert agent.exposed == ("9090/tcp",) and agent.host_ports == [("tcp", 9090)]
+    assert "bind: Address already in use" in agent.log_tail
+    conmon = Listener("tcp", "0.0.0.0", 8081, (Owner(web.conmon_pid, "conmon", unit="ssh.service"),))
+    state = HostState("h", listeners=(conmon,), containers=(agent, web))
+    assert state.container_of(conmon) == web  # not ssh.service: the scope podman ran from
+    assert HostState.from_dict(state.to_dict()) == state
 
 
 def test_engine_absent_or_down_is_a_note() -> None:

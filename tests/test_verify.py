@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from safeapply.errors import UsageError
+from safeapply.probe.model import Container, Owner
 from safeapply.scan import HostState, Listener, Unit
 from safeapply.transport.local import LocalTransport
 from safeapply.verify import (
@@ -57,6 +58,19 @@ def test_expected_units_ports_containers() -> None:
     assert got == {("unit-not-active", "db.service"), ("unit-not-active", "gone.service"),
                    ("port-not-listening", "9090/tcp"), ("port-not-listening", "80/udp"),
                    ("container", "agent")}
+
+
+def test_a_container_that_is_not_running_names_the_holder_of_its_port_and_its_last_words() -> None:
+    holder = Listener("tcp", "0.0.0.0", 9090, (Owner(41, "python3", unit="node_exporter.service"),))
+    agent = Container("podman", "c1", "agent", "docker.io/prom/agent-lite:latest", "exited", network_mode="host",
+                      exit_code=1, exposed=("9090/tcp",), log_tail="starting\nhttpd: bind: Address already in use\n")
+    state = HostState("h", listeners=(holder,), containers=(agent,))
+    [f] = compare(state, state, None, Expectation(containers=frozenset({"agent", "gone"})))[:1]
+    assert f.message == ("container agent is not running (exited, exit code 1); 9090/tcp is held by "
+                         "node_exporter.service (python3 PID 41); its last log line: httpd: bind: Address "
+                         "already in use")
+    assert compare(state, state, None, Expectation(containers=frozenset({"gone"})))[0].message == (
+        "container gone does not exist")
 
 
 def test_needs_settle_only_when_units_moved() -> None:

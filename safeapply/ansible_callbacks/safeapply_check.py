@@ -38,7 +38,9 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
             self.disabled = True
 
     def _write(self, line: dict[str, Any]) -> None:
-        with open(self._path, "a", encoding="utf-8") as f:
+        """Append one line (0600: templated arguments may hold secrets; the caller deletes the file)."""
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(json.dumps(line, default=str, sort_keys=True) + "\n")
 
     def v2_playbook_on_play_start(self, play: Any) -> None:

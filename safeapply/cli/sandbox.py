@@ -82,21 +82,27 @@ def up(
     authorized_key: Annotated[list[Path] | None, typer.Option(
         "--authorized-key", metavar="PUBFILE",
         help="Also let this public key log in as the login user (repeatable).")] = None,
+    containers: Annotated[bool, typer.Option(
+        "--containers", help="Boot with podman, docker (started on demand) and local images: a second cached "
+        "rootfs, built once (about a minute).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Boot sandboxes in parallel (builds the rootfs once, ~1 min) and print an inventory for `-i`. All or none:
     when one fails, the others are removed again."""
     from safeapply import sandbox as sb
+    from safeapply.sandbox.containers import containers_rootfs_path
     from safeapply.sandbox.host import require_host_support
 
     require_host_support()
     layout = sb.Layout(login_user=login_user, root_login=not no_root_login, network=network_name, via=via,
                        key_in_inventory=not no_key_in_inventory)
     password = _read_line(sudo_password_file, "sudo password") if sudo_password_file is not None else None
-    opts = sb.SandboxOptions(layout, password, _public_keys(authorized_key or []))
+    opts = sb.SandboxOptions(layout, password, _public_keys(authorized_key or []), containers)
     opts.check()
     if not sb.rootfs.rootfs_path().exists():
         err_console.print("building the sandbox rootfs (debootstrap, about a minute, once)...")
+    if containers and not containers_rootfs_path().exists():
+        err_console.print("building the containers sandbox rootfs (podman, docker, about a minute, once)...")
     infos = sb.up_many(names, opts)
     if json_out:
         emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})

@@ -111,8 +111,9 @@ def _render_state(s: HostState) -> None:
     t = Table("proto", "address", "port", "pid", "process", "unit", box=None, pad_edge=False)
     for lst in s.listeners:
         o = lst.owner
+        ct = s.container_of(lst)
         t.add_row(lst.proto, c(lst.address), str(lst.port), str(o.pid) if o else "-", c(o.process) if o else "-",
-                  c(o.unit or "-") if o else "-")
+                  c(f"container {ct.name}") if ct else c(o.unit or "-") if o else "-")
     console.print(t)
     units = [u for u in s.units if u.active in ("active", "failed", "activating") or u.enabled == "enabled"]
     t = Table("unit", "active", "sub", "enabled", "pid", "restarts", box=None, pad_edge=False)

@@ -122,6 +122,7 @@ def snapshots(
 
 
 @app.command("diff")
+@ansible_options
 def diff_cmd(
     host: HostArg,
     snapshot_id: Annotated[str | None, typer.Argument(metavar="SNAPSHOT", help="Id or prefix (default: latest).")]
@@ -154,17 +155,30 @@ def diff_cmd(
 
 
 @app.command("restore")
+@ansible_options
 def restore_cmd(
     host: HostArg,
     snapshot_id: Annotated[str, typer.Argument(metavar="SNAPSHOT", help="Id, unique prefix, or `latest`.")],
     inventory: InventoryOpt = None,
     yes: YesOpt = False,
     accept_new_host_keys: AcceptNewOpt = False,
+    deadman_deadline: Annotated[float, typer.Option(
+        "--deadman-deadline", envvar="SAFEAPPLY_DEADMAN_DEADLINE", min=0,
+        help="The dead-man's switch armed around the restore: if it cuts SSH (or this command dies), the host "
+        "finishes the restore itself after this many seconds. 0 turns it off.")] = 300.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Put HOST's snapshotted roots back exactly: content, deleted files, files created since (removed),
-    owner, mode, mtime, xattrs, ACLs. Everything is verified first. Asks unless --yes."""
+    owner, mode, mtime, xattrs, ACLs. Everything is verified first. Asks unless --yes. Holds the host lock
+    (exit 4 while a run holds it) with the dead-man's switch armed around the restore; disarmed once the
+    host matches the snapshot. A restore that was interrupted on the host is completed by this one."""
+    import datetime as dt
+
+    from safeapply.deadman.around import armed_around
+    from safeapply.errors import SnapshotError
+    from safeapply.lock import host_lock
     from safeapply.snapshot import Store, restore
+    from safeapply.snapshot.diff import diff
     from safeapply.snapshot.manifest import show_path
 
     h = one_host(inventory, host)
@@ -174,12 +188,23 @@ def restore_cmd(
         if not interactive():
             raise UsageError("refusing to restore without --yes: stdin is not a terminal")
         typer.confirm(f"Restore {h.name} to {sid}?", abort=True)
-    with progress(json_out) as say, h.connect(accept_new_host_keys) as t:
+    job = "restore-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    with progress(json_out) as say, h.connect(accept_new_host_keys) as t, host_lock(t, job), \
+            armed_around(t, job, sid, deadman_deadline) as guard:
         report = restore(t, sid, store, progress=say)
+        left = [c.path for c in diff(t, sid, store)[1]]
+        if not left:
+            guard.verified()
+    if left:
+        raise SnapshotError(f"{h.name}: restored {sid}, but {len(left)} paths still differ (e.g. {left[0]}); "
+                            + "; ".join(guard.notes), "look at the host: `safeapply diff`")
     if json_out:
-        emit_json("restore", report.as_dict())
+        emit_json("restore", {**report.as_dict(), "switch": guard.to_dict()})
         return
-    console.print(f"{h.name}: restored {sid}: {len(report.changes)} changes")
+    if report.interrupted:
+        console.print(f"{h.name}: an interrupted restore to {report.interrupted.get('snapshot')} (started "
+                      f"{report.interrupted.get('started')}) was found; this restore completed it", markup=False)
+    console.print(f"{h.name}: restored {sid}: {len(report.changes)} changes", markup=False)
     for c in report.changes:
         console.out(f"{c['action']:>9} {show_path(c['path'])} {c['detail']}", highlight=False)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from safeapply.compare import listing_differences, scan_differences
-from safeapply.deadman.switch import Armed, disarm, status
+from safeapply.deadman.switch import Armed, disarm, extend, status
 from safeapply.errors import ExitCode, HostKeyError, SafeapplyError
 from safeapply.transport.base import Transport
 
@@ -27,14 +27,16 @@ class Connectable(Protocol):
 
 @dataclass
 class SwitchOutcome:
-    """disarmed: confirmed in time, nothing restored. restored: the host restored itself and the restore
-    verified (exit 20). rollback-failed: it did not come back, or came back different (exit 21)."""
+    """disarmed: confirmed in time, nothing restored. armed: reachable and kept armed on purpose (the host is
+    about to be rolled back by the controller; `armed` is its new count). restored: the host restored itself
+    and the restore verified (exit 20). rollback-failed: it did not come back, or came back different (21)."""
 
     host: str
-    status: str  # disarmed | restored | rollback-failed
+    status: str  # disarmed | armed | restored | rollback-failed
     message: str
     fired: dict[str, Any] | None = None
     differences: list[str] = field(default_factory=list)
+    armed: Armed | None = None
 
     @property
     def exit_code(self) -> ExitCode | None:
@@ -48,13 +50,23 @@ class SwitchOutcome:
 def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bool = False,
                     before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
                     roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
-                    progress: Progress | None = None) -> SwitchOutcome:
+                    progress: Progress | None = None, keep_armed: bool = False) -> SwitchOutcome:
     """Open a new connection and disarm. If that fails, the host is shut off from us: say when it restores
-    itself, wait until then (plus `margin_s`) for it to come back, and verify what it restored."""
+    itself, wait until then (plus `margin_s`) for it to come back, and verify what it restored.
+    `keep_armed`: the host failed and the controller rolls it back next; the switch stays armed through that
+    rollback (its count restarted now), and is disarmed only once the rollback is verified."""
     say = progress or (lambda _m: None)
     try:
         with host.connect(accept_new_host_keys) as t:
-            fired = disarm(t, armed)
+            if keep_armed:
+                st = status(t, armed.run_id)
+                fired = st.get("fired")
+                if fired is None:
+                    kept = extend(t, armed)
+                    return SwitchOutcome(host.name, "armed", f"{host.name}: reachable; the dead-man's switch stays "
+                                         "armed through the rollback", armed=kept)
+            else:
+                fired = disarm(t, armed)
             if fired is None:
                 return SwitchOutcome(host.name, "disarmed", f"{host.name}: confirmed over a new connection; disarmed")
             say(f"{host.name}: the dead-man's switch fired before it could be disarmed")
@@ -62,7 +74,8 @@ def confirm_or_wait(host: Connectable, armed: Armed, *, accept_new_host_keys: bo
     except HostKeyError:
         raise
     except SafeapplyError as e:
-        say(f"{host.name}: unreachable after apply ({e.message}); the host restores itself at {armed.deadline}")
+        say(f"{host.name}: unreachable after apply ({e.message}); the host restores itself at {armed.deadline} "
+            f"by its own clock (in {armed.left():.0f} s)")
     return wait_for_restore(host, armed, accept_new_host_keys=accept_new_host_keys, before_listing=before_listing,
                             before_scan=before_scan, roots=roots, margin_s=margin_s, poll_s=poll_s, progress=say)
 
@@ -71,26 +84,32 @@ def wait_for_restore(host: Connectable, armed: Armed, *, accept_new_host_keys: b
                      before_listing: dict[str, dict[str, Any]] | None = None, before_scan: Any = None,
                      roots: Sequence[str] = ("/etc",), margin_s: float = DEFAULT_MARGIN, poll_s: float = 2.0,
                      progress: Progress | None = None) -> SwitchOutcome:
-    """Poll until the host is reachable and its switch has fired, or until deadline + margin."""
+    """Poll until the host is reachable and its switch has fired, or until its deadline + margin. The deadline
+    is the host's: what it last said it had left (`Armed.due`, on this controller's monotonic clock), updated
+    whenever it answers; no wall clock is read."""
     say = progress or (lambda _m: None)
-    give_up = armed.deadline_at + dt.timedelta(seconds=margin_s)
+    give_up = armed.due() + margin_s
     last = "not reached yet"
-    while dt.datetime.now(dt.UTC) < give_up:
+    while time.monotonic() < give_up:
         try:
             with host.connect(accept_new_host_keys) as t:
-                fired = status(t, armed.run_id).get("fired")
+                st = status(t, armed.run_id)
+                fired = st.get("fired")
                 if fired is not None:
                     say(f"{host.name}: back; the dead-man's switch fired at {fired.get('fired_at')}")
                     return verify_restore(t, armed, fired, before_listing, before_scan, roots)
+                if st.get("remaining_s") is not None:  # the host's own count: wait for that, not for ours
+                    give_up = time.monotonic() + float(st["remaining_s"]) + margin_s
                 last = "reachable, but the switch has not fired yet"
         except HostKeyError:
             raise
         except SafeapplyError as e:
             last = e.message
         time.sleep(poll_s)
+    waited = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return SwitchOutcome(host.name, "rollback-failed",
-                   f"{host.name}: did not come back restored by {give_up.isoformat(timespec='seconds')} "
-                   f"({last}); a person must look")
+                         f"{host.name}: did not come back restored by {waited} (its deadline + {margin_s:g} s; "
+                         f"{last}); a person must look")
 
 
 def verify_restore(t: Transport, armed: Armed, fired: dict[str, Any], before_listing: dict[str, dict[str, Any]]

@@ -50,7 +50,7 @@ class CheckTask:
 
     @property
     def fatal(self) -> bool:
-        """The host stops here (Ansible stops a host at its first failure that no ignore_errors covers)."""
+        """A failure no ignore_errors covers: Ansible stops the host here, unless a block's `rescue:` follows."""
         return self.status == "unreachable" or (self.status == "failed" and not self.raw.get("ignore_errors"))
 
     @property
@@ -131,6 +131,7 @@ def merge(host: str, basedir: Path, static: Sequence[ResolvedTask], checked: Seq
         rts, source = _for_task(ct, groups.pop(static_order, []) if static_order is not None else [], order)
         if source == "check":
             out.from_check.add(order)
+            ex.seen.add(order)  # also a loop over an empty list: analysed, nothing to extract
         elif rts:
             out.from_plan.add(order)
         for rt in rts:
@@ -144,10 +145,8 @@ def merge(host: str, basedir: Path, static: Sequence[ResolvedTask], checked: Seq
             ex.note("not-analysed", f"check mode did not run it ({ct.why or 'skipped'}) and the static plan did not "
                     "see it", rt)
         order += 1
-        if ct.fatal:
-            out.stopped = ct
-            stopped_early = True
-            break
+    if checked and checked[-1].fatal:  # a failure a `rescue:` handled is followed by the rescue's tasks
+        out.stopped, stopped_early = checked[-1], True
     if stopped_early:
         for static_order in sorted(o for o in groups if o > last):
             for rt in groups[static_order]:

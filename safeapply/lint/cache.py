@@ -5,11 +5,13 @@ Stdlib only and no Ansible import: a cache hit must answer in well under 0.2 s.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -56,25 +58,48 @@ def _collections_fingerprint() -> list[str]:
     return found
 
 
-def _tree(root: Path, h: Any) -> None:
+def _walk(root: Path) -> Iterator[Path | None]:
+    """The project's files in a stable order, without tool and VCS folders; None once there are too many."""
     count = 0
     own_state = state_dir().resolve()  # our cache may live inside the project: never hash it
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS
                              and (Path(dirpath) / d).resolve() != own_state)
         for name in sorted(filenames):
-            path = Path(dirpath) / name
             count += 1
             if count > _MAX_FILES:
-                h.update(b"truncated")
+                yield None
                 return
-            try:
-                if path.stat().st_size > _MAX_SIZE or path.suffix not in _CONTENT_SUFFIXES:
-                    h.update(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())
-                    continue
-                h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-            except OSError:
-                h.update(f"{path}:unreadable".encode())
+            yield Path(dirpath) / name
+
+
+def special_files(root: Path) -> list[Path]:
+    """FIFOs, sockets and devices with a name Ansible may load (vars, tasks, templates): reading one blocks."""
+    out = []
+    for path in _walk(root):
+        if path is not None and path.suffix in _CONTENT_SUFFIXES - {""}:
+            with contextlib.suppress(OSError):
+                if not stat.S_ISREG(path.stat().st_mode) and not stat.S_ISDIR(path.stat().st_mode):
+                    out.append(path)
+    return out
+
+
+def _tree(root: Path, h: Any) -> None:
+    for path in _walk(root):
+        if path is None:
+            h.update(b"truncated")
+            return
+        try:
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block the read forever
+                h.update(f"{path}:{stat.S_IFMT(st.st_mode)}".encode())
+                continue
+            if st.st_size > _MAX_SIZE or path.suffix not in _CONTENT_SUFFIXES:
+                h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+                continue
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+        except OSError:
+            h.update(f"{path}:unreadable".encode())
 
 
 def key(paths: list[Path], root: Path, options: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,10 +77,18 @@ def start(paths: list[Path] | list[str], *, profile: str | None = None, use_cach
     """Start ansible-lint now unless its result for this content is cached. No Ansible import."""
     files = [Path(p) for p in paths]
     root = project_root(files)
-    base = cache.key(files, root, {"profile": profile}) if use_cache else ""
+    # ansible-lint reads the ansible.cfg Ansible finds from here (roles_path...): another directory may mean another
+    where = {"cwd": str(Path.cwd()), "ansible_config": os.environ.get("ANSIBLE_CONFIG", "")}
+    base = cache.key(files, root, {"profile": profile, **where}) if use_cache else ""
     early = EarlyLint(files, root, profile, base, ansible_lint)
     existing = [f for f in files if f.is_file()]
     if not ansible_lint or not existing:
+        return early
+    if special := cache.special_files(root):  # Ansible's syntax check would wait on a FIFO forever
+        early.cached = [Finding("not-a-file", Severity.BLOCKING, str(p.relative_to(root)), 0,
+                                "a FIFO or device where Ansible may read a file: it would wait on it forever "
+                                "(ansible-lint and the syntax check did not run)",
+                                "remove it, or replace it with a regular file") for p in special]
         return early
     if base and (hit := cache.load(early.external_key)) is not None:
         early.cached = [Finding.from_dict(f) for f in hit.get("findings", [])]
@@ -169,6 +178,8 @@ def _lint(early: EarlyLint, conns: dict[str, Connection], known_vars: frozenset[
     not_installed = {i.collection for i in infos.values() if not i.installed}
     ctx = Context(project, modules.resolve, conns, known_vars)
     own = project.findings + list(run_rules(ctx))
+    if early.running is not None and any(f.rule == "yaml-invalid" for f in own):
+        external.stop(early.running)  # it fails on the same file anyway; on a YAML bomb it would spin for long
     theirs = _theirs(early, not_installed)
     findings = sorted(own + _without_superseded(theirs, own),
                       key=lambda f: (f.file, f.line, f.severity is not Severity.BLOCKING, f.rule))

@@ -7,13 +7,15 @@ module does not stop ansible-lint's syntax check from looking at everything else
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,8 @@ class Running:
     tmp: tempfile.TemporaryDirectory[str]
     error: str = ""
     config: Path | None = None  # the project's own .ansible-lint, if any
+    cwd: Path | None = None  # where it ran: the paths it reports are relative to it
+    root: Path | None = None  # the project root: the paths safeapply reports are relative to it
 
 
 def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) -> Running:
@@ -87,11 +91,12 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
     # roles_path, collections_path), whatever folder the playbook is in
     env = {**os.environ, **OFFLINE_ENV, **_ansible_config()}
     try:
+        # its own session: stop() ends it with the syntax checks it started (they hold our pipes open)
         proc = subprocess.Popen(argv, cwd=Path.cwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as e:
         return Running(None, tmp, f"cannot start ansible-lint: {e}", own)
-    return Running(proc, tmp, config=own)
+    return Running(proc, tmp, config=own, cwd=Path.cwd(), root=root)
 
 
 def _ansible_config() -> dict[str, str]:
@@ -107,7 +112,7 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
         try:
             out, err = run.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            run.proc.kill()
+            stop(run)
             run.proc.communicate()
             return [_tool_problem(f"ansible-lint did not finish in {timeout:.0f} s")]
         rc = run.proc.returncode
@@ -126,7 +131,8 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
         if not isinstance(items, list) or (rc not in (0, 2) and not items):
             return [_tool_problem(f"ansible-lint failed (rc {rc}): {why}; its checks and the syntax check did "
                                   "not run")]
-        return [_finding(item, not_installed) for item in items if isinstance(item, dict)]
+        found = [_finding(item, not_installed) for item in items if isinstance(item, dict)]
+        return [replace(f, file=_project_path(f.file, run)) for f in found]
     finally:
         run.tmp.cleanup()
 
@@ -134,7 +140,8 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
 def stop(run: Running) -> None:
     """End it early (any thread may call this): a `collect` running meanwhile returns a tool problem."""
     if run.proc is not None and run.proc.poll() is None:
-        run.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.proc.pid, signal.SIGKILL)
 
 
 def discard(run: Running) -> None:
@@ -172,6 +179,17 @@ def classify(tag: str, message: str, not_installed: set[str]) -> Severity:
     if tag.split("[")[0] in BLOCKING_BASES or tag in BLOCKING_TAGS:
         return Severity.BLOCKING
     return Severity.WARNING
+
+
+def _project_path(path: str, run: Running) -> str:
+    """A path ansible-lint reported (relative to where it ran) as safeapply names files: from the project root."""
+    if not path or run.cwd is None or run.root is None:
+        return path
+    full = Path(os.path.normpath(run.cwd / path))
+    try:
+        return str(full.relative_to(run.root.resolve() if not full.is_relative_to(run.root) else run.root))
+    except ValueError:
+        return path
 
 
 def _finding(item: dict[str, Any], not_installed: set[str]) -> Finding:

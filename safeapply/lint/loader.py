@@ -14,6 +14,8 @@ import yaml
 from safeapply.lint.model import Finding, Severity
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_BYTES = 4 << 20  # the largest YAML file read: real playbooks and vars files are kilobytes
+MAX_NODES = 1_000_000  # the most values a document may expand to through aliases (a "billion laughs" has 10^9)
 
 
 class LMap(dict[str, Any]):
@@ -81,9 +83,34 @@ def _problem_mark(exc: yaml.YAMLError) -> tuple[int, int]:
     return (int(mark.line) + 1, int(mark.column) + 1) if mark is not None else (1, 0)
 
 
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document has once every alias is expanded (shared nodes counted per use)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        sizes[id(node)] = min(1 + sum(size(c) for c in children), MAX_NODES + 1)
+        return sizes[id(node)]
+
+    return size(root)
+
+
 def load_yaml(path: Path, display: str) -> Loaded:
     """Load one YAML file; invalid YAML and duplicate keys become blocking findings."""
     out = Loaded(path)
+    if path.is_file() and path.stat().st_size > MAX_BYTES:
+        out.findings.append(Finding("yaml-invalid", Severity.BLOCKING, display, 0,
+                                    f"{path.stat().st_size:,} bytes: larger than any playbook or vars file "
+                                    f"safeapply reads ({MAX_BYTES:,})", "split it, or keep data out of YAML"))
+        return out
+    if path.exists() and not path.is_file():  # a FIFO or a device: reading it would block forever
+        out.findings.append(Finding("missing-file", Severity.BLOCKING, display, 0, "not a regular file",
+                                    "point it at a YAML file"))
+        return out
     try:
         out.text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -93,7 +120,14 @@ def load_yaml(path: Path, display: str) -> Loaded:
         return out
     loader = _LineLoader(out.text)
     try:
-        out.data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node) > MAX_NODES:
+            out.findings.append(Finding("yaml-invalid", Severity.BLOCKING, display, node.start_mark.line + 1,
+                                        f"its aliases expand to more than {MAX_NODES:,} values: "
+                                        "a YAML bomb, or data that is not a playbook",
+                                        "write the values out instead of nesting aliases"))
+            return out
+        out.data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         problem = str(getattr(e, "problem", None) or e).strip()
         line, column = _problem_mark(e)

@@ -6,10 +6,12 @@ the run pipeline stores scans and verification compares them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+PORT_PROXIES = ("docker-proxy", "conmon", "rootlessport")  # processes that hold a container's published port
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,28 @@ class Container:
     ports: tuple[PortBinding, ...] = ()
     restart_policy: str = ""
     network_mode: str = ""
+    image_id: str = ""
+    pid: int = 0  # the container's main process on the host (0: not running)
+    conmon_pid: int = 0  # podman's monitor: it holds the published ports (port reservation)
+    exit_code: int = 0
+    create_command: tuple[str, ...] = ()  # podman: the command line that created it (for rollback)
+    exposed: tuple[str, ...] = ()  # stopped containers: the image's exposed ports, "9090/tcp"
+    log_tail: str = ""  # stopped containers: the last lines they logged
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def host_ports(self) -> list[tuple[str, int]]:
+        """(proto, port) it binds on the host: published ports, or with the host's network its image's ports."""
+        out = [(p.proto, p.host_port) for p in self.ports]
+        if self.network_mode == "host":
+            for e in self.exposed:
+                port, _, proto = e.partition("/")
+                if port.isdigit():
+                    out.append((proto or "tcp", int(port)))
+        return sorted(set(out))
 
 
 @dataclass(frozen=True)
@@ -134,6 +154,21 @@ class HostState:
     def container_by_id(self, cid: str) -> Container | None:
         return next((c for c in self.containers if cid and (c.id.startswith(cid) or cid in c.id)), None)
 
+    def container_of(self, listener: Listener) -> Container | None:
+        """The container behind a listening socket: its process or podman's conmon (by PID), a port proxy
+        (docker-proxy) for a port it publishes, or the cgroup scope systemd gave it (docker-ID.scope,
+        libpod-ID.scope, libpod-conmon-ID.scope)."""
+        for o in listener.owners:
+            found = next((c for c in self.containers if c.running and o.pid in (c.pid, c.conmon_pid)), None)
+            if found is None and o.process in PORT_PROXIES:
+                found = next((c for c in self.containers if c.running and (listener.proto, listener.port) in
+                              {(p.proto, p.host_port) for p in c.ports}), None)
+            m = re.match(r"(?:docker|libpod|libpod-conmon)-([0-9a-f]{12,})\.scope$", o.unit or "")
+            found = found or (self.container_by_id(m.group(1)) if m else None)
+            if found:
+                return found
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -147,7 +182,9 @@ class HostState:
                 for x in d.get("listeners", ())
             ),
             containers=tuple(
-                _load(Container, {**c, "ports": tuple(_load(PortBinding, p) for p in c.get("ports", ()))})
+                _load(Container, {**c, "ports": tuple(_load(PortBinding, p) for p in c.get("ports", ())),
+                                  "create_command": tuple(c.get("create_command", ())),
+                                  "exposed": tuple(c.get("exposed", ()))})
                 for c in d.get("containers", ())
             ),
             quadlets=tuple(_load(Quadlet, q) for q in d.get("quadlets", ())),

@@ -40,10 +40,10 @@ def _unit(p: Mapping[str, list[str]]) -> Unit:
     )
 
 
-def _int(s: str) -> int:
+def _int(s: Any) -> int:
     try:
-        return int(s)
-    except ValueError:
+        return int(s or 0)
+    except (TypeError, ValueError):
         return 0
 
 
@@ -99,14 +99,21 @@ def build_listeners(rows: Iterable[tuple[str, str, int, str]], inode_pids: Mappi
     )
 
 
-def parse_inspect(engine: str, text: str) -> tuple[Container, ...]:
-    """`docker inspect` / `podman inspect` JSON (a list of container objects)."""
-    return tuple(sorted((_container(engine, c) for c in json.loads(text or "[]")), key=lambda c: c.name))
+def parse_inspect(engine: str, text: str, stopped: Mapping[str, Any] | None = None) -> tuple[Container, ...]:
+    """`docker inspect` / `podman inspect` JSON (a list of container objects); `stopped`: the probe's logs and
+    image ports of containers that are not running, by ID."""
+    return tuple(sorted((_container(engine, c, (stopped or {}).get(str(c.get("Id", ""))) or {})
+                         for c in json.loads(text or "[]")), key=lambda c: c.name))
 
 
-def _container(engine: str, c: Mapping[str, Any]) -> Container:
+def _container(engine: str, c: Mapping[str, Any], why: Mapping[str, Any]) -> Container:
     hc = c.get("HostConfig") or {}
     cfg = c.get("Config") or {}
+    st = c.get("State") or {}
+    try:
+        exposed = sorted(json.loads(why.get("exposed") or "null") or {})
+    except ValueError:
+        exposed = []
     bindings = (c.get("NetworkSettings") or {}).get("Ports") or hc.get("PortBindings") or {}
     ports = []
     for key, binds in sorted(bindings.items()):
@@ -121,7 +128,15 @@ def _container(engine: str, c: Mapping[str, Any]) -> Container:
         ports=tuple(sorted(set(ports), key=lambda p: (p.proto, p.host_port, p.host_ip))),
         restart_policy=str((hc.get("RestartPolicy") or {}).get("Name", "")),
         network_mode=str(hc.get("NetworkMode", "")),
+        image_id=_image_id(c), pid=_int(st.get("Pid")), conmon_pid=_int(st.get("ConmonPid")),
+        exit_code=_int(st.get("ExitCode")), create_command=tuple(str(a) for a in cfg.get("CreateCommand") or ()),
+        exposed=tuple(str(e) for e in exposed), log_tail=str(why.get("logs") or ""),
     )
+
+
+def _image_id(c: Mapping[str, Any]) -> str:
+    """The image's ID (docker: `sha256:` + hex in Image; podman: the hex in Image)."""
+    return str(c.get("Image", "")).removeprefix("sha256:")
 
 
 def parse_containers(engine: str, raw: Mapping[str, Any]) -> tuple[tuple[Container, ...], str | None]:
@@ -137,7 +152,7 @@ def parse_containers(engine: str, raw: Mapping[str, Any]) -> tuple[tuple[Contain
         return (), None
     if inspect.get("rc") != 0:
         return (), f"{engine}: inspect failed ({(inspect.get('err') or '').strip()[:200]})"
-    return parse_inspect(engine, inspect.get("out", "")), None
+    return parse_inspect(engine, inspect.get("out", ""), raw.get("stopped")), None
 
 
 def parse_quadlet(path: str, text: str) -> Quadlet:

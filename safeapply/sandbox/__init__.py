@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from safeapply.errors import SafeapplyError, UsageError
 from safeapply.sandbox import network, rootfs
+from safeapply.sandbox.containers import ensure_containers_rootfs
 from safeapply.sandbox.host import (
     DEFAULTS,
     Layout,
@@ -46,7 +47,7 @@ def up_many(names: list[str], opts: SandboxOptions = DEFAULTS) -> list[SandboxIn
         raise UsageError("a sandbox is named twice", "name each sandbox once")
     for name in names:
         SandboxPaths(name)  # a bad name fails before anything boots
-    ensure_rootfs()
+    ensure_containers_rootfs() if opts.containers else ensure_rootfs()
     ensure_controller_key()
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
         futures = [(n, pool.submit(up, n, opts)) for n in names]

@@ -21,6 +21,7 @@ import yaml
 
 from safeapply.errors import UsageError
 from safeapply.sandbox import network
+from safeapply.sandbox.containers import containers_env, ensure_containers_rootfs
 from safeapply.sandbox.paths import SandboxPaths, cgroup_dirs, controller_key
 from safeapply.sandbox.proc import SandboxError, alive, read_pid
 from safeapply.sandbox.proc import sh as _sh
@@ -67,6 +68,7 @@ class SandboxOptions:
     layout: Layout = Layout()
     sudo_password: str | None = field(default=None, repr=False)
     authorized_keys: tuple[str, ...] = ()  # public key lines, added for the login user
+    containers: bool = False  # boot the rootfs with podman and local images (sandbox/containers.py)
 
     def check(self) -> None:
         user = self.layout.login_user
@@ -274,7 +276,7 @@ def up(name: str, opts: SandboxOptions = DEFAULTS) -> SandboxInfo:
 
 
 def _boot(p: SandboxPaths, opts: SandboxOptions) -> None:
-    rootfs = ensure_rootfs()
+    rootfs = ensure_containers_rootfs() if opts.containers else ensure_rootfs()
     ensure_controller_key()
     clear_propagation(p.machine)  # what a killed earlier sandbox of the same name left behind
     for sub in ("upper", "work", "merged"):
@@ -289,18 +291,19 @@ def _boot(p: SandboxPaths, opts: SandboxOptions) -> None:
     lay = replace(lay, sudo_password=opts.sudo_password is not None)
     p.options.write_text(json.dumps(asdict(lay)) + "\n")
     _seed_files(p, replace(opts, layout=lay))
-    _start_supervisor(p)
+    _start_supervisor(p, containers_env() if opts.containers else {})
     _wait_for_ssh(p, lay)
     _write_client_files(p, lay)  # last: an inventory means the sandbox is up
 
 
-def _start_supervisor(p: SandboxPaths) -> None:
+def _start_supervisor(p: SandboxPaths, env: dict[str, str]) -> None:
     script = str(resources.files("safeapply.sandbox") / "supervise.sh")
     cgs = " ".join(str(d) for d in cgroup_dirs(p.name))
     log = open(p.dir / "nspawn.log", "wb")  # noqa: SIM115 - handed to the child
     with log:
         proc = subprocess.Popen(["bash", script, str(p.dir), p.machine, p.netns, cgs],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                env={**os.environ, **env})
     (p.dir / "wrapper.pid").write_text(f"{proc.pid}\n")
 
 

@@ -26,6 +26,12 @@ def rootfs_path() -> Path:
 def ensure_rootfs(log: Path | None = None) -> Path:
     """Build the rootfs if it is missing or its recipe changed (about a minute); a no-op when cached."""
     dest = rootfs_path()
+    return build_cached(dest, ["bash", str(_recipe()), str(dest)], log or cache_dir() / "build-rootfs.log",
+                        "the sandbox rootfs")
+
+
+def build_cached(dest: Path, argv: list[str], log: Path, what: str) -> Path:
+    """Run a build recipe that creates `dest` (and its READY marker) unless that exists; one build at a time."""
     if (dest / READY).exists():
         return dest
     cache_dir().mkdir(parents=True, exist_ok=True)
@@ -33,11 +39,9 @@ def ensure_rootfs(log: Path | None = None) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time, others wait and reuse it
         if (dest / READY).exists():
             return dest
-        log = log or cache_dir() / "build-rootfs.log"
         with open(log, "wb") as out:
-            rc = subprocess.call(["bash", str(_recipe()), str(dest)], stdout=out, stderr=subprocess.STDOUT)
+            rc = subprocess.call(argv, stdout=out, stderr=subprocess.STDOUT)
         if rc != 0:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise SafeapplyError(f"building the sandbox rootfs failed (rc={rc}): {' / '.join(tail)}",
-                                 f"full log: {log}")
+            raise SafeapplyError(f"building {what} failed (rc={rc}): {' / '.join(tail)}", f"full log: {log}")
     return dest

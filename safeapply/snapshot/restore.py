@@ -19,13 +19,15 @@ class RestoreReport:
     host: str
     snapshot: str
     changes: tuple[dict[str, str], ...]
+    interrupted: dict[str, object] | None = None  # an interrupted restore this one found (and completed)
 
     @property
     def changed(self) -> bool:
         return any(c["action"] != "skipped" for c in self.changes)
 
     def as_dict(self) -> dict[str, object]:
-        return {"host": self.host, "snapshot": self.snapshot, "changed": self.changed, "changes": list(self.changes)}
+        return {"host": self.host, "snapshot": self.snapshot, "changed": self.changed, "changes": list(self.changes),
+                "interrupted": self.interrupted}
 
 
 def restore(transport: Transport, snapshot_id: str, store: Store | None = None,
@@ -50,4 +52,4 @@ def restore(transport: Transport, snapshot_id: str, store: Store | None = None,
     if "need" in report:
         raise SnapshotError(f"{transport.name}: blobs still missing after sending them: {report['need'][:3]}")
     say(f"{transport.name}: {len(report['changes'])} changes")
-    return RestoreReport(transport.name, snapshot_id, tuple(report["changes"]))
+    return RestoreReport(transport.name, snapshot_id, tuple(report["changes"]), report.get("interrupted"))

@@ -6,14 +6,17 @@ Directories 0700, files 0600."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from safeapply.config import private_dir, state_dir
+from safeapply.config import file_name, private_dir, state_dir
 from safeapply.errors import SnapshotError, UsageError
 from safeapply.snapshot.manifest import Manifest
 from safeapply.target.snapshot.common import snapshot_id, sync_fs
@@ -57,7 +60,7 @@ class Store:
 
     def host_dir(self, host: str) -> Path:
         """manifests/HOST: quoted so that every host name has its own directory ('.', '/', '%' included)."""
-        return self.root / "manifests" / (urllib.parse.quote(host, safe="").replace(".", "%2E") or "%")
+        return self.root / "manifests" / file_name(host)
 
     def save(self, blobs: dict[str, bytes], manifest: bytes | None, host: str = "") -> str:
         """Blobs, then the manifest that needs them (kept under `host`, the host the controller asked), with
@@ -67,6 +70,15 @@ class Store:
         sid = snapshot_id(manifest) if manifest is not None else ""
         if manifest is not None and not host:
             raise SnapshotError(f"snapshot {sid}: no host to keep it under")
+        with self._locked(fcntl.LOCK_SH):
+            if manifest is not None and (lost := [h for h in Manifest.parse(manifest).blobs()
+                                                  if h not in blobs and not self.has_blob(h)]):
+                raise SnapshotError(f"snapshot {sid}: {len(lost)} blob(s) it shares with an earlier snapshot were "
+                                    "pruned meanwhile", "take the snapshot again")
+            return self._save(blobs, manifest, host, sid, pending)
+
+    def _save(self, blobs: dict[str, bytes], manifest: bytes | None, host: str, sid: str,
+              pending: list[tuple[Path, Path]]) -> str:
         try:
             for h, data in blobs.items():
                 if hashlib.sha256(data).hexdigest() != h:
@@ -187,8 +199,26 @@ class Store:
                              "list them with `safeapply snapshots`")
         return hits[0]
 
+    @contextlib.contextmanager
+    def _locked(self, how: int) -> Iterator[None]:
+        """Saves share the store; prune and gc have it alone (a blob a save is about to refer to must stay)."""
+        try:
+            private_dir(self.root)
+            fd = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as e:
+            raise self._unwritable(e) from e
+        try:
+            fcntl.flock(fd, how)
+            yield
+        finally:
+            os.close(fd)
+
     def prune(self, keep: int) -> tuple[list[str], int]:
         """Keep the newest `keep` snapshots per host; drop the rest and blobs nothing refers to."""
+        with self._locked(fcntl.LOCK_EX):
+            return self._prune(keep)
+
+    def _prune(self, keep: int) -> tuple[list[str], int]:
         by_host: dict[str, list[str]] = {}
         for s in self.summaries():
             by_host.setdefault(s.host, []).append(s.id)
@@ -196,9 +226,13 @@ class Store:
         index = self._index()
         for sid in gone:
             index[sid][1].unlink()
-        return gone, self.gc()
+        return gone, self._gc()
 
     def gc(self) -> int:
+        with self._locked(fcntl.LOCK_EX):
+            return self._gc()
+
+    def _gc(self) -> int:
         live: set[str] = set()
         for sid in self.ids():
             live |= self.load(sid).blobs()

@@ -4,15 +4,24 @@
   armed on this host and has not fired (it would restore on top of this run); else keep the config under
   STATE/<run>/, save the firewall ruleset, write a
   persistent timer+service pair under /usr/local/lib/systemd/system (not /etc: restoring /etc would delete
-  them), enable and start the timer. The timer fires at an absolute UTC deadline with Persistent=true, so a
-  reboot before (or across) the deadline still fires it. The service runs this installed package
-  (`python3 <version>.pyz deadman.fire RUN`), which is kept as long as a service names it.
-* `extend RUN DEADLINE`: move the deadline (a keepalive while a long apply runs).
-* `fire RUN` (what the timer's service runs, with no controller): restore the pre-run snapshot with the
-  host's own restore program, daemon-reload, restore the firewall, restart sshd, networking and the units
-  the run touched, write STATE/<run>/fired.json, then remove its own units.
+  them), enable and start the timer. The controller sends a *duration* (`deadline_s`), never a time: the
+  timer counts it on this host's own monotonic clock, so no clock (the controller's, or this host's wall
+  clock set or jumped by a playbook's NTP) moves it. Two monotonic triggers, the earlier wins:
+  `OnStartupSec=` (the exact deadline, counted from the service manager's start: a `daemon-reload` does not
+  move it) and `OnActiveSec=deadline_s` (counted from the timer's start: after a reboot the timer starts at
+  boot, so the host restores itself `deadline_s` after it came back). The service runs this installed
+  package (`python3 <version>.pyz deadman.fire RUN`), which is kept as long as a service names it.
+  Answers with this host's wall-clock time (the controller measures the skew) and the seconds remaining.
+* `extend RUN SECONDS`: restart the count at SECONDS from now (a keepalive while a long apply runs).
+* `fire RUN` (what the timer's service runs, with no controller): stop what the run's Ansible is running on
+  the host (its marked processes, or those under `ansible-tmp-<time>` directories since arm: `tasks.py`),
+  restore the pre-run snapshot with the host's own restore program, daemon-reload, restore the firewall, restart sshd,
+  networking and the units the run touched, write STATE/<run>/fired.json, then remove its own units. When
+  the restore failed, the host's config may be half the run's: networking and the units are not restarted,
+  and sshd only if `sshd -t` accepts its config (the running sshd is kept otherwise).
 * `disarm RUN`: stop and remove the timer and service; report a fired record if it fired already.
-* `status RUN`: the config and fired record, if any.
+* `status RUN`: the config and fired record, if any, and the seconds remaining before it fires as systemd
+  counts them (`remaining_s`, None when not armed): what the controller waits for, not its own clock.
 
 Prints one JSON document on stdout. Errors: kind `deadman` (exit 3).
 """
@@ -28,7 +37,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from . import layout
+from . import layout, tasks
 from .errors import TargetError
 
 STATE = layout.DEADMAN_DIR
@@ -96,16 +105,45 @@ def read_json(path: str) -> Optional[Doc]:
     return doc
 
 
-def calendar(deadline: str) -> str:
-    t = datetime.datetime.fromisoformat(deadline).astimezone(datetime.timezone.utc)
-    return t.strftime("%Y-%m-%d %H:%M:%S UTC")
+def timer_text(run: str, seconds: float, since_startup_ms: int) -> str:
+    """Monotonic triggers only (no OnCalendar): the deadline is `seconds` on this host's own clock."""
+    secs = max(1, round(seconds))
+    return (f"[Unit]\nDescription=safeapply dead-man's switch for run {run} (restores the host {secs} s after "
+            f"it was armed or last extended, unless disarmed)\n\n[Timer]\nOnStartupSec={since_startup_ms}ms\n"
+            f"OnActiveSec={secs}s\nAccuracySec=1s\nUnit={unit_name(run)}.service\n\n[Install]\n"
+            "WantedBy=timers.target\n")
 
 
-def timer_text(run: str, deadline: str) -> str:
-    at = calendar(deadline)
-    return (f"[Unit]\nDescription=safeapply dead-man's switch for run {run} (restores the host at {at} "
-            f"unless disarmed)\n\n[Timer]\nOnCalendar={at}\nPersistent=true\nAccuracySec=1s\n"
-            f"Unit={unit_name(run)}.service\n\n[Install]\nWantedBy=timers.target\n")
+def manager_started_ms() -> int:
+    """When the service manager started, in ms of CLOCK_MONOTONIC: OnStartupSec= counts from there."""
+    out = str(must(systemctl("show", "-p", "UserspaceTimestampMonotonic", "--value"))["stdout"]).strip()
+    return int(out or 0) // 1000
+
+
+TIMESPAN = re.compile(r"(\d+(?:\.\d+)?)(month|min|ms|us|y|w|d|h|s)")
+UNITS = {"y": 31557600.0, "month": 2629800.0, "w": 604800.0, "d": 86400.0, "h": 3600.0, "min": 60.0, "s": 1.0,
+         "ms": 1e-3, "us": 1e-6}
+
+
+def parse_timespan(text: str) -> Optional[float]:
+    """systemd's "3h 21min 41.959100s" -> seconds; None for an empty or zero span."""
+    total = sum(float(n) * UNITS[u] for n, u in TIMESPAN.findall(text))
+    return total or None
+
+
+def remaining(unit: str) -> Optional[float]:
+    """Seconds until the timer fires as systemd counts them (its next monotonic elapse), None if not waiting."""
+    res = systemctl("show", "-p", "NextElapseUSecMonotonic", "--value", unit)
+    at = parse_timespan(str(res["stdout"]).strip()) if res["rc"] == 0 else None
+    return None if at is None else round(max(0.0, at - time.monotonic()), 1)
+
+
+def set_deadline(cfg: Doc, seconds: float) -> int:
+    """The deadline `seconds` from now on this host: its wall-clock time (for people and the record only)
+    and the OnStartupSec= value, in ms since the service manager started."""
+    cfg["deadline_s"] = seconds
+    cfg["deadline"] = iso(now() + datetime.timedelta(seconds=seconds))
+    return int(time.monotonic() * 1000) - manager_started_ms() + int(seconds * 1000)
 
 
 def service_text(run: str, python: str, prog: str) -> str:
@@ -170,6 +208,7 @@ def armed_elsewhere(run: str) -> List[Doc]:
 
 
 def op_arm(_args: List[str]) -> Doc:
+    clock = time.time()  # first: the controller measures the skew against the middle of its round trip
     cfg = json.loads(sys.stdin.read())
     run = cfg["run_id"]
     p = paths(run)
@@ -186,29 +225,33 @@ def op_arm(_args: List[str]) -> Doc:
     cfg["unit_states"] = unit_states(cfg.get("units", []))
     cfg["armed_at"] = iso(now())
     cfg["boot_id"] = boot_id()
+    seconds = float(cfg["deadline_s"])
+    since_startup = set_deadline(cfg, seconds)
     write(os.path.join(p["state"], "config.json"), json.dumps(cfg, indent=1, sort_keys=True), 0o600)
     write(p["service"], service_text(run, sys.executable or "/usr/bin/python3", prog))
-    write(p["timer"], timer_text(run, cfg["deadline"]))
+    write(p["timer"], timer_text(run, seconds, since_startup))
     os.makedirs(WANTS, mode=0o755, exist_ok=True)
     if not os.path.lexists(p["wants"]):
         os.symlink(p["timer"], p["wants"])
     must(systemctl("daemon-reload"))
     must(systemctl("start", p["unit"] + ".timer"))
-    return {"armed": True, "unit": p["unit"] + ".timer", "state": p["state"], "config": cfg}
+    return {"armed": True, "unit": p["unit"] + ".timer", "state": p["state"], "config": cfg, "clock": clock,
+            "remaining_s": remaining(p["unit"] + ".timer")}
 
 
 def op_extend(args: List[str]) -> Doc:
-    run, deadline = args[0], args[1]
+    run, seconds = args[0], float(args[1])
     p = paths(run)
     cfg = read_json(os.path.join(p["state"], "config.json"))
-    if cfg is None or not os.path.exists(p["timer"]):
+    if cfg is None or not os.path.exists(p["timer"]) or os.path.exists(os.path.join(p["state"], "fired.json")):
         raise Fail(f"run {run} is not armed on this host (fired or disarmed already)")
-    cfg["deadline"] = deadline
+    since_startup = set_deadline(cfg, seconds)
     write(os.path.join(p["state"], "config.json"), json.dumps(cfg, indent=1, sort_keys=True), 0o600)
-    write(p["timer"], timer_text(run, deadline))
+    write(p["timer"], timer_text(run, seconds, since_startup))
     must(systemctl("daemon-reload"))
     must(systemctl("restart", p["unit"] + ".timer"))
-    return {"extended": True, "deadline": deadline}
+    return {"extended": True, "deadline": cfg["deadline"], "deadline_s": seconds,
+            "remaining_s": remaining(p["unit"] + ".timer")}
 
 
 def boot_id() -> str:
@@ -241,10 +284,22 @@ def restore_firewall(state: str, steps: List[Doc]) -> None:
                 steps.append(dict(sh([tool + "-restore"], stdin=fh.read()), step="firewall"))
 
 
-def restart_units(cfg: Doc, steps: List[Doc]) -> None:
+def restart_units(cfg: Doc, steps: List[Doc], restored: bool = True) -> None:
     """sshd first (it is what lets a person in), then networking, then the units the run touched, each
-    back to its pre-run state: active before -> restarted, inactive before -> stopped."""
+    back to its pre-run state: active before -> restarted, inactive before -> stopped. After a failed
+    restore only sshd, and only if its config passes `sshd -t`: a restart must never take the way in away."""
     ssh = next((u for u in ("ssh.service", "sshd.service") if exists(u)), None)
+    if not restored:
+        if ssh:
+            test = sh([shutil.which("sshd") or "/usr/sbin/sshd", "-t"])
+            if test["rc"] == 0:
+                steps.append(dict(systemctl("restart", ssh), step="sshd"))
+            else:
+                steps.append(dict(test, step="sshd", skipped="the restore failed and `sshd -t` rejects the "
+                                  "config: the running sshd is kept"))
+        steps.append({"step": "networking", "rc": 0, "skipped": "the restore failed: networking and the run's "
+                      "units are not restarted on a half-restored config"})
+        return
     if ssh:
         steps.append(dict(systemctl("restart", ssh), step="sshd"))
     for u in ("networking.service", "systemd-networkd.service", "NetworkManager.service"):
@@ -257,6 +312,18 @@ def restart_units(cfg: Doc, steps: List[Doc]) -> None:
             continue
         verb = "restart" if was in ("active", "activating", "reloading") else "stop"
         steps.append(dict(systemctl(verb, u), step="unit"))
+
+
+def stop_the_runs_tasks(cfg: Doc, steps: List[Doc]) -> None:
+    """What the run's Ansible is running here (a task cut short, an async job) must not change the host
+    after the restore: its processes (ansible-tmp-<controller time> since the arm, or the run's SAFEAPPLY_RUN
+    mark, which holds with pipelining) are stopped first."""
+    since = cfg.get("tasks_since")
+    if since is None:
+        return
+    found = tasks.the_runs(tasks.processes(), float(since), str(cfg.get("run_id") or ""))  # also its mark
+    tasks.stop_all(found)
+    steps.append({"step": "stop-tasks", "rc": 0, "argv": [], "stopped": len(found)})
 
 
 def restore_snapshot(cfg: Doc, steps: List[Doc]) -> Optional[Doc]:
@@ -289,16 +356,19 @@ def op_fire(args: List[str]) -> Doc:
         raise Fail(f"no config for run {run} under {STATE}")
     started = now()
     steps: List[Doc] = []
+    stop_the_runs_tasks(cfg, steps)
     report = restore_snapshot(cfg, steps)
+    restored = all(s.get("rc") == 0 for s in steps if s.get("step") == "restore")
     steps.append(dict(systemctl("daemon-reload"), step="daemon-reload"))
     restore_firewall(p["state"], steps)
-    restart_units(cfg, steps)
+    restart_units(cfg, steps, restored)
     rec = {"run_id": run, "snapshot_id": cfg.get("snapshot_id"), "deadline": cfg.get("deadline"),
            "armed_at": cfg.get("armed_at"), "fired_at": iso(started), "finished": iso(now()),
            "rebooted_since_arm": boot_id() != cfg.get("boot_id"),
            "ok": all(s.get("rc") == 0 for s in steps), "steps": steps,
            "restored": (report or {}).get("changes", []) if report else []}
     write(fired_path, json.dumps(rec, indent=1, sort_keys=True), 0o600)
+    systemctl("stop", p["unit"] + ".timer")  # fired by hand (or by its timer): it must not fire again
     remove_units(p)
     return rec
 
@@ -331,8 +401,10 @@ def op_disarm(args: List[str]) -> Doc:
 def op_status(args: List[str]) -> Doc:
     p = paths(args[0])
     armed = os.path.exists(p["timer"])
-    return {"armed": armed, "config": read_json(os.path.join(p["state"], "config.json")),
-            "fired": read_json(os.path.join(p["state"], "fired.json"))}
+    fired = read_json(os.path.join(p["state"], "fired.json"))
+    return {"armed": armed, "config": read_json(os.path.join(p["state"], "config.json")), "fired": fired,
+            "remaining_s": remaining(p["unit"] + ".timer") if armed and fired is None else None,
+            "clock": time.time()}
 
 
 def _run(op: Callable[[List[str]], Doc], args: List[str]) -> int:

@@ -25,6 +25,8 @@ LISTEN_STATES = {"tcp": "0A", "tcp6": "0A", "udp": "07", "udp6": "07"}
 QUADLET_DIRS = ("/etc/containers/systemd", "/usr/share/containers/systemd")
 QUADLET_SUFFIXES = (".container", ".pod", ".kube", ".network", ".volume")
 CMD_TIMEOUT = 10
+STOPPED_MAX = 10  # stopped containers whose logs and image ports a scan reads
+LOG_MAX = 1000
 
 
 def run(argv: List[str]) -> Dict[str, Any]:
@@ -122,7 +124,26 @@ def containers(engine: str) -> Dict[str, Any]:
     ids = run([engine, "ps", "-a", "-q", "--no-trunc"])
     if ids["rc"] != 0 or not ids["out"].split():
         return {"ps": ids, "inspect": None}
-    return {"ps": ids, "inspect": run([engine, "inspect", *ids["out"].split()])}
+    inspect = run([engine, "inspect", *ids["out"].split()])
+    return {"ps": ids, "inspect": inspect, "stopped": stopped_containers(engine, inspect)}
+
+
+def stopped_containers(engine: str, inspect: Dict[str, Any]) -> Dict[str, Dict[str, str]]:
+    """Why containers that are not running stopped: their last log lines, and the ports their image exposes
+    (with the host's network those are host ports no publish option names). The most recent STOPPED_MAX."""
+    try:
+        found = json.loads(inspect["out"]) if inspect["rc"] == 0 else []
+    except ValueError:
+        return {}
+    stopped = [c for c in found if isinstance(c, dict) and not (c.get("State") or {}).get("Running")]
+    stopped.sort(key=lambda c: str((c.get("State") or {}).get("FinishedAt") or ""), reverse=True)
+    out = {}
+    for c in stopped[:STOPPED_MAX]:
+        logs = run([engine, "logs", "--tail", "3", str(c.get("Id", ""))])
+        image = run([engine, "image", "inspect", "--format", "{{json .Config.ExposedPorts}}", str(c.get("Image", ""))])
+        out[str(c.get("Id", ""))] = {"logs": (logs["out"] + logs["err"])[-LOG_MAX:],
+                                     "exposed": image["out"].strip() if image["rc"] == 0 else ""}
+    return out
 
 
 def quadlets() -> Dict[str, Optional[str]]:

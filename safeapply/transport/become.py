@@ -54,11 +54,12 @@ class Become:
         from ansible import constants as C
 
         method = str(vars.get("ansible_become_method") or C.DEFAULT_BECOME_METHOD or "sudo")
+        method = method.removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
         if method not in METHODS:
             return cls(method)
         opts = _plugin_options(method, vars)
-        password = opts.get("become_pass")
-        return cls(method, str(opts.get("become_user") or ROOT), None if password is None else str(password),
+        password = opts.get("become_pass")  # an empty one is none, as for Ansible's sudo plugin
+        return cls(method, str(opts.get("become_user") or ROOT), str(password) if password else None,
                    opts.get("become_exe") or None, str(opts.get("become_flags") or ""))
 
     def probe(self, run: Exec, host: str, login: str) -> bool:
@@ -124,6 +125,9 @@ class Become:
             return True
         if not_allowed(err):
             raise self.refused(host, login, err)
+        if b"terminal" in err:  # an su (shadow's, busybox's) that reads passwords only from a terminal
+            raise SudoError(f"{host}: su there reads a password only from a terminal, which safeapply does not use",
+                            "use become_method sudo for this host")
         who = f"sudo for {login!r}" if self.method == "sudo" else "su to root"
         raise WrongBecomePassword(f"{host}: the become password was refused ({who})",
                                   "check ansible_become_password (or what you typed for -K)")

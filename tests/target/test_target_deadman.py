@@ -10,10 +10,11 @@ from target_helpers import run_entry
 
 class DeadmanTest(unittest.TestCase):
     def test_units_and_paths(self) -> None:
-        timer = deadman.timer_text("r1", "2030-01-02T03:04:05+00:00")
-        self.assertIn("OnCalendar=2030-01-02 03:04:05 UTC\nPersistent=true\n", timer)
+        timer = deadman.timer_text("r1", 300, 7_000_000)
+        self.assertIn("OnStartupSec=7000000ms\nOnActiveSec=300s\n", timer)  # the host's monotonic clock only
+        self.assertNotIn("OnCalendar", timer)
         self.assertIn("Unit=safeapply-deadman-r1.service", timer)
-        self.assertEqual(deadman.calendar("2030-01-02T05:04:05+02:00"), "2030-01-02 03:04:05 UTC")
+        self.assertEqual(deadman.parse_timespan("2min 3.5s"), 123.5)
         service = deadman.service_text("r1", "/usr/bin/python3", "/var/lib/safeapply/target/ab.pyz")
         self.assertIn("ExecStart=/usr/bin/python3 /var/lib/safeapply/target/ab.pyz deadman.fire r1\n", service)
         p = deadman.paths("r1")

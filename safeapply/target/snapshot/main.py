@@ -1,7 +1,13 @@
 """The snapshot program's entries: `snapshot.scan`, `snapshot.send`, `snapshot.read`, `snapshot.restore`.
 Each snapshot kept on a host also (re)writes BASE/bin/safeapply-restore.py, a launcher of this installed
 package, so a host can restore itself: `safeapply-restore.py SNAPSHOT_ID`. Errors: kinds store, unsafe,
-corrupt, missing, protocol, space, partial, unknown (exit 3)."""
+corrupt, missing, protocol, space, partial, unknown (exit 3).
+
+A restore keeps a journal, BASE/restores/journal.json, from its first change until it is done (a failure
+that changed nothing removes it too). Every op with a base holds the store lock, so a journal found by the
+next op is an interrupted restore (the controller's connection died, the host lost power): the next restore
+to the same snapshot completes it (a restore to another one replaces it, and says so), and a snapshot — the
+first thing a run does — is refused until then, naming the command that finishes it."""
 
 import contextlib
 import datetime
@@ -73,6 +79,8 @@ def op_scan(args: List[str]) -> int:
     header = {"format": FORMAT, "host": opt(args, "--host"), "created": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
               "roots": [dec(r) for r in roots]}
     skip = layout.snapshots(base) if base else None
+    if base is not None:
+        refuse_if_interrupted(base, opt(args, "--host"))
     try:
         body = [dumps(e) for e in scan(roots, hasher, skip, inodes="--inodes" in args)]
         manifest = dumps(header) + b"".join(body)
@@ -204,12 +212,60 @@ def op_restore(args: List[str]) -> int:
     if need:
         raise TargetError("corrupt", f"{len(need)} blobs of {sid} are missing or corrupt, e.g. {need[0]}")
     cur = {e["p"]: e for e in scan(roots, Hasher(None), layout.snapshots(base), inodes=True)}
-    changes = Restorer(packs, roots, want, cur).run()
-    report = {"snapshot": sid, "host": header["host"], "roots": header["roots"], "changes": changes,
-              "finished": utcnow().isoformat()}
+    interrupted = read_journal(base)
+    write_journal(base, {"snapshot": sid, "started": utcnow().isoformat(), "pid": os.getpid()})
+    try:
+        changes = Restorer(packs, roots, want, cur).run()
+    except TargetError as e:
+        if e.kind == "space":  # nothing was changed: the host is as it was before this restore
+            restore_journal(base, interrupted)
+        raise
+    report: Dict[str, object] = {"snapshot": sid, "host": header["host"], "roots": header["roots"],
+                                 "changes": changes, "finished": utcnow().isoformat()}
+    if interrupted is not None:
+        report["interrupted"] = interrupted  # completed (same snapshot) or replaced by this restore
     record(base, sid, report)
+    restore_journal(base, None)
     sys.stdout.buffer.write(dumps(report))
     return 0
+
+
+def journal_path(base: bytes) -> bytes:
+    return os.path.join(layout.restores(base), b"journal.json")
+
+
+def read_journal(base: bytes) -> Optional[Dict[str, object]]:
+    """The journal of an interrupted restore (None: none). Only read under the store lock."""
+    try:
+        with open(journal_path(base), "rb") as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def write_journal(base: bytes, doc: Dict[str, object]) -> None:
+    path = journal_path(base)
+    private_dirs(os.path.dirname(path))
+    commit([(write_new(path, dumps(doc)), path)])
+
+
+def restore_journal(base: bytes, doc: Optional[Dict[str, object]]) -> None:
+    """Put the journal back as `doc` (None: no restore is half done)."""
+    if doc is not None:
+        write_journal(base, doc)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(journal_path(base))
+
+
+def refuse_if_interrupted(base: bytes, host: str) -> None:
+    """A run must not start (nor a new snapshot be taken) on a host a restore left half done."""
+    j = read_journal(base)
+    if j is not None:
+        raise TargetError("partial", f"a restore to snapshot {j.get('snapshot')} was interrupted on this host "
+                          f"(started {j.get('started')}); it may be half-restored: finish it with `safeapply "
+                          f"restore {host or 'HOST'} {j.get('snapshot')}` (or the dead-man's switch does)")
 
 
 def record(base: bytes, sid: str, report: Dict[str, object]) -> None:
