@@ -59,7 +59,10 @@ class Switch:
     def current(self) -> deadman.Armed:
         """The armed state, with the keepalive stopped (nothing pushes the deadline any more)."""
         if self.keepalive is not None:
-            self.armed, self.keepalive = self.keepalive.stop(), None
+            self.armed, failures = self.keepalive.stop(), self.keepalive.failures
+            self.keepalive = None
+            if failures:  # each was retried until the host's deadline; the record says why pushes failed
+                self.detail["keepalive_failures"] = failures[-5:]
         return self.armed
 
     @property
