@@ -31,7 +31,7 @@ from safeapply.inventory import Host
 from safeapply.lock import host_lock
 from safeapply.outcome import HostEnd, HostOutcome, RunOutcome, decide
 from safeapply.records import RunRecord, RunStore, new_record, provenance
-from safeapply.rollback import RollbackReport, apt_log_offset, rollback_host
+from safeapply.rollback import RollbackReport, apt_log_offset, files_restored, rollback_host
 from safeapply.run_options import RunOptions
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
@@ -397,7 +397,7 @@ class Pipeline:
             if sw is not None and keepalive is not None:
                 sw.armed = keepalive.stop()
         try:
-            if h.rollback.restored and sw is not None:  # disarmed only once the rollback is verified
+            if files_restored(h.rollback) and sw is not None:  # disarmed once the rollback's outcome is known
                 self._disarm_after_rollback(sw, t)
         finally:
             if mine:

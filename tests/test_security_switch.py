@@ -93,7 +93,7 @@ def test_the_switch_keeps_sshd_running_when_its_restore_failed(host: Sandbox) ->
 
 def test_a_failed_host_keeps_its_switch_armed_through_the_rollback(host: Sandbox, tmp_path: Path) -> None:
     """The controller's rollback of a failed host runs with the switch still armed (were the rollback to cut
-    SSH, the host would finish it itself); it is disarmed once the rollback is verified."""
+    SSH, the host would finish it itself); it is disarmed once the rollback has put the files back."""
     pb = tmp_path / "fails.yml"
     pb.write_text(FAILS_WITH_A_UNIT)
     proc = _cli(["run", str(pb), "-i", str(host.inventory), "--yes", "--deadman-deadline", "120"], tmp_path)
