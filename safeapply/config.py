@@ -19,16 +19,23 @@ def state_dir() -> Path:
 
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents under it) as 0700: the store holds /etc/shadow and private keys.
-    The state dir itself, when it exists already, is never chmod-ed: a directory others can enter (say
-    SAFEAPPLY_STATE_DIR=/tmp) is refused instead of being locked away from them."""
-    if path == state_dir() and path.is_dir() and path.stat().st_mode & 0o077:
-        from safeapply.errors import ConfigError
-
-        raise ConfigError(f"the state dir {path} is open to other users (mode {path.stat().st_mode & 0o777:o}): it "
-                          "would hold copies of /etc/shadow and private keys",
-                          f"point SAFEAPPLY_STATE_DIR at a new directory, or `chmod 700 {path}` if it is yours")
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
+    The state dir itself, when it exists already, keeps its mode: SAFEAPPLY_STATE_DIR=/tmp must not lock others
+    out of /tmp. What safeapply puts in it is private anyway (directories 0700, files 0600)."""
+    base = state_dir()
+    if not base.is_dir():
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        base.chmod(0o700)
+    if path == base:
+        return path
+    if not path.is_relative_to(base):
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.chmod(0o700)
+        return path
+    cur = base
+    for part in path.relative_to(base).parts:  # every level below the state dir is ours: 0700
+        cur = cur / part
+        cur.mkdir(exist_ok=True, mode=0o700)
+        cur.chmod(0o700)
     return path
 
 

@@ -228,3 +228,12 @@ def test_python_is_discovered_beyond_python3(tmp_path: Path, monkeypatch: pytest
     t = LocalTransport("box")
     (bindir / "python3.11").symlink_to(sys.executable)
     assert t.python("import sys; print(sys.executable)").text.strip() == str(bindir / "python3.11")
+
+
+def test_an_su_that_wants_a_terminal_is_told_apart_from_a_wrong_password() -> None:
+    su = Become.from_vars({"ansible_become_method": "su", "ansible_become_password": "pw"})
+    with pytest.raises(SudoError, match="only from a terminal") as e:
+        su.probe(lambda argv, stdin: (1, b"", b"su: must be run from a terminal\n"), "web1", "deploy")
+    assert e.value.exit_code == ExitCode.SUDO
+    with pytest.raises(SudoError, match="password was refused"):
+        su.probe(lambda argv, stdin: (1, b"", b"Password: su: Authentication failure\n"), "web1", "deploy")

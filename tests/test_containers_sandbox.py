@@ -12,6 +12,7 @@ from conftest import Sandbox
 
 from safeapply import sandbox as sb
 from safeapply.cli import main
+from safeapply.sandbox.containers import START_DOCKER
 from safeapply.scan import scan_host
 
 pytestmark = pytest.mark.sandbox
@@ -51,7 +52,8 @@ def agent_unit(ct: Sandbox) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_containers_left(ct: Sandbox) -> Iterator[None]:
     yield
-    ct.sh("podman rm -af -t 0 >/dev/null")
+    ct.sh("podman rm -af -t 0 >/dev/null; if systemctl -q is-active docker; then docker ps -aq | xargs -r docker rm -f "
+          ">/dev/null; systemctl stop docker.socket docker.service; fi")
 
 
 def _pb(tmp_path: Path, name: str, tasks: str) -> Path:
@@ -119,20 +121,6 @@ def test_seed_incident_container_that_cannot_bind_is_rolled_back(
     assert ct.sh(ETC) == etc
 
 
-def test_plan_visible_variant_is_blocked_before_any_change(
-        ct: Sandbox, agent_unit: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pb = _pb(tmp_path, "agent-port.yml", """    - name: Run the agent as a container
-      containers.podman.podman_container:
-        name: agent
-        image: docker.io/prom/agent-lite:latest
-        ports: ["9090:9090"]
-""")
-    assert _run(pb, ct) == 17
-    out = capsys.readouterr()
-    assert "node_exporter.service" in out.out + out.err
-    assert _containers(ct) == {}
-
-
 def test_podman_container_applied_and_verified(ct: Sandbox, tmp_path: Path) -> None:
     pb = _pb(tmp_path, "web.yml", """    - name: web container
       containers.podman.podman_container:
@@ -180,3 +168,32 @@ def test_failed_run_puts_back_stopped_and_replaced_containers_and_etc_containers
     assert ct.sh(ETC) == etc
     assert "hello" in ct.sh(
         "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8083/').read())\"")
+
+
+def test_docker_scan_and_the_incident_rolled_back(
+        ct: Sandbox, agent_unit: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same with docker (Debian's docker.io, started on demand) and community.docker.docker_container."""
+    ct.sh(f"{START_DOCKER} && docker run -d --name dweb -p 8084:8080 docker.io/library/httpd-lite:1")
+    with ct.transport() as t:
+        state = scan_host(t)
+    dweb = next(c for c in state.containers if c.name == "dweb")
+    assert (dweb.engine, dweb.running, {(p.host_port, p.container_port) for p in dweb.ports}) == (
+        "docker", True, {(8084, 8080)})  # on 0.0.0.0 and ::
+    assert state.container_of(next(x for x in state.listeners if x.port == 8084)) == dweb  # docker-proxy's port
+    etc = ct.sh(ETC)
+    pb = _pb(tmp_path, "dagent.yml", """    - name: Run the agent as a docker container
+      community.docker.docker_container:
+        name: dagent
+        image: docker.io/prom/agent-lite:latest
+        network_mode: host
+        state: started
+""")
+    assert _run(pb, ct) == 20
+    rec = _last(capsys)
+    msg = next(f["message"] for f in rec["verify"]["ct1"]["findings"]  # type: ignore[index]
+               if f["subject"] == "dagent")
+    assert "9090/tcp is held by node_exporter.service" in msg and "Address already in use" in msg, msg
+    assert rec["rollback"]["ct1"]["outcome"] == "restored", rec["rollback"]  # type: ignore[index]
+    assert ct.sh("docker ps -a --format '{{.Names}} {{.State}}'").split() == ["dweb", "running"]
+    assert ct.sh("systemctl is-active node_exporter.service").strip() == "active"
+    assert ct.sh(ETC) == etc

@@ -58,16 +58,29 @@ def test_a_huge_playbook_is_refused_unread(tmp_path: Path) -> None:
     assert "larger than any playbook" in proc.stdout
 
 
-def test_a_shared_state_dir_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+def test_a_shared_state_dir_keeps_its_mode_and_what_safeapply_puts_in_it_is_private(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
-    shared.mkdir(mode=0o1777)
+    shared.mkdir()
     shared.chmod(0o1777)
     env = {**os.environ, "SAFEAPPLY_STATE_DIR": str(shared)}
-    proc = subprocess.run([str(SAFEAPPLY), "history"], env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 3, proc.stderr
-    assert "open to other users" in proc.stderr and proc.stderr.count("\n") == 1
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - name: Ping\n      ansible.builtin.ping:\n")
+    for argv in (["history"], ["lint", str(pb)]):
+        proc = subprocess.run([str(SAFEAPPLY), *argv], env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
     assert shared.stat().st_mode & 0o7777 == 0o1777
-    assert list(shared.iterdir()) == []
+    made = list(shared.iterdir())
+    assert made and all(p.stat().st_mode & 0o077 == 0 for p in made), [(p, oct(p.stat().st_mode)) for p in made]
+
+
+def test_a_new_state_dir_is_private_whatever_is_created_first(tmp_path: Path) -> None:
+    state = tmp_path / "new" / "state"
+    env = {**os.environ, "SAFEAPPLY_STATE_DIR": str(state)}
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - name: Ping\n      ansible.builtin.ping:\n")
+    proc = subprocess.run([str(SAFEAPPLY), "lint", str(pb)], env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert state.stat().st_mode & 0o777 == 0o700
 
 
 def test_hosts_whose_names_differ_only_in_punctuation_have_their_own_locks(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, app
 from safeapply.cli.output import console, emit_json
 from safeapply.deadman.story import Connect, armed_hosts, host_connector, refresh
@@ -18,6 +19,7 @@ from safeapply.transport.base import Transport
 
 
 @app.command()
+@ansible_options
 def deadman(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
     release: Annotated[bool, typer.Option(

@@ -31,7 +31,7 @@ AllowRealOpt = Annotated[bool, typer.Option(
     "run for real during the check run (Ansible runs them even in check mode). Without it the check run stops "
     "before such a task and the plan blocks (exit 17), naming it.")]
 AnsibleArgs = Annotated[list[str] | None, typer.Argument(
-    help="After `--`: handed to ansible-playbook verbatim (e.g. `-- --forks 3`).", show_default=False)]
+    help="After `--`: handed to ansible-playbook verbatim (e.g. `-- --flush-cache`).", show_default=False)]
 
 _MARK = {"ok": "ok", "changed": "changed", "failed": "FAILED", "unreachable": "UNREACHABLE",
          "skipped": "skipped", "ignored": "failed (ignored)"}

@@ -83,8 +83,8 @@ def up(
         "--authorized-key", metavar="PUBFILE",
         help="Also let this public key log in as the login user (repeatable).")] = None,
     containers: Annotated[bool, typer.Option(
-        "--containers", help="Boot with podman and local images (a second cached rootfs, built once, under a "
-        "minute).")] = False,
+        "--containers", help="Boot with podman, docker (started on demand) and local images: a second cached "
+        "rootfs, built once (about a minute).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Boot sandboxes in parallel (builds the rootfs once, ~1 min) and print an inventory for `-i`. All or none:
@@ -102,7 +102,7 @@ def up(
     if not sb.rootfs.rootfs_path().exists():
         err_console.print("building the sandbox rootfs (debootstrap, about a minute, once)...")
     if containers and not containers_rootfs_path().exists():
-        err_console.print("building the containers sandbox rootfs (podman, under a minute, once)...")
+        err_console.print("building the containers sandbox rootfs (podman, docker, about a minute, once)...")
     infos = sb.up_many(names, opts)
     if json_out:
         emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})

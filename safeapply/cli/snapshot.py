@@ -122,6 +122,7 @@ def snapshots(
 
 
 @app.command("diff")
+@ansible_options
 def diff_cmd(
     host: HostArg,
     snapshot_id: Annotated[str | None, typer.Argument(metavar="SNAPSHOT", help="Id or prefix (default: latest).")]
@@ -154,6 +155,7 @@ def diff_cmd(
 
 
 @app.command("restore")
+@ansible_options
 def restore_cmd(
     host: HostArg,
     snapshot_id: Annotated[str, typer.Argument(metavar="SNAPSHOT", help="Id, unique prefix, or `latest`.")],

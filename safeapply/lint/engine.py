@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -76,7 +77,9 @@ def start(paths: list[Path] | list[str], *, profile: str | None = None, use_cach
     """Start ansible-lint now unless its result for this content is cached. No Ansible import."""
     files = [Path(p) for p in paths]
     root = project_root(files)
-    base = cache.key(files, root, {"profile": profile}) if use_cache else ""
+    # ansible-lint reads the ansible.cfg Ansible finds from here (roles_path...): another directory may mean another
+    where = {"cwd": str(Path.cwd()), "ansible_config": os.environ.get("ANSIBLE_CONFIG", "")}
+    base = cache.key(files, root, {"profile": profile, **where}) if use_cache else ""
     early = EarlyLint(files, root, profile, base, ansible_lint)
     existing = [f for f in files if f.is_file()]
     if not ansible_lint or not existing:

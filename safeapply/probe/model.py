@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+PORT_PROXIES = ("docker-proxy", "conmon", "rootlessport")  # processes that hold a container's published port
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,14 @@ class HostState:
         return next((c for c in self.containers if cid and (c.id.startswith(cid) or cid in c.id)), None)
 
     def container_of(self, listener: Listener) -> Container | None:
-        """The container behind a listening socket: its process or podman's conmon (by PID), or the cgroup scope
-        systemd gave it (docker-ID.scope, libpod-ID.scope, libpod-conmon-ID.scope)."""
+        """The container behind a listening socket: its process or podman's conmon (by PID), a port proxy
+        (docker-proxy) for a port it publishes, or the cgroup scope systemd gave it (docker-ID.scope,
+        libpod-ID.scope, libpod-conmon-ID.scope)."""
         for o in listener.owners:
             found = next((c for c in self.containers if c.running and o.pid in (c.pid, c.conmon_pid)), None)
+            if found is None and o.process in PORT_PROXIES:
+                found = next((c for c in self.containers if c.running and (listener.proto, listener.port) in
+                              {(p.proto, p.host_port) for p in c.ports}), None)
             m = re.match(r"(?:docker|libpod|libpod-conmon)-([0-9a-f]{12,})\.scope$", o.unit or "")
             found = found or (self.container_by_id(m.group(1)) if m else None)
             if found:

@@ -11,7 +11,8 @@ if [ -z "$MIRROR" ]; then
   [ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
   MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
-PKGS="podman crun conmon netavark aardvark-dns iptables busybox-static golang-github-containers-common"
+PKGS="podman crun conmon netavark aardvark-dns iptables busybox-static golang-github-containers-common
+      docker.io python3-requests"
 R=$DEST.tmp
 rm -rf "$R"
 cp -a --reflink=auto "$BASE" "$R"
@@ -29,9 +30,13 @@ unshare --mount --fork bash -euo pipefail -c '
   mount --rbind /dev "$R/dev"
   export DEBIAN_FRONTEND=noninteractive LC_ALL=C
   chroot "$R" apt-get update -qq
-  chroot "$R" apt-get install -y -qq --no-install-recommends "$@"
+  chroot "$R" apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io "$@"
 ' _ "$R" $PKGS
 rm -f "$R/usr/sbin/policy-rc.d"
+# docker is there but off at boot (dockerd and containerd cost every boot): `systemctl start docker` when wanted
+chroot "$R" systemctl disable -q docker.service docker.socket containerd.service
+mkdir -p "$R/etc/docker"
+printf '{"storage-driver": "vfs"}\n' > "$R/etc/docker/daemon.json"
 : > "$R/etc/resolv.conf"
 
 # Engine settings for a systemd-nspawn guest on an overlay rootfs: vfs storage (overlay on overlay is refused),
@@ -65,29 +70,42 @@ cp "$R/bin/busybox" "$IMG/bin/busybox"
 for a in $("$IMG/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$IMG/bin/$a"; done
 echo 'root:x:0:0:root:/:/bin/sh' > "$IMG/etc/passwd"; echo 'root:x:0:' > "$IMG/etc/group"
 echo 'hello from the local busybox image' > "$IMG/www/index.html"
-tar -C "$IMG" -cf "$R/root/busybox-image.tar" .
+mkdir -p "$R/usr/local/share/safeapply"
+tar -C "$IMG" -cf "$R/usr/local/share/safeapply/busybox-image.tar" .   # docker imports it when started
+cat > "$R/usr/local/sbin/safeapply-load-images" <<'SCRIPT'
+#!/bin/bash
+# Import the sandbox's local images (busybox-static, no registry) into ENGINE: podman (done when the rootfs is
+# built) or docker (`systemctl start docker && safeapply-load-images docker`).
+set -euo pipefail
+E=${1:-podman}; TAR=/usr/local/share/safeapply/busybox-image.tar
+imp() {  # NAME CHANGE...
+  local name=$1; shift; local ch=()
+  # podman: STOPSIGNAL KILL, busybox as a container's PID 1 ignores SIGTERM (each stop would wait 10 s);
+  # docker's import takes no STOPSIGNAL
+  [ "$E" = podman ] && ch+=(--change "STOPSIGNAL SIGKILL")
+  for c in "$@"; do ch+=(--change "$c"); done
+  "$E" import "${ch[@]}" "$TAR" "$name" >/dev/null
+}
+imp localhost/busybox:latest 'CMD ["sh"]'
+# a web server on 8080 (two builds: :2 differs from :1 only by an ENV, a different image ID)
+imp docker.io/library/httpd-lite:1 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]' "EXPOSE 8080"
+imp docker.io/library/httpd-lite:2 'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]' "EXPOSE 8080" "ENV BUILD=2"
+"$E" tag docker.io/library/httpd-lite:2 docker.io/library/httpd-lite:latest
+# an agent whose port (9090) is only in the image: a playbook running it with the host's network does not say it
+imp docker.io/prom/agent-lite:latest 'CMD ["httpd", "-f", "-p", "9090", "-h", "/www"]' "EXPOSE 9090"
+"$E" images
+SCRIPT
+chmod 0755 "$R/usr/local/sbin/safeapply-load-images"
 unshare --mount --fork bash -euo pipefail -c '
   R=$1
   mount --make-rprivate /
   mount --bind "$R" "$R"             # a mount point as the chroot root: image layers are applied in a chroot
   mount -t proc proc "$R/proc"
+  mount -t sysfs sysfs "$R/sys"      # podman looks at /sys/fs/cgroup even to import
   mount --rbind /dev "$R/dev"
   mount -t tmpfs tmpfs "$R/run"
-  p() { chroot "$R" podman --cgroup-manager=cgroupfs --events-backend=file "$@"; }
-  # STOPSIGNAL KILL: busybox as PID 1 of a container ignores SIGTERM, and every stop would wait 10 s for nothing
-  imp() { local name=$1; shift; local ch=(--change "STOPSIGNAL SIGKILL"); for c in "$@"; do ch+=(--change "$c"); done
-          p import "${ch[@]}" /root/busybox-image.tar "$name"; }
-  imp localhost/busybox:latest "CMD [\"sh\"]"
-  # a web server on 8080 (two builds: :2 differs from :1 only by a label, a different image ID)
-  imp docker.io/library/httpd-lite:1 "CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]" "EXPOSE 8080"
-  imp docker.io/library/httpd-lite:2 "CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]" "EXPOSE 8080" \
-    "LABEL build=2"
-  p tag docker.io/library/httpd-lite:2 docker.io/library/httpd-lite:latest
-  # an agent whose port (9090) is only in the image: a playbook running it with --network host does not say it
-  imp docker.io/prom/agent-lite:latest "CMD [\"httpd\", \"-f\", \"-p\", \"9090\", \"-h\", \"/www\"]" "EXPOSE 9090"
-  p images
+  chroot "$R" /usr/local/sbin/safeapply-load-images podman
 ' _ "$R"
-rm -f "$R/root/busybox-image.tar"
 chroot "$R" apt-get clean
 rm -rf "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/*.bin
 touch "$R/.safeapply-rootfs-ready"

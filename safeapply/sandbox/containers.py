@@ -1,11 +1,14 @@
-"""Container sandboxes (`safeapply sandbox up --containers`): the base rootfs plus Debian 12's podman and a local
-busybox image, cached in its own directory named after both recipes' hashes (build-rootfs-containers.sh).
+"""Container sandboxes (`safeapply sandbox up --containers`): the base rootfs plus Debian 12's podman, docker and
+local busybox images, cached in its own directory named after both recipes' hashes (build-rootfs-containers.sh).
 
 Images in that rootfs, built without any registry (busybox-static imported with `podman import`):
 
 * `localhost/busybox:latest` — runs `sh`
 * `docker.io/library/httpd-lite:1` and `:2` (= `:latest`) — `httpd -f -p 8080 -h /www`, two image IDs
 * `docker.io/prom/agent-lite:latest` — `httpd -f -p 9090 -h /www`: a port only the image knows
+
+docker (Debian's docker.io) is installed but not started at boot: `systemctl start docker &&
+safeapply-load-images docker` (`start_docker`) gives it the same images.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ def ensure_containers_rootfs(log: Path | None = None) -> Path:
 
 
 def containers_env() -> dict[str, str]:
-    """systemd-nspawn's environment for a container sandbox: /proc/sys/net writable (netavark turns on
-    ip_forward, crun sets ping_group_range) — the guest's own network namespace, loopback only."""
-    return {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+    """systemd-nspawn's environment for a container sandbox (its netns is its own, loopback only):
+    /proc/sys/net writable (netavark turns on ip_forward, crun sets ping_group_range); a cgroup v2 tree of its
+    own (this machine's v1 controllers are read-only inside, and dockerd's runc needs cgroups); no seccomp
+    filter (runc joins a session keyring, and nspawn's filter refuses keyctl)."""
+    return {"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network", "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1",
+            "SYSTEMD_SECCOMP": "0"}
+
+
+START_DOCKER = "systemctl start docker && safeapply-load-images docker >/dev/null"

@@ -125,6 +125,9 @@ class Become:
             return True
         if not_allowed(err):
             raise self.refused(host, login, err)
+        if b"terminal" in err:  # an su (shadow's, busybox's) that reads passwords only from a terminal
+            raise SudoError(f"{host}: su there reads a password only from a terminal, which safeapply does not use",
+                            "use become_method sudo for this host")
         who = f"sudo for {login!r}" if self.method == "sudo" else "su to root"
         raise WrongBecomePassword(f"{host}: the become password was refused ({who})",
                                   "check ansible_become_password (or what you typed for -K)")

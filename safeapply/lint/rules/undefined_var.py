@@ -82,11 +82,40 @@ def defined_names(root: Path, roles: list[Path] | None = None, limit: int = 3000
         if not path.is_file():
             continue
         if path.suffix in (".yml", ".yaml", ".json"):
-            _keys(load_yaml(path, str(path)).data, names)
+            _keys(_vaulted(path) if _is_vaulted(path) else load_yaml(path, str(path)).data, names)
         elif path.suffix in ("", ".ini", ".cfg", ".hosts", ".inventory") and path.stat().st_size < 1_000_000:
             with contextlib.suppress(OSError):
                 names.update(_INI_VAR.findall(path.read_text(errors="replace")))
     return names
+
+
+def _is_vaulted(path: Path) -> bool:
+    with contextlib.suppress(OSError), path.open("rb") as f:
+        return f.read(14) == b"$ANSIBLE_VAULT"
+    return False
+
+
+def _vaulted(path: Path) -> Any:
+    """A vault-encrypted vars file, decrypted with the invocation's vault secrets (as ansible-playbook would);
+    None when it cannot be (its names then count as unknown; run and plan report the vault error itself)."""
+    from safeapply.ansible_context import get
+
+    try:
+        return get().loader.load_from_file(str(path))
+    except Exception:  # Ansible's vault or parser error: the names stay unknown here
+        return None
+
+
+def _default_inventory() -> list[Path]:
+    """ansible.cfg's `inventory` (its group_vars and host_vars): in the usual layout it is not under the
+    playbook's folder, and `safeapply lint` has no -i."""
+    from ansible import constants as C
+
+    out: list[Path] = []
+    for src in map(Path, C.DEFAULT_HOST_LIST or []):
+        out += [src] if src.is_dir() else [d for d in (src.parent / "group_vars", src.parent / "host_vars")
+                                            if src.exists() and d.is_dir()]
+    return out
 
 
 def _is_known(name: str, known: set[str]) -> bool:
@@ -94,7 +123,7 @@ def _is_known(name: str, known: set[str]) -> bool:
 
 
 def check(ctx: Context) -> Iterator[Finding]:
-    known = defined_names(ctx.project.root, ctx.project.roles) | set(ctx.known_vars)
+    known = defined_names(ctx.project.root, [*ctx.project.roles, *_default_inventory()]) | set(ctx.known_vars)
     reported: set[tuple[str, int, str]] = set()
     for tpl in templates(ctx.project):
         try:
