@@ -174,7 +174,8 @@ def test_become_password_file_supplies_the_password_no_variable_sets(project: Pa
 
 def test_runner_gets_paths_never_secrets(tmp_path: Path) -> None:
     """ansible-playbook's options for the run: files by path; a typed password only in a 0600 file."""
-    from safeapply.ansible_context import AnsibleArgs, AnsibleContext, Prompted
+    from safeapply.ansible_context import AnsibleArgs, AnsibleContext
+    from safeapply.vault import Prompted
 
     args = AnsibleArgs(vault_ids=("prod@/p/prod-pass",), vault_password_files=("/p/vp",), remote_user="u",
                        become=True, become_password_file="/p/bp", forks=7, timeout=9, ssh_common_args="-o X=y")
