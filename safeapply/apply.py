@@ -207,7 +207,7 @@ class PendingPlaybook:
             self.cancel.stopped = True
             self._thread.join()
         self.collector.close()
-        _close_control_masters(self._control)
+        close_control_masters(self._control)
         self._tmp.cleanup()
 
     def _open_gate(self, word: str) -> None:
@@ -247,7 +247,7 @@ def _run_env(req: ApplyRequest, control: Path) -> dict[str, str]:
     return env
 
 
-def _close_control_masters(control: Path) -> None:
+def close_control_masters(control: Path) -> None:
     """The run's SSH control connections end with it: not left for ControlPersist's 60 s (and for another run)."""
     ssh = shutil.which("ssh")
     if ssh is None or not control.is_dir():

@@ -4,7 +4,8 @@
         target/<version>.pyz               this package, one zip per version (INSTALL_DIR)
         bin/safeapply-restore.py           restores the host to a snapshot kept here, without the controller
         snapshots/{manifests,packs}/       the on-target copy of the snapshots (newest 20)
-        restores/                          a record of every restore done on the host
+        restores/                          a record of every restore done on the host; journal.json while
+                                           one is in progress (left behind: interrupted, half-restored)
         deadman/<run>/                     an armed dead-man's switch: config, saved firewall, fired.json
     ~/.cache/safeapply/target/             the package for a login that cannot become root (scan only)
     /run/safeapply/lock/                   the per-host run lock (a tmpfs: a reboot clears it)
@@ -25,6 +26,7 @@ UNIT_DIR = "/usr/local/lib/systemd/system"
 TIMERS_WANTS = UNIT_DIR + "/timers.target.wants"
 TIMER_STAMPS = "/var/lib/systemd/timers"
 RESTORE_PROGRAM = "bin/safeapply-restore.py"  # under a base
+RESTORE_JOURNAL = "restores/journal.json"  # under a base: a restore in progress (or interrupted)
 TMP_PREFIX = ".safeapply-"  # every temp file safeapply leaves beside its final name, until the rename
 
 
