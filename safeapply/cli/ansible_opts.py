@@ -53,7 +53,8 @@ OPTIONS: tuple[tuple[str, Any], ...] = (
         help="The become password in a file, or a script that prints it.")]),
     ("forks", Annotated[int | None, typer.Option(
         "--forks", "-f", min=1, rich_help_panel=PANEL,
-        help="Hosts worked on at once, by Ansible and by safeapply (default: ansible.cfg's forks, else 5).")]),
+        help="Hosts worked on at once by ansible-playbook, ping, scan and snapshot (default: ansible.cfg's forks, "
+        "else 5).")]),
     ("ssh_common_args", Annotated[str | None, typer.Option(
         "--ssh-common-args", rich_help_panel=PANEL, help="Options for ssh (e.g. '-o ProxyJump=bastion').")]),
     ("ssh_extra_args", Annotated[str | None, typer.Option(
