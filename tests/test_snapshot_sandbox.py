@@ -92,7 +92,7 @@ def test_disk_full_on_target(sandbox_factory, state, capsys) -> None:
         rc, _, err = cli(capsys, "snapshot", "snapfull", "-i", str(host.inventory))
         assert rc == 15 and "on-target" in err and "No space left" in err
         assert host.sh("find /var/lib/safeapply -type f -name '.safeapply-*' | wc -l").strip() == "0"
-        assert host.sh("ls /var/lib/safeapply/snapshots/manifests 2>/dev/null | wc -l").strip() == "0"
+        assert host.sh("ls /var/lib/safeapply/host-snapshots/manifests 2>/dev/null | wc -l").strip() == "0"
         assert state.ids() == []
     finally:
         host.sh("umount /var/lib/safeapply")

@@ -50,7 +50,7 @@ class SnapshotTest(unittest.TestCase):
 
     def test_scan_then_the_host_restores_itself(self) -> None:
         sid = self.scan()
-        self.assertTrue(os.path.exists(os.path.join(self.base, "snapshots", "manifests", sid + ".jsonl")))
+        self.assertTrue(os.path.exists(os.path.join(self.base, "host-snapshots", "manifests", sid + ".jsonl")))
         launcher = os.path.join(self.base, layout.RESTORE_PROGRAM)
         self.assertTrue(os.access(launcher, os.X_OK))
         with open(launcher) as f:

@@ -1,7 +1,7 @@
 """The snapshot program's shared helpers; also imported by the controller's store (`snapshot_id`, `pack`).
 
 Paths travel as str decoded from bytes with utf-8/surrogateescape, so newlines and non-UTF-8 names survive
-JSON; on the host every os call uses bytes (`enc`). Blobs live in pack files under BASE/snapshots/packs/.
+JSON; on the host every os call uses bytes (`enc`). Blobs live in pack files under BASE/host-snapshots/packs/.
 """
 
 import contextlib
