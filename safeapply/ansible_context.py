@@ -56,6 +56,7 @@ class AnsibleArgs:
     ssh_common_args: str | None = None
     ssh_extra_args: str | None = None
     timeout: int | None = None
+    playbook: str | None = None  # the command's playbook: group_vars/host_vars beside it count, as in Ansible
 
     def playbook_args(self) -> list[str]:
         """The connection, become and fork options for ansible-playbook (paths only: never a secret).
@@ -200,7 +201,10 @@ def activate(args: AnsibleArgs, ask: Callable[[str], str] | None = None) -> Ansi
     """Build this invocation's context: prompts (-J, -K: a TTY only), vault secrets loaded. Errors are one line."""
     global _current
     prompted = vault.prompt(args.ask_vault_pass, args.ask_become_pass, args.become_password_file, ask)
-    _current = AnsibleContext(args, vault.loader(args.vault_ids, args.vault_password_files, prompted), prompted)
+    loader = vault.loader(args.vault_ids, args.vault_password_files, prompted)
+    if args.playbook:  # as the playbook executor does: vars plugins read group_vars/host_vars beside it too
+        loader.set_basedir(str(Path(args.playbook).absolute().parent))
+    _current = AnsibleContext(args, loader, prompted)
     return _current
 
 

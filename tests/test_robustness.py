@@ -107,3 +107,19 @@ def test_a_prune_between_a_snapshots_blobs_and_its_manifest_fails_that_snapshot(
     with pytest.raises(SnapshotError, match="pruned meanwhile"):
         store.save({}, _manifest("web1", h), "web1")
     assert store.ids() == []
+
+
+def test_the_apply_gate_fails_closed(tmp_path: Path) -> None:
+    """ansible-playbook waits at the gate until safeapply says go; a gate that breaks (here: its file is a
+    directory) must stop the play, never let it run (Ansible turns a callback's exception into a warning)."""
+    marker = tmp_path / "ran"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy: "
+                  f"{{dest: {marker}, content: x}}\n")
+    env = {**os.environ, "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent.parent / "safeapply"
+                                                          / "ansible_callbacks"),
+           "SAFEAPPLY_APPLY_GATE": str(tmp_path)}
+    proc = subprocess.run([str(SAFEAPPLY.parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)],
+                          env=env, capture_output=True, text=True, check=False, timeout=GUARD)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert not marker.exists()
