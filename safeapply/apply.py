@@ -241,7 +241,7 @@ def _callback_plugins() -> str:
 def _run_env(req: ApplyRequest, control: Path) -> dict[str, str]:
     """What the safeapply_run callback reads in ansible-playbook: the run's mark; the speedups, or none."""
     env = {"SAFEAPPLY_RUN_MARK": req.mark, "SAFEAPPLY_ANSIBLE_SPEEDUPS": "1" if req.speedups else "0"}
-    if req.speedups:
+    if req.speedups and len(str(control)) <= 60:  # ssh's socket path (dir/hash.random) must fit 108 bytes
         control.mkdir(mode=0o700)
         env["SAFEAPPLY_SSH_CONTROL_DIR"] = str(control)
     return env
