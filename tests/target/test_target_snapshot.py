@@ -80,6 +80,15 @@ class SnapshotTest(unittest.TestCase):
                 check_manifest(roots, entries)
             self.assertEqual(cm.exception.kind, "unsafe")
 
+    def test_an_id_is_never_a_path(self) -> None:
+        """Issue 11 item 14: the id names a manifest under the base; `../` in it must not reach anywhere else."""
+        with tempfile.TemporaryDirectory() as base:
+            for sid in ("../../../tmp/x", "20261130T010101Z-h-0123456789abcdef/../../x", ""):
+                rc, _out, err = run_entry(["snapshot.restore", "--base", base, "--id", sid])
+                self.assertEqual(rc, 3, err)
+                self.assertIn("SAFEAPPLY-ERROR usage", err)
+                self.assertIn("is not a snapshot id", err)
+
 
 if __name__ == "__main__":
     unittest.main()
