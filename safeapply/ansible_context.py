@@ -14,24 +14,22 @@ directory that the caller deletes, never through argv or the environment.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from safeapply import vault
 from safeapply.ansible_errors import (
-    VAULT_HINT,
     ansible_warnings,
     first_line,
     is_vault_error,
-    note_vault_sources,
     vault_errors,
     why,
 )
-from safeapply.errors import UsageError, VaultError
+from safeapply.errors import UsageError
+from safeapply.vault import Prompted
 
 # An inventory that does not parse is an error, not a warning followed by "no hosts matched".
 os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
@@ -58,6 +56,7 @@ class AnsibleArgs:
     ssh_common_args: str | None = None
     ssh_extra_args: str | None = None
     timeout: int | None = None
+    playbook: str | None = None  # the command's playbook: group_vars/host_vars beside it count, as in Ansible
 
     def playbook_args(self) -> list[str]:
         """The connection, become and fork options for ansible-playbook (paths only: never a secret).
@@ -75,14 +74,6 @@ class AnsibleArgs:
 
 def _abs(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().absolute())
-
-
-@dataclass(frozen=True)
-class Prompted:
-    """Passwords typed at a prompt (-J, -K). Never printed: repr shows only which ones are set."""
-
-    vault: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (vault id, password)
-    become: str | None = field(default=None, repr=False)
 
 
 class AnsibleContext:
@@ -209,8 +200,10 @@ _current: AnsibleContext | None = None
 def activate(args: AnsibleArgs, ask: Callable[[str], str] | None = None) -> AnsibleContext:
     """Build this invocation's context: prompts (-J, -K: a TTY only), vault secrets loaded. Errors are one line."""
     global _current
-    prompted = _prompt(args, ask)
-    loader = _loader(args, prompted)
+    prompted = vault.prompt(args.ask_vault_pass, args.ask_become_pass, args.become_password_file, ask)
+    loader = vault.loader(args.vault_ids, args.vault_password_files, prompted)
+    if args.playbook:  # as the playbook executor does: vars plugins read group_vars/host_vars beside it too
+        loader.set_basedir(str(Path(args.playbook).absolute().parent))
     _current = AnsibleContext(args, loader, prompted)
     return _current
 
@@ -226,8 +219,8 @@ def get(inventory: Sequence[str] | None = None, extra_vars: Sequence[str] | None
     built once). Outside an activated command (a library call) a new context each time, with Ansible's
     defaults: nothing is cached between calls whose files may have changed."""
     if _current is None:
-        return AnsibleContext(AnsibleArgs(), _loader(AnsibleArgs(), Prompted()), Prompted()).derive(
-            inventory, extra_vars)
+        return AnsibleContext(AnsibleArgs(), vault.loader((), (), Prompted()), Prompted()).derive(inventory,
+                                                                                                extra_vars)
     ctx = _current.derive(inventory, extra_vars)
     return _derived.setdefault((ctx.args.inventory, ctx.args.extra_vars), ctx)
 
@@ -236,93 +229,12 @@ _derived: dict[tuple[tuple[str, ...], tuple[str, ...]], AnsibleContext] = {}
 
 
 def forks() -> int:
-    return get().forks
-
-
-def _prompt(args: AnsibleArgs, ask: Callable[[str], str] | None) -> Prompted:
-    import getpass
-
-    wanted = [("-J/--ask-vault-pass", "Vault password: ") if args.ask_vault_pass else None,
-              ("-K/--ask-become-pass", "BECOME password: ") if args.ask_become_pass else None]
-    asks = [w for w in wanted if w is not None]
-    if asks and ask is None and not sys.stdin.isatty():
-        raise UsageError(f"{asks[0][0]} needs a terminal to ask on, and stdin is not one",
-                         "give the password in a file instead: --vault-password-file FILE or --vault-id "
-                         "ID@FILE (a script works too), --become-password-file FILE")
-    read = ask or getpass.getpass
-    vault = ((_DEFAULT_ID(), _nonempty(read("Vault password: "), "vault")),) if args.ask_vault_pass else ()
-    become = _nonempty(read("BECOME password: "), "become") if args.ask_become_pass else None
-    if become is None and args.become_password_file:
-        become = _password_file(args.become_password_file)
-    return Prompted(vault, become)
-
-
-def _password_file(path: str) -> str:
-    """--become-password-file: a file, or a script that prints the password (Ansible's own reader)."""
-    from ansible.cli import CLI
-    from ansible.errors import AnsibleError
-
-    try:
-        return str(CLI.get_password_from_file(str(Path(path).expanduser())))
-    except AnsibleError as e:
-        raise UsageError(f"--become-password-file: {first_line(e)}", "give a readable file, or a script that "
-                         "prints the password") from e
-
-
-def _DEFAULT_ID() -> str:
+    """-f, else ansible.cfg's forks (else Ansible's 5): how many hosts are worked on at once."""
+    if _current is not None:
+        return _current.forks
     from ansible import constants as C
 
-    return str(C.DEFAULT_VAULT_IDENTITY)
-
-
-def _nonempty(secret: str, what: str) -> str:
-    if not secret:
-        raise UsageError(f"an empty {what} password was typed", "type the password, or give it in a file")
-    return secret
-
-
-def _loader(args: AnsibleArgs, prompted: Prompted) -> Any:
-    """A DataLoader with the vault secrets ansible-playbook would have (its own `_play_prereqs` code path)."""
-    from ansible import constants as C
-    from ansible.cli import CLI
-    from ansible.errors import AnsibleError
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.parsing.vault import VaultSecret
-
-    loader = DataLoader()
-    vault_ids = list(C.DEFAULT_VAULT_IDENTITY_LIST) + list(args.vault_ids)
-    for vid in vault_ids:
-        if vid.rpartition("@")[2] in ("prompt", "prompt_ask_vault_pass"):
-            raise UsageError(f"--vault-id {vid} asks at a prompt", "use -J/--ask-vault-pass at a terminal, or "
-                             "give the password in a file: --vault-id ID@FILE")
-    try:
-        with _quiet_display():
-            secrets = CLI.setup_vault_secrets(loader, vault_ids=vault_ids,
-                                              vault_password_files=list(args.vault_password_files),
-                                              ask_vault_pass=False, auto_prompt=False, initialize_context=False)
-    except AnsibleError as e:
-        raise VaultError(f"vault: {first_line(e)}", VAULT_HINT) from e
-    secrets = [(vid, VaultSecret(pw.encode())) for vid, pw in prompted.vault] + list(secrets)
-    note_vault_sources([f"{vid}@{getattr(s, 'filename', None) or 'prompt'}" for vid, s in secrets])
-    loader.set_vault_secrets(secrets)
-    _set_vault_context(secrets)
-    return loader
-
-
-def _set_vault_context(secrets: list[tuple[str, Any]]) -> None:
-    """Vault-encrypted values (`!vault` strings) decrypt through Ansible's process-wide VaultSecretsContext.
-    Ansible initialises it once per process; one process here may run several invocations (tests), so the
-    current one is replaced (a private attribute: pinned by tests/test_ansible_context.py)."""
-    from ansible.parsing.vault import VaultSecretsContext
-
-    VaultSecretsContext._current = VaultSecretsContext(secrets)
-
-
-@contextlib.contextmanager
-def _quiet_display() -> Iterator[None]:
-    """setup_vault_secrets warns about each unusable password file before it raises: the error says it once."""
-    with ansible_warnings():
-        yield
+    return int(C.DEFAULT_FORKS or 5)
 
 
 def _inventory_manager(loader: Any, sources: list[str]) -> Any:

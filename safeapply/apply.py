@@ -207,7 +207,7 @@ class PendingPlaybook:
             self.cancel.stopped = True
             self._thread.join()
         self.collector.close()
-        _close_control_masters(self._control)
+        close_control_masters(self._control)
         self._tmp.cleanup()
 
     def _open_gate(self, word: str) -> None:
@@ -241,13 +241,13 @@ def _callback_plugins() -> str:
 def _run_env(req: ApplyRequest, control: Path) -> dict[str, str]:
     """What the safeapply_run callback reads in ansible-playbook: the run's mark; the speedups, or none."""
     env = {"SAFEAPPLY_RUN_MARK": req.mark, "SAFEAPPLY_ANSIBLE_SPEEDUPS": "1" if req.speedups else "0"}
-    if req.speedups:
+    if req.speedups and len(str(control)) <= 60:  # ssh's socket path (dir/hash.random) must fit 108 bytes
         control.mkdir(mode=0o700)
         env["SAFEAPPLY_SSH_CONTROL_DIR"] = str(control)
     return env
 
 
-def _close_control_masters(control: Path) -> None:
+def close_control_masters(control: Path) -> None:
     """The run's SSH control connections end with it: not left for ControlPersist's 60 s (and for another run)."""
     ssh = shutil.which("ssh")
     if ssh is None or not control.is_dir():

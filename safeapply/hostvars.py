@@ -86,8 +86,11 @@ def _fold(plugin_type: str, plugin: str, options: tuple[tuple[str, str], ...], k
     for option, var in options:
         if option not in defs:
             continue
-        value, origin = C.config.get_config_value_and_origin(option, plugin_type=plugin_type, plugin_name=plugin,
-                                                              keys=keys, variables=out)
+        try:
+            value, origin = C.config.get_config_value_and_origin(option, plugin_type=plugin_type,
+                                                                  plugin_name=plugin, keys=keys, variables=out)
+        except AnsibleError:  # a value of the wrong type (ansible_port=abc): the transport names host and variable
+            continue
         if origin != "default" and value is not None and value != "":
             out[var] = value
 

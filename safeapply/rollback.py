@@ -92,6 +92,13 @@ def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops
     return rep
 
 
+def files_restored(rep: RollbackReport) -> bool:
+    """The roots were put back (whatever else still differs): a dead-man's switch armed around the rollback has
+    nothing left to finish and is disarmed; else (the restore failed or the host could not be reached) it stays
+    armed and restores the host itself."""
+    return not any(e.startswith(("restore files:", "connect:")) for e in rep.errors)
+
+
 def check_restored(rep: RollbackReport, transport: Transport, snapshot_id: str, before: HostState,
                    ops: SnapshotOps, others: frozenset[str] = frozenset()) -> None:
     """Rescan and diff the roots: `rep.differences` empty means the host is as before."""

@@ -19,7 +19,7 @@ from safeapply.errors import UsageError
 from safeapply.inventory import Host, resolve_hosts
 from safeapply.lock import host_lock
 from safeapply.records import RunRecord, RunStore
-from safeapply.rollback import RollbackReport, rollback_host
+from safeapply.rollback import RollbackReport, files_restored, rollback_host
 from safeapply.run_stages import machine_id, snapshot_ops
 from safeapply.scan import HostState
 from safeapply.transport.base import Transport
@@ -80,8 +80,8 @@ def _one(host: Host, rec: RunRecord, snap: dict[str, Any], before: HostState, wo
         with armed_around(t, f"rollback-{rec.id}", snap["id"], deadline) as guard:
             report = rollback_host(t, snap["id"], before, snapshot_ops(), apt_offset=snap.get("apt_offset"),
                                    rollback_packages=rollback_packages)
-            if report.restored:
-                guard.verified()  # disarmed only now; else it stays armed and restores the host itself
+            if files_restored(report):
+                guard.verified()  # disarmed only now; else it stays armed and finishes the restore itself
         for note in guard.notes:
             if note.startswith("dead-man's switch still armed"):
                 report.errors.append(note)

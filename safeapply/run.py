@@ -31,7 +31,7 @@ from safeapply.inventory import Host
 from safeapply.lock import host_lock
 from safeapply.outcome import HostEnd, HostOutcome, RunOutcome, decide
 from safeapply.records import RunRecord, RunStore, new_record, provenance
-from safeapply.rollback import RollbackReport, apt_log_offset, rollback_host
+from safeapply.rollback import RollbackReport, apt_log_offset, files_restored, rollback_host
 from safeapply.run_options import RunOptions
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
@@ -59,7 +59,10 @@ class Switch:
     def current(self) -> deadman.Armed:
         """The armed state, with the keepalive stopped (nothing pushes the deadline any more)."""
         if self.keepalive is not None:
-            self.armed, self.keepalive = self.keepalive.stop(), None
+            self.armed, failures = self.keepalive.stop(), self.keepalive.failures
+            self.keepalive = None
+            if failures:  # each was retried until the host's deadline; the record says why pushes failed
+                self.detail["keepalive_failures"] = failures[-5:]
         return self.armed
 
     @property
@@ -394,7 +397,7 @@ class Pipeline:
             if sw is not None and keepalive is not None:
                 sw.armed = keepalive.stop()
         try:
-            if h.rollback.restored and sw is not None:  # disarmed only once the rollback is verified
+            if files_restored(h.rollback) and sw is not None:  # disarmed once the rollback's outcome is known
                 self._disarm_after_rollback(sw, t)
         finally:
             if mine:

@@ -162,6 +162,11 @@ def test_command_line_and_ansible_cfg_fold_into_host_vars_at_ansibles_precedence
     assert v["ansible_become_password"] == VAULT_VALUE  # templated with the vault secrets
     v = _vars(project, remote_user="cliuser", extra_vars=["ansible_user=evuser"])["vars"]
     assert v["ansible_user"] == "evuser"
+    # group_vars beside the command's playbook count too (the loader's basedir, as the playbook executor sets it)
+    (project / "playbooks/group_vars/web").mkdir(parents=True)
+    (project / "playbooks/group_vars/web/conn.yml").write_text("ansible_ssh_common_args: -o From=playbook\n")
+    assert "ansible_ssh_common_args" not in _vars(project)["vars"]
+    assert _vars(project, playbook="playbooks/site.yml")["vars"]["ansible_ssh_common_args"] == "-o From=playbook"
 
 
 def test_become_password_file_supplies_the_password_no_variable_sets(project: Path, tmp_path: Path) -> None:
@@ -174,7 +179,8 @@ def test_become_password_file_supplies_the_password_no_variable_sets(project: Pa
 
 def test_runner_gets_paths_never_secrets(tmp_path: Path) -> None:
     """ansible-playbook's options for the run: files by path; a typed password only in a 0600 file."""
-    from safeapply.ansible_context import AnsibleArgs, AnsibleContext, Prompted
+    from safeapply.ansible_context import AnsibleArgs, AnsibleContext
+    from safeapply.vault import Prompted
 
     args = AnsibleArgs(vault_ids=("prod@/p/prod-pass",), vault_password_files=("/p/vp",), remote_user="u",
                        become=True, become_password_file="/p/bp", forks=7, timeout=9, ssh_common_args="-o X=y")

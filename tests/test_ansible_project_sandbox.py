@@ -96,7 +96,9 @@ def test_apply_with_no_i_reaches_the_host_without_any_vault(where: tuple[Path, d
     (plain / "ansible.cfg").write_text("[defaults]\ninventory = inventories/home/hosts.yml\nroles_path = roles\n")
     hv = yaml.safe_load(host.inventory.read_text())["all"]["hosts"]
     (plain / "inventories/home/hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"web": {"hosts": hv}}}}))
-    _ok(run(plain, "safeapply", "run", "playbooks/site.yml", "--yes", "--settle", "1", env=env))
+    # ansible-playbook's own connection options reach its apply as well (it refuses one it does not know: exit 2)
+    _ok(run(plain, "safeapply", "run", "playbooks/site.yml", "--yes", "--settle", "1", "-u", "root", "-f", "2",
+            "-T", "30", "--ssh-extra-args", "-o ServerAliveInterval=5", env=env))
     assert host.sh("cat /root/safeapply-ctx-marker").split() == ["plain-token", "plain-play"]
 
 

@@ -107,3 +107,41 @@ def test_a_prune_between_a_snapshots_blobs_and_its_manifest_fails_that_snapshot(
     with pytest.raises(SnapshotError, match="pruned meanwhile"):
         store.save({}, _manifest("web1", h), "web1")
     assert store.ids() == []
+
+
+def test_the_apply_gate_fails_closed(tmp_path: Path) -> None:
+    """ansible-playbook waits at the gate until safeapply says go; a gate that breaks (here: its file is a
+    directory) must stop the play, never let it run (Ansible turns a callback's exception into a warning)."""
+    marker = tmp_path / "ran"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(f"- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.copy: "
+                  f"{{dest: {marker}, content: x}}\n")
+    env = {**os.environ, "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent.parent / "safeapply"
+                                                          / "ansible_callbacks"),
+           "SAFEAPPLY_APPLY_GATE": str(tmp_path)}
+    proc = subprocess.run([str(SAFEAPPLY.parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(pb)],
+                          env=env, capture_output=True, text=True, check=False, timeout=GUARD)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert not marker.exists()
+
+
+def test_a_root_controller_that_is_its_own_target_keeps_both_trees(tmp_path: Path) -> None:
+    """Issue 11 item 5: as root, the controller's state dir and a host's own copies both default to
+    /var/lib/safeapply. A controller that manages itself must keep them apart: pruning the controller's store
+    (twice: what one prune leaves, the next sees) never deletes the copy the host's dead-man's switch restores from."""
+    from safeapply.snapshot.capture import take
+    from safeapply.transport.local import LocalTransport
+
+    state = tmp_path / "var-lib-safeapply"  # both sides' base, as on a root controller
+    root = tmp_path / "etc"
+    root.mkdir()
+    (root / "motd").write_text("hello\n")
+    store = Store(state / "snapshots")
+    with LocalTransport("self") as t:
+        sid = take(t, [str(root)], store, target_base=str(state)).id
+    on_host = [p for p in state.rglob(f"{sid}.jsonl") if not p.is_relative_to(store.host_dir("self"))]
+    assert on_host, "the host keeps its own copy"
+    store.prune(keep=0)
+    store.prune(keep=0)
+    assert store.ids() == []
+    assert all(p.exists() for p in on_host)

@@ -43,6 +43,22 @@ FAILS_WITH_A_UNIT = """- name: starts a unit, then fails
 """
 
 
+LOCKOUT_AND_RESTART = """- name: restarts a service, then moves sshd away
+  hosts: all
+  become: true
+  tasks:
+    - name: Restart the writer
+      ansible.builtin.systemd: {name: sa-writer.service, state: restarted}
+    - name: Listen on 2222 only (lint does not read sed)
+      ansible.builtin.shell: "sed -i 's/^#\\\\?Port .*/Port 2222/' /etc/ssh/sshd_config && sshd -t"
+      changed_when: true
+      notify: Restart ssh
+  handlers:
+    - name: Restart ssh
+      ansible.builtin.service: {name: ssh, state: restarted}
+"""
+
+
 @pytest.fixture(scope="module")
 def host(sandbox_factory: Callable[[str], Sandbox]) -> Sandbox:
     return sandbox_factory("ssw")
@@ -77,7 +93,7 @@ def test_the_switch_keeps_sshd_running_when_its_restore_failed(host: Sandbox) ->
 
 def test_a_failed_host_keeps_its_switch_armed_through_the_rollback(host: Sandbox, tmp_path: Path) -> None:
     """The controller's rollback of a failed host runs with the switch still armed (were the rollback to cut
-    SSH, the host would finish it itself); it is disarmed once the rollback is verified."""
+    SSH, the host would finish it itself); it is disarmed once the rollback has put the files back."""
     pb = tmp_path / "fails.yml"
     pb.write_text(FAILS_WITH_A_UNIT)
     proc = _cli(["run", str(pb), "-i", str(host.inventory), "--yes", "--deadman-deadline", "120"], tmp_path)
@@ -156,3 +172,25 @@ def test_the_keepalive_retries_a_failed_extend(host: Sandbox, tmp_path: Path) ->
         st = deadman.status(inner, "keep-retry")
         assert st["armed"] and st["fired"] is None, st
         assert deadman.disarm(inner, last) is None
+
+
+def test_a_self_restore_is_compared_with_the_snapshot(host: Sandbox, tmp_path: Path) -> None:
+    """A host that restored itself is reported restored only if /etc matches the pre-run snapshot: here a
+    service the run restarted (and the switch restarts again) rewrites a file under /etc on start, so /etc
+    differs after the self-restore; the pipeline must compare the listing, not only services and ports."""
+    unit = b"[Service]\nExecStart=/bin/sh -c 'date +%%s%%N > /etc/sa-writer-stamp; exec sleep infinity'\n"
+    host.sh("cat > /etc/systemd/system/sa-writer.service && systemctl daemon-reload && systemctl start sa-writer",
+            stdin=unit)
+    try:
+        pb = tmp_path / "lockout.yml"
+        pb.write_text(LOCKOUT_AND_RESTART)
+        proc = _cli(["run", str(pb), "-i", str(host.inventory), "--yes", "--deadman-deadline", "20"], tmp_path)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 21, out
+        dm = RunStore(tmp_path / "runs.sqlite").get("last").sections["snapshots"][host.name]["deadman"]
+        assert dm["outcome"] == "rollback-failed", dm
+        assert any(d.startswith("/etc/sa-writer-stamp") for d in dm["differences"]), dm
+        assert host.sh("echo back").strip() == "back"  # the switch did restore the way in
+    finally:
+        host.sh_rc("systemctl stop sa-writer; rm -f /etc/systemd/system/sa-writer.service /etc/sa-writer-stamp; "
+                   "systemctl daemon-reload")

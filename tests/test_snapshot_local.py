@@ -47,7 +47,7 @@ def test_take_is_incremental_and_kept_on_target(env) -> None:
     assert first.new_blobs == 3 and first.files >= 10
     second = take(t, [str(root)], store, target_base=base)
     assert second.new_blobs == 0 and second.bytes_received < first.bytes_received + 10
-    assert Path(base, "snapshots", "manifests", f"{first.id}.jsonl").exists()
+    assert Path(base, "host-snapshots", "manifests", f"{first.id}.jsonl").exists()
     assert os.access(Path(base, "bin", "safeapply-restore.py"), os.X_OK)
     for p in store.root.rglob("*"):
         assert (p.stat().st_mode & 0o777) in (0o700, 0o600), p
@@ -174,9 +174,9 @@ def test_target_keeps_the_newest_copies_and_those_a_switch_needs(env) -> None:
             state = Path(base, "deadman", "run-1")
             state.mkdir(parents=True)
             (state / "config.json").write_text(json.dumps({"snapshot_id": ids[2]}))
-    kept = {p.stem for p in Path(base, "snapshots", "manifests").glob("*.jsonl")}
+    kept = {p.stem for p in Path(base, "host-snapshots", "manifests").glob("*.jsonl")}
     assert kept == {ids[2], *ids[-KEEP:]}  # the first two went, and so did their packs
-    packs = list(Path(base, "snapshots", "packs").glob("*.pack"))
+    packs = list(Path(base, "host-snapshots", "packs").glob("*.pack"))
     assert len(packs) == KEEP + 2  # the first (every other file) + one per kept change
     for sid, text in ((ids[2], "version 2\n"), (ids[-KEEP], "version 3\n")):  # still restorable on the host
         subprocess.run([f"{base}/bin/safeapply-restore.py", sid], capture_output=True, check=True)

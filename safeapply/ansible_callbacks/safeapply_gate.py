@@ -31,12 +31,16 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         gate = os.environ.get("SAFEAPPLY_APPLY_GATE")
         if not gate:
             return
-        word, *env = _wait(gate).splitlines() or [""]
-        if word != "go":
-            os._exit(3)  # not an exception: Ansible would log it as a warning and run the playbook
-        for line in env:
-            name, _, value = line.partition("=")
-            os.environ[name] = value
+        try:
+            word, *env = _wait(gate).splitlines() or [""]
+            if word == "go":
+                for line in env:
+                    name, _, value = line.partition("=")
+                    os.environ[name] = value
+                return
+        except BaseException:  # the gate fails closed, whatever went wrong
+            pass
+        os._exit(3)  # not an exception: Ansible would log it as a warning and run the playbook
 
 
 def _wait(path: str) -> str:

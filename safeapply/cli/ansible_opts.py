@@ -53,7 +53,8 @@ OPTIONS: tuple[tuple[str, Any], ...] = (
         help="The become password in a file, or a script that prints it.")]),
     ("forks", Annotated[int | None, typer.Option(
         "--forks", "-f", min=1, rich_help_panel=PANEL,
-        help="Hosts worked on at once, by Ansible and by safeapply (default: ansible.cfg's forks, else 5).")]),
+        help="Hosts worked on at once by ansible-playbook, ping, scan and snapshot (default: ansible.cfg's forks, "
+        "else 5).")]),
     ("ssh_common_args", Annotated[str | None, typer.Option(
         "--ssh-common-args", rich_help_panel=PANEL, help="Options for ssh (e.g. '-o ProxyJump=bastion').")]),
     ("ssh_extra_args", Annotated[str | None, typer.Option(
@@ -97,4 +98,4 @@ def _args(v: dict[str, Any]) -> AnsibleArgs:
         become=bool(v["become"]), become_user=v["become_user"], become_method=v["become_method"],
         ask_become_pass=bool(v["ask_become_pass"]), become_password_file=v["become_password_file"],
         forks=v["forks"], ssh_common_args=v["ssh_common_args"], ssh_extra_args=v["ssh_extra_args"],
-        timeout=v["timeout"])
+        timeout=v["timeout"], playbook=str(v["playbook"]) if v.get("playbook") else None)

@@ -174,8 +174,8 @@ def restore_cmd(
     host matches the snapshot. A restore that was interrupted on the host is completed by this one."""
     import datetime as dt
 
-    from safeapply.deadman.around import armed_around
-    from safeapply.errors import SnapshotError
+    from safeapply.deadman.around import Guard, armed_around, half_restored
+    from safeapply.errors import SafeapplyError, SnapshotError
     from safeapply.lock import host_lock
     from safeapply.snapshot import Store, restore
     from safeapply.snapshot.diff import diff
@@ -189,15 +189,28 @@ def restore_cmd(
             raise UsageError("refusing to restore without --yes: stdin is not a terminal")
         typer.confirm(f"Restore {h.name} to {sid}?", abort=True)
     job = "restore-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    with progress(json_out) as say, h.connect(accept_new_host_keys) as t, host_lock(t, job), \
-            armed_around(t, job, sid, deadman_deadline) as guard:
-        report = restore(t, sid, store, progress=say)
-        left = [c.path for c in diff(t, sid, store)[1]]
-        if not left:
-            guard.verified()
+    armed: list[Guard] = []
+    try:
+        with progress(json_out) as say, h.connect(accept_new_host_keys) as t, host_lock(t, job), \
+                armed_around(t, job, sid, deadman_deadline) as guard:
+            armed.append(guard)
+            try:
+                report = restore(t, sid, store, progress=say)
+            except SafeapplyError:
+                if not half_restored(t):  # it changed nothing (corrupt, unsafe, disk full): nothing to finish
+                    guard.verified()
+                raise
+            guard.verified()  # finished: disarmed whatever the check below finds (the switch would change nothing)
+            left = [c.path for c in diff(t, sid, store)[1]]
+    except SafeapplyError as e:  # cut off or failed half-way: the switch finishes it (say so, and how to stop it)
+        if armed and armed[0].armed is not None and not armed[0].ok:
+            e.hint = ((e.hint + "; ") if e.hint else "") + (
+                f"the dead-man's switch {job} stays armed and restores {sid} at {armed[0].armed.deadline} "
+                f"(host clock); `safeapply deadman {job} --release --host {h.name} -i INVENTORY` disarms it")
+        raise
     if left:
-        raise SnapshotError(f"{h.name}: restored {sid}, but {len(left)} paths still differ (e.g. {left[0]}); "
-                            + "; ".join(guard.notes), "look at the host: `safeapply diff`")
+        raise SnapshotError(f"{h.name}: restored {sid}, but {len(left)} paths still differ (e.g. {left[0]})",
+                            "look at the host: `safeapply diff`")
     if json_out:
         emit_json("restore", {**report.as_dict(), "switch": guard.to_dict()})
         return

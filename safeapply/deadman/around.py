@@ -1,7 +1,8 @@
 """The switch armed around a controller-side restore (`safeapply rollback RUN`, `safeapply restore`): if the
 restore cuts SSH, or the controller dies half-way, the host restores the same snapshot itself at the deadline
-and restarts sshd and networking. Kept alive while the restore runs; disarmed only once the caller says the
-host is verified (`Guard.verified()`), else left armed to fire."""
+and restarts sshd and networking. Kept alive while the restore runs; disarmed only once the caller knows the
+host's outcome (`Guard.verified()`: the restore finished, or it failed without leaving the host half-restored,
+see `half_restored`), else left armed to finish the restore."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from safeapply.deadman.keepalive import Keepalive
 from safeapply.deadman.switch import Armed, arm, disarm
 from safeapply.errors import LockedError, SafeapplyError
+from safeapply.target.layout import BASE, RESTORE_JOURNAL
 from safeapply.transport.base import Transport
 
 
@@ -23,12 +25,22 @@ class Guard:
     fired: dict[str, object] | None = None
 
     def verified(self) -> None:
-        """The host is as wanted: the switch may be disarmed on leaving the block."""
+        """The host's outcome is known (restored, or untouched): the switch may be disarmed on leaving the block."""
         self.ok = True
 
     def to_dict(self) -> dict[str, object]:
         return {"armed": None if self.armed is None else self.armed.to_dict(), "notes": self.notes,
                 "fired": self.fired}
+
+
+def half_restored(t: Transport, base: str = BASE) -> bool:
+    """After a restore failed: does the host's restore journal say it stopped half-way? True also when the
+    host cannot be asked (then the switch must stay armed to finish it)."""
+    try:
+        res = t.run(["test", "-e", f"{base}/{RESTORE_JOURNAL}"], sudo=True, timeout=60)
+    except SafeapplyError:
+        return True
+    return res.rc != 1
 
 
 @contextmanager

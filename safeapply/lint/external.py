@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,8 @@ class Running:
     tmp: tempfile.TemporaryDirectory[str]
     error: str = ""
     config: Path | None = None  # the project's own .ansible-lint, if any
+    cwd: Path | None = None  # where it ran: the paths it reports are relative to it
+    root: Path | None = None  # the project root: the paths safeapply reports are relative to it
 
 
 def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) -> Running:
@@ -94,7 +96,7 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as e:
         return Running(None, tmp, f"cannot start ansible-lint: {e}", own)
-    return Running(proc, tmp, config=own)
+    return Running(proc, tmp, config=own, cwd=Path.cwd(), root=root)
 
 
 def _ansible_config() -> dict[str, str]:
@@ -129,7 +131,8 @@ def collect(run: Running, not_installed: set[str], timeout: float = 600) -> list
         if not isinstance(items, list) or (rc not in (0, 2) and not items):
             return [_tool_problem(f"ansible-lint failed (rc {rc}): {why}; its checks and the syntax check did "
                                   "not run")]
-        return [_finding(item, not_installed) for item in items if isinstance(item, dict)]
+        found = [_finding(item, not_installed) for item in items if isinstance(item, dict)]
+        return [replace(f, file=_project_path(f.file, run)) for f in found]
     finally:
         run.tmp.cleanup()
 
@@ -176,6 +179,17 @@ def classify(tag: str, message: str, not_installed: set[str]) -> Severity:
     if tag.split("[")[0] in BLOCKING_BASES or tag in BLOCKING_TAGS:
         return Severity.BLOCKING
     return Severity.WARNING
+
+
+def _project_path(path: str, run: Running) -> str:
+    """A path ansible-lint reported (relative to where it ran) as safeapply names files: from the project root."""
+    if not path or run.cwd is None or run.root is None:
+        return path
+    full = Path(os.path.normpath(run.cwd / path))
+    try:
+        return str(full.relative_to(run.root.resolve() if not full.is_relative_to(run.root) else run.root))
+    except ValueError:
+        return path
 
 
 def _finding(item: dict[str, Any], not_installed: set[str]) -> Finding:

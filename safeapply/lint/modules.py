@@ -47,8 +47,10 @@ def _quiet_ansible() -> None:
 def _loader() -> Any:
     _quiet_ansible()
     from ansible.plugins.loader import init_plugin_loader, module_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
 
-    init_plugin_loader()
+    if not AnsibleCollectionConfig.collection_finder:  # intent.load may have set it up already
+        init_plugin_loader()
     return module_loader
 
 

@@ -3,8 +3,11 @@
     /var/lib/safeapply/                    BASE: what safeapply keeps on a host (root only)
         target/<version>.pyz               this package, one zip per version (INSTALL_DIR)
         bin/safeapply-restore.py           restores the host to a snapshot kept here, without the controller
-        snapshots/{manifests,packs}/       the on-target copy of the snapshots (newest 20)
-        restores/                          a record of every restore done on the host
+        host-snapshots/{manifests,packs}/  the on-target copy of this host's snapshots (newest 20); not
+                                           `snapshots/`: that is the controller's store when a root
+                                           controller (default state dir: this BASE) is its own target
+        restores/                          a record of every restore done on the host; journal.json while
+                                           one is in progress (left behind: interrupted, half-restored)
         deadman/<run>/                     an armed dead-man's switch: config, saved firewall, fired.json
     ~/.cache/safeapply/target/             the package for a login that cannot become root (scan only)
     /run/safeapply/lock/                   the per-host run lock (a tmpfs: a reboot clears it)
@@ -25,6 +28,8 @@ UNIT_DIR = "/usr/local/lib/systemd/system"
 TIMERS_WANTS = UNIT_DIR + "/timers.target.wants"
 TIMER_STAMPS = "/var/lib/systemd/timers"
 RESTORE_PROGRAM = "bin/safeapply-restore.py"  # under a base
+RESTORE_JOURNAL = "restores/journal.json"  # under a base: a restore in progress (or interrupted)
+HOST_SNAPSHOTS = b"host-snapshots"  # never the controller's `snapshots/` (see above)
 TMP_PREFIX = ".safeapply-"  # every temp file safeapply leaves beside its final name, until the rename
 
 
@@ -34,15 +39,15 @@ def install_dir(as_root: bool) -> str:
 
 
 def snapshots(base: bytes) -> bytes:
-    return os.path.join(base, b"snapshots")
+    return os.path.join(base, HOST_SNAPSHOTS)
 
 
 def manifests(base: bytes) -> bytes:
-    return os.path.join(base, b"snapshots", b"manifests")
+    return os.path.join(base, HOST_SNAPSHOTS, b"manifests")
 
 
 def packs(base: bytes) -> bytes:
-    return os.path.join(base, b"snapshots", b"packs")
+    return os.path.join(base, HOST_SNAPSHOTS, b"packs")
 
 
 def restores(base: bytes) -> bytes:

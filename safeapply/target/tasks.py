@@ -1,7 +1,7 @@
 """Stop what a run left running on the host (a task cut short by Ctrl-C, an `async` job) before a rollback
 restores files under it: `tasks.stop SINCE [MARK]` prints how many processes it stopped.
 
-Two ways to know a run's processes, either suffices:
+Two ways to know a run's processes (the mark, when given, is the only one used):
 - MARK: safeapply puts `SAFEAPPLY_RUN=<mark>` in front of every module command of its run (see
   safeapply/ansible_callbacks/safeapply_mark.py): the shell that starts a module names it in its command line,
   and the module and everything it starts (an `async` job too) carry it in their environment. This holds with
@@ -59,10 +59,12 @@ def _marked(p: Proc, mark: bytes) -> bool:
 
 
 def the_runs(procs: Dict[int, Proc], since: float, mark: str = "") -> Set[int]:
-    """The processes of a run that began at `since` (or carry its mark), and all their descendants."""
+    """The processes that carry the run's mark, and all their descendants. Without a mark (an older
+    controller), those under an `ansible-tmp` directory made at or after `since`: that also catches another
+    controller's Ansible, which is why a mark, when there is one, is the only test."""
     m = mark.encode()
     found = {pid for pid, p in procs.items()
-             if any(float(t) >= since for t in TMPDIR.findall(p.cmdline)) or _marked(p, m)}
+             if (_marked(p, m) if m else any(float(t) >= since for t in TMPDIR.findall(p.cmdline)))}
     while True:
         more = {pid for pid, p in procs.items() if p.ppid in found} - found
         if not more:

@@ -52,7 +52,10 @@ def ssh_target(name: str, hostvars: Mapping[str, Any]) -> SSHTarget:
     # the order of Ansible's ssh connection (_build_command): ssh_args, then its own -o options, then the common
     # and extra args; OpenSSH keeps the first value of each option
     args = _split(name, "ansible_ssh_args", v.get("ansible_ssh_args"))
-    for opt, value in (("Port", _var(v, "ansible_port", "ansible_ssh_port")), ("IdentityFile", key), ("User", user),
+    port = _var(v, "ansible_port", "ansible_ssh_port")
+    if port not in (None, ""):
+        _port(name, port)  # before OpenSSH sees it: the error names the variable, not an ssh option
+    for opt, value in (("Port", port), ("IdentityFile", key), ("User", user),
                        ("ConnectTimeout", _var(v, "ansible_ssh_timeout"))):
         if value not in (None, ""):
             args += ["-o", f'{opt}="{value}"' if opt in ("IdentityFile", "User") else f"{opt}={value}"]

@@ -50,7 +50,7 @@ class SnapshotTest(unittest.TestCase):
 
     def test_scan_then_the_host_restores_itself(self) -> None:
         sid = self.scan()
-        self.assertTrue(os.path.exists(os.path.join(self.base, "snapshots", "manifests", sid + ".jsonl")))
+        self.assertTrue(os.path.exists(os.path.join(self.base, "host-snapshots", "manifests", sid + ".jsonl")))
         launcher = os.path.join(self.base, layout.RESTORE_PROGRAM)
         self.assertTrue(os.access(launcher, os.X_OK))
         with open(launcher) as f:
@@ -79,6 +79,15 @@ class SnapshotTest(unittest.TestCase):
             with self.assertRaises(TargetError) as cm:
                 check_manifest(roots, entries)
             self.assertEqual(cm.exception.kind, "unsafe")
+
+    def test_an_id_is_never_a_path(self) -> None:
+        """Issue 11 item 14: the id names a manifest under the base; `../` in it must not reach anywhere else."""
+        with tempfile.TemporaryDirectory() as base:
+            for sid in ("../../../tmp/x", "20261130T010101Z-h-0123456789abcdef/../../x", ""):
+                rc, _out, err = run_entry(["snapshot.restore", "--base", base, "--id", sid])
+                self.assertEqual(rc, 3, err)
+                self.assertIn("SAFEAPPLY-ERROR usage", err)
+                self.assertIn("is not a snapshot id", err)
 
 
 if __name__ == "__main__":

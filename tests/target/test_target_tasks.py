@@ -24,6 +24,16 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(tasks.the_runs(procs, 1700000000.0), {10, 11, 12})
         self.assertEqual(tasks.the_runs(procs, 1800000000.0), set())
 
+    def test_with_a_mark_another_controllers_ansible_is_left_alone(self) -> None:
+        """Issue 11 item 13: a newer ansible-tmp directory may be another controller's run: not ours to stop."""
+        procs = {
+            10: tasks.Proc(b"python3\0/root/.ansible/tmp/ansible-tmp-1700000100.5-77-123/AnsiballZ_command.py\0", 1),
+            11: tasks.Proc(b"sleep\x00600\x00", 10),
+            40: tasks.Proc(b"/usr/bin/python3\0/root/.ansible/tmp/ansible-tmp-1700000200-1-2/x.py\0", 1,
+                           b"SAFEAPPLY_RUN=r-1\0"),
+        }
+        self.assertEqual(tasks.the_runs(procs, 1700000000.0, "r-1"), {40})
+
     def test_the_runs_marked_processes_with_pipelining(self) -> None:
         """No ansible-tmp path: the shell that starts a pipelined module names the mark, its module and the
         module's children (and a daemonized async job) carry it in their environment."""

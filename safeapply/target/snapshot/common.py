@@ -1,7 +1,7 @@
 """The snapshot program's shared helpers; also imported by the controller's store (`snapshot_id`, `pack`).
 
 Paths travel as str decoded from bytes with utf-8/surrogateescape, so newlines and non-UTF-8 names survive
-JSON; on the host every os call uses bytes (`enc`). Blobs live in pack files under BASE/snapshots/packs/.
+JSON; on the host every os call uses bytes (`enc`). Blobs live in pack files under BASE/host-snapshots/packs/.
 """
 
 import contextlib
@@ -30,7 +30,13 @@ def dec(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
+ID_RE = re.compile(r"\A[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9._]{1,64}-[0-9a-f]{16}\Z")  # what snapshot_id makes
+
+
 def manifest_path(base: bytes, sid: str) -> bytes:
+    """Where snapshot `sid` is kept. An id is a name, never a path: anything snapshot_id cannot make is refused."""
+    if not ID_RE.match(sid):
+        raise TargetError("usage", f"{sid[:80]!r} is not a snapshot id")
     return os.path.join(layout.manifests(base), enc(sid) + b".jsonl")
 
 

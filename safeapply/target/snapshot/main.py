@@ -231,7 +231,7 @@ def op_restore(args: List[str]) -> int:
 
 
 def journal_path(base: bytes) -> bytes:
-    return os.path.join(layout.restores(base), b"journal.json")
+    return os.path.join(base, os.fsencode(layout.RESTORE_JOURNAL))
 
 
 def read_journal(base: bytes) -> Optional[Dict[str, object]]:

@@ -1,4 +1,4 @@
-"""The on-target blob store. Blobs live in append-once pack files (BASE/snapshots/packs/*.pack,
+"""The on-target blob store. Blobs live in append-once pack files (BASE/host-snapshots/packs/*.pack,
 one per snapshot or delivery, records as in the byte stream) so a snapshot writes one file, not hundreds.
 Every read is verified against the hash. Stdlib only."""
 
