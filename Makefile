@@ -26,10 +26,15 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy safeapply
 
+# The suite runs its test files on TEST_WORKERS workers at once (most of a sandbox test is waiting on a host);
+# worker N boots its sandboxes under the prefix $(SAFEAPPLY_SANDBOX_PREFIX)N (tests/conftest.py).
+TEST_WORKERS ?= 2
+PREFIXES = $(SAFEAPPLY_SANDBOX_PREFIX) $(addprefix $(SAFEAPPLY_SANDBOX_PREFIX),$(shell seq 0 $$(($(TEST_WORKERS) - 1))))
+
 test: setup system-deps lint typecheck
-	$(BIN)/safeapply sandbox down --all
-	$(BIN)/pytest -q
-	$(BIN)/safeapply sandbox leftovers
+	for p in $(PREFIXES); do SAFEAPPLY_SANDBOX_PREFIX=$$p $(BIN)/safeapply sandbox down --all || exit 1; done
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	for p in $(PREFIXES); do SAFEAPPLY_SANDBOX_PREFIX=$$p $(BIN)/safeapply sandbox leftovers || exit 1; done
 
 bench: setup system-deps
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

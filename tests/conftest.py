@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("SAFEAPPLY_SANDBOX_PREFIX", "sat")
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs files on parallel workers (gw0, gw1, ...):
+    os.environ["SAFEAPPLY_SANDBOX_PREFIX"] += worker.removeprefix("gw")  # each has sandboxes of its own
 
 from safeapply import sandbox as sb
 from safeapply.inventory import resolve_hosts
