@@ -36,6 +36,10 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
 
 
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def _string(v: Any) -> bool:
     return isinstance(v, str) and bool(v)
 
@@ -59,6 +63,7 @@ KEYS: dict[str, Key] = {
                   (("run", "accept"), ("lint", "accept"))),
     "strict_lint": Key("true or false", _bool, False, "SAFEAPPLY_STRICT_LINT", (("run", "strict_lint"),)),
     "strict_plan": Key("true or false", _bool, False, "SAFEAPPLY_STRICT_PLAN", (("run", "strict_plan"),)),
+    "keep_snapshots": Key("a whole number (0: keep all)", _count, 10, "SAFEAPPLY_KEEP_SNAPSHOTS", ()),
     "speedups": Key("true or false", _bool, True, "SAFEAPPLY_SPEEDUPS", (("run", "speedups"),)),
 }
 

@@ -154,6 +154,12 @@ class RunStore:
             raise UsageError(f"run id {run_id!r} is ambiguous", "give more characters of the id")
         return _from_row(rows[0])
 
+    def started_since(self, since: str) -> list[RunRecord]:
+        """Runs started at or after `since` (ISO time, as `started` is written)."""
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM runs WHERE started >= ? ORDER BY started", (since,)).fetchall()
+        return [_from_row(r) for r in rows]
+
     def list(self, limit: int = 20) -> list[RunRecord]:
         with self._db() as db:
             rows = db.execute("SELECT * FROM runs ORDER BY started DESC, id DESC LIMIT ?", (limit,)).fetchall()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from safeapply.errors import SnapshotError, UsageError
 from safeapply.snapshot.manifest import Entry, Manifest
 from safeapply.snapshot.remote import call, fetch
+from safeapply.snapshot.retention import after_snapshot
 from safeapply.snapshot.store import Store
 from safeapply.target.layout import BASE as TARGET_BASE
 from safeapply.transport.base import Transport
@@ -63,6 +64,8 @@ def take(transport: Transport, roots: Sequence[str] = ("/etc",), store: Store | 
     say(f"{transport.name}: {len(manifest.entries)} paths, {len(blobs)} new blobs, {received} bytes")
     store.save({h: d for h, d in blobs.items() if h in manifest.blobs()}, raw, transport.name)
     say(f"{transport.name}: snapshot {manifest.id}")
+    for old in after_snapshot(store, transport.name):
+        say(f"{transport.name}: pruned {old} (retention)")
     return SnapshotInfo(manifest.id, transport.name, manifest.created, manifest.roots, len(manifest.entries),
                         manifest.size, len(blobs), received, len(request), tuple(manifest.unreadable))
 

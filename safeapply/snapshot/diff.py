@@ -56,7 +56,12 @@ def diff(transport: Transport, snapshot_id: str | None = None, store: Store | No
          show_secrets: bool = False, secret_paths: Sequence[str] = ()) -> tuple[str, list[Change]]:
     """(snapshot id, changes on the host since that snapshot; latest of the host when no id is given)."""
     store = store or Store()
-    sid = store.resolve(transport.name, snapshot_id)
+    with store.reading():  # the retention leaves this snapshot alone meanwhile
+        return _diff(transport, store.resolve(transport.name, snapshot_id), store, show_secrets, secret_paths)
+
+
+def _diff(transport: Transport, sid: str, store: Store, show_secrets: bool,
+          secret_paths: Sequence[str]) -> tuple[str, list[Change]]:
     snap = store.load(sid)
     old, new = snap.by_path(), listing(transport, snap.roots)
     found = compare(old, new)

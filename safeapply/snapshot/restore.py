@@ -36,18 +36,19 @@ def restore(transport: Transport, snapshot_id: str, store: Store | None = None,
     a restore of an unchanged host changes nothing. Raises UsageError (unknown id) or SnapshotError."""
     store = store or Store()
     say = progress or (lambda _msg: None)
-    manifest = store.load(snapshot_id)
-    blobs = sorted(manifest.blobs())
-    for h in blobs:
-        store.get_blob(h)  # verify every blob before touching the host
-    args = ["--base", target_base, "--id", snapshot_id, "--stdin"]
-    say(f"{transport.name}: restoring {', '.join(manifest.roots)} to {snapshot_id}")
-    out = call(transport, "restore", args, stdin=stream_of([(b"M", snapshot_id, manifest.raw)]).getvalue())
-    need = json.loads(out).get("need")
-    if need:  # the host's own copy lacks blobs: send them, then restore (nothing was changed yet)
-        say(f"{transport.name}: sending {len(need)} blobs the host lacks")
-        items = [(b"M", snapshot_id, manifest.raw)] + [(b"B", h, store.get_blob(h)) for h in need]
-        out = call(transport, "restore", args, stdin=stream_of(items).getvalue())
+    with store.reading():  # the retention leaves this snapshot alone meanwhile
+        manifest = store.load(snapshot_id)
+        blobs = sorted(manifest.blobs())
+        for h in blobs:
+            store.get_blob(h)  # verify every blob before touching the host
+        args = ["--base", target_base, "--id", snapshot_id, "--stdin"]
+        say(f"{transport.name}: restoring {', '.join(manifest.roots)} to {snapshot_id}")
+        out = call(transport, "restore", args, stdin=stream_of([(b"M", snapshot_id, manifest.raw)]).getvalue())
+        need = json.loads(out).get("need")
+        if need:  # the host's own copy lacks blobs: send them, then restore (nothing was changed yet)
+            say(f"{transport.name}: sending {len(need)} blobs the host lacks")
+            items = [(b"M", snapshot_id, manifest.raw)] + [(b"B", h, store.get_blob(h)) for h in need]
+            out = call(transport, "restore", args, stdin=stream_of(items).getvalue())
     report = json.loads(out)
     if "need" in report:
         raise SnapshotError(f"{transport.name}: blobs still missing after sending them: {report['need'][:3]}")

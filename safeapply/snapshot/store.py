@@ -200,16 +200,38 @@ class Store:
         return hits[0]
 
     @contextlib.contextmanager
-    def _locked(self, how: int) -> Iterator[None]:
-        """Saves share the store; prune and gc have it alone (a blob a save is about to refer to must stay)."""
+    def reading(self) -> Iterator[None]:
+        """Held by a restore or diff while it reads a snapshot: the retention's prune leaves the store alone.
+        A store whose lock file cannot be opened (read-only) is read without it: nothing prunes it either."""
+        try:
+            fd = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _locked(self, how: int, wait: bool = True) -> Iterator[bool]:
+        """Saves share the store; prune and gc have it alone (a blob a save is about to refer to must stay).
+        With wait=False (how has LOCK_NB) it yields False instead of waiting when another process holds it."""
         try:
             private_dir(self.root)
             fd = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
         except OSError as e:
             raise self._unwritable(e) from e
         try:
-            fcntl.flock(fd, how)
-            yield
+            try:
+                fcntl.flock(fd, how)
+            except BlockingIOError:
+                if wait:
+                    raise
+                yield False
+                return
+            yield True
         finally:
             os.close(fd)
 
@@ -227,6 +249,26 @@ class Store:
         for sid in gone:
             index[sid][1].unlink()
         return gone, self._gc()
+
+    def count(self, host: str) -> int:
+        """How many snapshots are kept under HOST (a directory listing: nothing is read)."""
+        d = self.host_dir(host)
+        return sum(1 for _ in d.glob("*.jsonl")) if d.is_dir() else 0
+
+    def prune_host(self, host: str, keep: int, needed: set[str]) -> list[str]:
+        """The retention's prune: HOST's snapshots beyond the newest `keep`, except those in `needed`, then the
+        blobs nothing refers to. Only when the store is free at once (a save, restore or diff holds it
+        shared); otherwise nothing, and the next snapshot tries again."""
+        with self._locked(fcntl.LOCK_EX | fcntl.LOCK_NB, wait=False) as free:
+            if not free:
+                return []
+            ids = [s.id for s in self.summaries(host)]
+            gone = [sid for sid in ids[: max(0, len(ids) - keep)] if sid not in needed]
+            for sid in gone:
+                (self.host_dir(host) / f"{sid}.jsonl").unlink()
+            if gone:
+                self._gc()
+            return gone
 
     def gc(self) -> int:
         with self._locked(fcntl.LOCK_EX):
