@@ -63,6 +63,7 @@ KEYS: dict[str, Key] = {
                   (("run", "accept"), ("lint", "accept"))),
     "strict_lint": Key("true or false", _bool, False, "SAFEAPPLY_STRICT_LINT", (("run", "strict_lint"),)),
     "strict_plan": Key("true or false", _bool, False, "SAFEAPPLY_STRICT_PLAN", (("run", "strict_plan"),)),
+    "idle_timeout": Key("a number of seconds", _number, 300.0, "SAFEAPPLY_IDLE_TIMEOUT", ()),
     "keep_snapshots": Key("a whole number (0: keep all)", _count, 10, "SAFEAPPLY_KEEP_SNAPSHOTS", ()),
     "speedups": Key("true or false", _bool, True, "SAFEAPPLY_SPEEDUPS", (("run", "speedups"),)),
 }
@@ -123,3 +124,19 @@ def load(path: Path | None = None) -> ProjectConfig:
         if not key.check(value):
             raise ConfigError(f"{path}: {name} must be {key.kind}, not {value!r}", f"fix {name} in {path}")
     return ProjectConfig(path, data)
+
+
+def setting(name: str) -> Any:
+    """One setting's effective value for code that has no command option for it: its env var (read as the
+    key's type), else the config file, else the default. A bad value is a ConfigError naming where it came from."""
+    key = KEYS[name]
+    raw = os.environ.get(key.env) if key.env else None
+    if not raw:
+        return load().values.get(name, key.default)
+    try:
+        value: Any = int(raw) if isinstance(key.default, int) else float(raw)
+    except ValueError:
+        value = raw
+    if not key.check(value):
+        raise ConfigError(f"{key.env}={raw!r}: {name} must be {key.kind}", f"fix or unset {key.env}")
+    return value

@@ -20,10 +20,11 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import BinaryIO
 
-from safeapply.errors import NoPythonError, SafeapplyError, SnapshotError, UsageError
+from safeapply.errors import NoPythonError, SafeapplyError, SnapshotError, UnreachableError, UsageError
 from safeapply.target import layout
 from safeapply.target.errors import ERROR
 from safeapply.transport.base import Result, Transport
+from safeapply.transport.idle import Stalled, idle_limit
 
 INSTALL_TIMEOUT = 120.0
 _STUB = '"""safeapply\'s on-host package only: see safeapply/target."""\n'
@@ -82,15 +83,21 @@ def install_dir(t: Transport, sudo: bool) -> str:
 
 
 def call(t: Transport, entry: str, args: Sequence[str] = (), *, sudo: bool = True, stdin: bytes | None = None,
-         stdout: BinaryIO | None = None, timeout: float | None = None) -> bytes:
+         stdout: BinaryIO | None = None, timeout: float | None = None, idle: float | None = None) -> bytes:
     """Run `entry` of the on-host package (as root with `sudo`), installing the package first if the host lacks
-    this version. Returns its stdout (b"" when streamed into `stdout`); a failure raises the mapped error."""
+    this version. Returns its stdout (b"" when streamed into `stdout`); a failure raises the mapped error.
+    `idle`: end the call (UnreachableError, exit 10) once no byte went either way for that many seconds."""
     b = bundle()
     argv = ["call", install_dir(t, sudo), b.version, entry, *args]
-    res = _boot(t, argv, sudo=sudo, stdin=stdin, stdout=stdout, timeout=timeout)
-    if res.rc == 3 and _kind_of(res.stderr) == "not-installed":  # nothing ran, stdin unread: install, call again
-        install(t, sudo=sudo)
-        res = _boot(t, argv, sudo=sudo, stdin=stdin, stdout=stdout, timeout=timeout)
+    try:
+        with idle_limit(idle):
+            res = _boot(t, argv, sudo=sudo, stdin=stdin, stdout=stdout, timeout=timeout)
+            if res.rc == 3 and _kind_of(res.stderr) == "not-installed":  # nothing ran, stdin unread: install, again
+                install(t, sudo=sudo)
+                res = _boot(t, argv, sudo=sudo, stdin=stdin, stdout=stdout, timeout=timeout)
+    except Stalled as e:
+        raise UnreachableError(f"{t.name}: {entry} sent and read nothing for {idle:g}s (the host hangs?)",
+                               e.hint) from e
     if res.rc != 0:
         raise error(t.name, entry, res.rc, res.stderr)
     return res.stdout

@@ -22,9 +22,10 @@ from safeapply.records import RunRecord, RunStore
 from safeapply.rollback import RollbackReport, files_restored, rollback_host
 from safeapply.run_stages import machine_id, snapshot_ops
 from safeapply.scan import HostState
+from safeapply.snapshot.retention import RECENT
 from safeapply.transport.base import Transport
 
-DEFAULT_MAX_AGE = 24 * 3600.0
+DEFAULT_MAX_AGE = RECENT  # the snapshot retention keeps what a run this recent needs
 Ask = Callable[[list[str]], bool]
 
 

@@ -174,7 +174,8 @@ class Pipeline:
             with self._stage("resolve"):
                 inventory = stages.resolve(self.opts)
                 intents = stages.intents(self.opts)
-                self.hosts = [HostRun(inventory[n], stages.connector(inventory[n], self.opts), stages.expectation(i))
+                self.hosts = [HostRun(inventory[n], stages.connector(inventory[n], self.opts),
+                                      stages.expectation(i, stages.login_user(inventory[n])))
                               for n, i in intents.items()]
             self._save()  # from here on the record says how far the run got, also if the controller is killed
             locks = stack.enter_context(ExitStack())  # released before the playbook is stopped
@@ -346,6 +347,7 @@ class Pipeline:
         h.verify = verify_host(h.connect, h.before, h.expect, checks, self.opts.settle, current=h.transport,
                                not_before=not_before, handover=lambda t: setattr(h, "verified", t),
                                changed=stats is None or stats.changed > 0)
+        h.verify.way_in = way_in if self.opts.settle else []
 
     def _confirm_switches(self, keep: set[str]) -> None:
         """Disarm each switch over a connection opened after apply (those of the hosts in `keep`, about to be

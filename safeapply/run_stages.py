@@ -236,13 +236,15 @@ def plan_check(opts: RunOptions, outcome: PlanOutcome, scans: dict[str, HostStat
     return out
 
 
-def expectation(intent: Intent) -> Expectation:
-    """What should run after the playbook (from the playbook alone: known before any scan)."""
+def expectation(intent: Intent, login: str | None = None) -> Expectation:
+    """What should run after the playbook (from the playbook alone: known before any scan). `login`: the
+    host's login user; an account task is a way in only if it touches that account (unknown: any is)."""
     from safeapply import plan as planner
 
     e = planner.expectations(intent)
+    accounts = [r for r, account in intent.way_in_accounts.items() if login in (None, account)]
     return Expectation(units=frozenset(e.units_active), ports=frozenset((b.proto, b.port) for b in e.ports),
-                       containers=frozenset(e.containers_running), way_in=tuple(intent.way_in))
+                       containers=frozenset(e.containers_running), way_in=(*intent.way_in, *accounts))
 
 
 # ---- snapshot ---------------------------------------------------------------------------------------

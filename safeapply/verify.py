@@ -61,13 +61,14 @@ class VerifyReport:
     findings: list[Finding] = field(default_factory=list)
     checks_run: int = 0
     after: HostState | None = None
+    way_in: list[str] = field(default_factory=list)  # the changed way-in tasks the proof of reach waited --settle for
 
     @property
     def ok(self) -> bool:
         return not self.findings
 
     def to_dict(self) -> dict[str, Any]:
-        return {"host": self.host, "ok": self.ok, "checks_run": self.checks_run,
+        return {"host": self.host, "ok": self.ok, "checks_run": self.checks_run, "way_in": self.way_in,
                 "findings": [asdict(f) for f in self.findings]}
 
 

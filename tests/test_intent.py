@@ -256,3 +256,21 @@ def test_the_way_in_sshd_firewall_network_and_detached_tasks(tmp_path: Path) -> 
                         "ruleset: writes /etc/nftables.conf", "ssh: restart ssh.service"]
     assert one(tmp_path, "- hosts: all\n  tasks:\n    - ansible.builtin.copy: {dest: /etc/a, content: x}\n"
                ).way_in == []
+
+
+def test_account_tasks_are_the_way_in_only_where_they_can_touch_the_login(tmp_path: Path) -> None:
+    i = one(tmp_path, """
+        - hosts: all
+          vars: {who: alice}
+          tasks:
+            - {name: app, ansible.builtin.user: {name: app, system: true}}
+            - {name: app group, ansible.builtin.group: {name: app}}
+            - {name: key, ansible.posix.authorized_key: {user: deploy, key: "ssh-ed25519 AAAA x"}}
+            - {name: templated, ansible.builtin.user: {name: "{{ who }}"}}
+            - {name: gone, ansible.builtin.user: {name: old, state: absent}}
+            - {name: admin, ansible.builtin.user: {name: ops, groups: [adm, sudo], append: true}}
+            - {name: wheel, ansible.builtin.group: {name: wheel}}
+    """)
+    assert i.way_in == ["templated: user", "gone: user", "admin: user", "wheel: group"]
+    assert i.way_in_accounts == {"app: user app": "app", "app group: group app": "app",
+                                 "key: authorized_key deploy": "deploy"}

@@ -281,3 +281,25 @@ def test_verification_is_as_large_as_the_change(host: Sandbox, tmp_path: Path,
         assert "SSH checked" not in capsys.readouterr().out
     finally:
         host.sh("rm -f /etc/ssh/sshd_config.d/hr-way.conf")
+
+
+def test_settle_only_when_an_account_task_can_touch_the_login(host: Sandbox, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15: a changed `user:` task creating an app user is not the way in (no settle); one that changes the
+    login user's (root's) shell is."""
+    app = _pb(tmp_path, "app.yml", "    - name: app user\n      ansible.builtin.user: "
+              "{name: hrapp, system: true, shell: /usr/sbin/nologin, create_home: false}\n")
+    shell = host.sh("getent passwd root").strip().rsplit(":", 1)[-1]
+    other = "/bin/sh" if shell != "/bin/sh" else "/bin/bash"
+    login = _pb(tmp_path, "login.yml", f"    - name: login shell\n      ansible.builtin.user: "
+                f"{{name: root, shell: {other}}}\n")
+    try:
+        assert _run(app, host) == 0
+        rec = _last(capsys)
+        assert rec["verify"]["run1"]["way_in"] == []  # type: ignore[index]
+        assert rec["apply"]["hosts"]["run1"]["changed"] == 1  # type: ignore[index]
+        assert _run(login, host) == 0
+        rec = _last(capsys)
+        assert rec["verify"]["run1"]["way_in"] == ["login shell: user root"]  # type: ignore[index]
+    finally:
+        host.sh(f"userdel hrapp 2>/dev/null; chsh -s {shell} root")

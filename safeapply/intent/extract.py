@@ -37,8 +37,10 @@ WAY_IN_FILES = ("/etc/ssh/", "/etc/nftables", "/etc/iptables/", "/etc/ufw/", "/e
 WAY_IN_UNITS = ("ssh.service", "sshd.service", "ssh.socket", "nftables.service", "iptables.service",
                 "netfilter-persistent.service", "ufw.service", "firewalld.service", "networking.service",
                 "systemd-networkd.service", "NetworkManager.service")
-WAY_IN_MODULES = ("iptables", "ufw", "firewalld", "nftables", "authorized_key", "user", "nmcli", "sysctl",
-                  "reboot", "interfaces_file")
+WAY_IN_MODULES = ("iptables", "ufw", "firewalld", "nftables", "nmcli", "sysctl", "reboot", "interfaces_file")
+# accounts: a way in only when the task can touch the login (see account_touched)
+ACCOUNT_MODULES = {"user": "name", "group": "name", "authorized_key": "user"}
+ADMIN_GROUPS = frozenset({"sudo", "wheel", "admin", "adm", "root", "ssh", "sshusers", "ssh-users", "_ssh"})
 
 
 PORT_MODULES = ("docker_container", "podman_container", "docker_compose_v2", "docker_compose", "docker_run",
@@ -55,6 +57,22 @@ def port_bearing(rt: ResolvedTask) -> bool:
     raw = rt.args.get("_raw_params") or rt.args.get("cmd") or rt.args.get("argv")
     text = " ".join(map(str, raw)) if isinstance(raw, list) else str(raw or "")
     return bool(re.search(r"\b(systemctl|docker|podman|compose)\b", text))
+
+
+def account_touched(rt: ResolvedTask) -> str:
+    """The one account a user/group/authorized_key task touches (a way in only if it is the host's login user),
+    or "" when it may touch any login: a templated or unresolved name, `state: absent`, or admin/ssh groups."""
+    key = ACCOUNT_MODULES[rt.action]
+    raw = (getattr(rt.task, "args", None) or {}).get(key)
+    name = rt.args.get(key)
+    if not isinstance(name, str) or not name or "{{" in str(raw or "") or rt.args.get("state") == "absent":
+        return ""
+    groups = [rt.args.get("group"), rt.args.get("groups")] if rt.action == "user" else [name]
+    listed = {g.strip() for v in groups for g in (v.split(",") if isinstance(v, str) else as_list(v))
+              if isinstance(g, str)}
+    if listed & ADMIN_GROUPS or any(v is not None and not isinstance(v, (str, list)) for v in groups):
+        return ""
+    return name
 
 
 def feed(ex: Extractor, rt: ResolvedTask) -> None:
@@ -103,6 +121,12 @@ class Extractor:
             self.intent.way_in.append(f"{rt.ref.name}: runs on after the play (async, poll: 0)")
         if rt.action in WAY_IN_MODULES:
             self.intent.way_in.append(f"{rt.ref.name}: {rt.action}")
+        if rt.action in ACCOUNT_MODULES:
+            account = account_touched(rt)
+            if account:
+                self.intent.way_in_accounts[f"{rt.ref.name}: {rt.action} {account}"] = account
+            else:
+                self.intent.way_in.append(f"{rt.ref.name}: {rt.action}")
         if rt.ref.handler and rt.action in SERVICE_MODULES and isinstance(rt.args.get("name"), str):
             for key in [rt.task.name, rt.task.get_name(), *as_list(getattr(rt.task, "listen", None))]:
                 self.handlers[str(key)] = unit_name(rt.args["name"])

@@ -88,6 +88,8 @@ class Intent:
     files: list[FileWrite] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     way_in: list[str] = field(default_factory=list)  # why SSH may change after the play: "task: reason"
+    # "task: reason" -> the one account it touches: a way in only on a host that logs in as that account
+    way_in_accounts: dict[str, str] = field(default_factory=dict)
     tasks: int = 0  # tasks the host runs (a loop counts once)
     conflicts: dict[str, list[str]] = field(default_factory=dict)  # unit -> its Conflicts= (stopped on start)
     strict_plan: bool = False  # asked for: an unanalysed port-bearing task blocks instead of warning

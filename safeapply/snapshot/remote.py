@@ -16,8 +16,13 @@ from safeapply.transport.base import Transport
 
 def call(t: Transport, op: str, args: Sequence[str], stdin: bytes | None = None, stdout: BinaryIO | None = None,
          timeout: float | None = None) -> bytes:
-    """Run one operation of the snapshot program (as root); its errors become SnapshotError/UsageError."""
-    return remote.call(t, f"snapshot.{op}", args, sudo=True, stdin=stdin, stdout=stdout, timeout=timeout)
+    """Run one operation of the snapshot program (as root); its errors become SnapshotError/UsageError. A host
+    that sends and reads nothing for `idle_timeout` seconds (SAFEAPPLY_IDLE_TIMEOUT, safeapply.toml; 300 by
+    default, 0: none) ends the call: UnreachableError (exit 10), never a run hanging with the host lock."""
+    from safeapply.project_config import setting
+
+    return remote.call(t, f"snapshot.{op}", args, sudo=True, stdin=stdin, stdout=stdout, timeout=timeout,
+                       idle=float(setting("idle_timeout")))
 
 
 def records(stream: BinaryIO) -> Iterator[tuple[bytes, str, bytes]]:

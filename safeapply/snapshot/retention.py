@@ -7,33 +7,25 @@ process is saving or restoring from it) is left to the next snapshot."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 
-from safeapply.errors import ConfigError, SafeapplyError
+from safeapply.errors import SafeapplyError
 from safeapply.snapshot.store import Store
 
-ENV = "SAFEAPPLY_KEEP_SNAPSHOTS"
-DEFAULT_KEEP = 10
+RECENT = 24 * 3600.0  # seconds: `safeapply rollback RUN`'s default --max-age (safeapply.rollback_run uses this)
 
 
 def keep_count() -> int:
     """SAFEAPPLY_KEEP_SNAPSHOTS, else safeapply.toml's keep_snapshots, else 10."""
     from safeapply import project_config
 
-    raw = os.environ.get(ENV)
-    if not raw:
-        return int(project_config.load().values.get("keep_snapshots", DEFAULT_KEEP))
-    if not raw.isdigit():
-        raise ConfigError(f"{ENV}={raw!r} is not a whole number of snapshots", "give 0 (keep all) or more")
-    return int(raw)
+    return int(project_config.setting("keep_snapshots"))
 
 
 def needed_by_recent_runs(host: str) -> set[str]:
     """Snapshot ids of HOST that runs started within rollback's default max age recorded."""
     from safeapply.records import RunStore
-    from safeapply.rollback_run import DEFAULT_MAX_AGE
 
-    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=DEFAULT_MAX_AGE)).isoformat(timespec="seconds")
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=RECENT)).isoformat(timespec="seconds")
     out = set()
     for rec in RunStore().started_since(since):
         snap = (rec.sections.get("snapshots") or {}).get(host)
