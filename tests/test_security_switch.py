@@ -194,3 +194,51 @@ def test_a_self_restore_is_compared_with_the_snapshot(host: Sandbox, tmp_path: P
     finally:
         host.sh_rc("systemctl stop sa-writer; rm -f /etc/systemd/system/sa-writer.service /etc/sa-writer-stamp; "
                    "systemctl daemon-reload")
+
+
+WAITS_THEN_WRITES = """- name: waits (the switch fires meanwhile), then writes under /etc
+  hosts: all
+  become: true
+  tasks:
+    - name: Wait; the switch's fire stops this, and the play goes on
+      ansible.builtin.shell: "touch /run/sa-waiting && exec sleep 300"
+      changed_when: false
+      failed_when: false
+      ignore_unreachable: true  # the fire cuts this task's connection: the play goes on all the same
+    - name: Write a marker under /etc (must never happen once the switch fired)
+      ansible.builtin.copy: {dest: /etc/sa-after-fire, content: "late\\n", mode: "0644"}
+"""
+
+
+def test_a_fired_switch_stops_the_runs_later_tasks(host: Sandbox, tmp_path: Path) -> None:
+    """Issue 11 item 9: a host's switch fires in the middle of apply (here by its own service, as its timer
+    starts it, while a task runs); the fire stops that task, and Ansible, which goes on with the play, must
+    not change the restored host: its later task on that host never starts (the run's fence), so the marker
+    never appears and /etc equals the snapshot."""
+    pb = tmp_path / "late.yml"
+    pb.write_text(WAITS_THEN_WRITES)
+    env = {**os.environ, "SAFEAPPLY_STATE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([SAFEAPPLY, "run", str(pb), "-i", str(host.inventory), "--yes", "--deadman-deadline",
+                             "300"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(600):  # until the first task runs (a hang guard, not a timing assertion)
+            if host.sh_rc("test -e /run/sa-waiting")[0] == 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the first task never started")
+        host.sh("cd /usr/local/lib/systemd/system && for s in safeapply-deadman-*.service; do "
+                "systemctl start --wait \"$s\"; done")  # the switch fires, as its timer would start it
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        assert host.sh_rc("test -e /etc/sa-after-fire")[0] != 0, out
+        rec = RunStore(tmp_path / "runs.sqlite").get("last")
+        sid = rec.sections["snapshots"][host.name]["id"]
+        diff = _cli(["diff", host.name, sid, "-i", str(host.inventory), "--json"], tmp_path)
+        assert diff.returncode == 0 and json.loads(diff.stdout)["changes"] == [], diff.stdout + diff.stderr
+    finally:
+        host.sh("rm -f /etc/sa-after-fire /run/sa-waiting")

@@ -6,7 +6,10 @@ module command they build (the environment string, as a task's `environment:` do
 win). The variable is then in the command line of the shell that starts the module (whose descendants are the
 task's processes), and in the environment of the module and of all it starts, `async` jobs included: a rollback
 finds and stops what a run cut short left running (`safeapply.target.tasks`), also with SSH pipelining, where
-no `ansible-tmp-*` path names the task. This changes that one method, in this process only.
+no `ansible-tmp-*` path names the task. This changes that one method, in this process only. Each module
+command first checks that the run's dead-man's switch has not fired on the host (`test ! -e
+/var/lib/safeapply/deadman/<mark>/fence`, written first by `deadman.fire`): after a self-restore, Ansible's
+later tasks on that host fail before they start instead of undoing the restore.
 
 The speedups (SAFEAPPLY_ANSIBLE_SPEEDUPS=1), each only where the user left Ansible's default (ansible.cfg, environment;
 inventory variables such as `ansible_pipelining` win anyway): SSH pipelining on; the SSH control connections
@@ -17,12 +20,15 @@ inventory variables such as `ansible_pipelining` win anyway): SSH pipelining on;
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 from ansible import constants as C
 from ansible.plugins.callback import CallbackBase
 from ansible.plugins.loader import connection_loader
 from ansible.plugins.shell import ShellBase
+
+from safeapply.target.layout import fence_path
 
 NAME = "SAFEAPPLY_RUN"
 
@@ -31,9 +37,10 @@ def _marked(mark: str) -> None:
     original = ShellBase.env_prefix
     if getattr(original, "_safeapply", False):
         return
+    fence = shlex.quote(fence_path(mark))
 
-    def env_prefix(self: Any, **kwargs: Any) -> Any:
-        return original(self, **{NAME: mark, **kwargs})
+    def env_prefix(self: Any, **kwargs: Any) -> Any:  # the module refuses to start once the run's switch fired
+        return f"test ! -e {fence} && " + original(self, **{NAME: mark, **kwargs})
 
     env_prefix._safeapply = True  # type: ignore[attr-defined]
     ShellBase.env_prefix = env_prefix

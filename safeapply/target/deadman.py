@@ -19,6 +19,10 @@
   networking and the units the run touched, write STATE/<run>/fired.json, then remove its own units. When
   the restore failed, the host's config may be half the run's: networking and the units are not restarted,
   and sshd only if `sshd -t` accepts its config (the running sshd is kept otherwise).
+  First it writes STATE/<run>/fence: every module command of the run's Ansible checks it first (see
+  safeapply/ansible_callbacks/safeapply_run.py) and refuses to start (the task fails, Ansible drops the
+  host), so a task Ansible sends later (the host is reachable again after the restore) changes nothing;
+  the fence stays with the fired record (a later run has another id).
 * `disarm RUN`: stop and remove the timer and service; report a fired record if it fired already.
 * `status RUN`: the config and fired record, if any, and the seconds remaining before it fires as systemd
   counts them (`remaining_s`, None when not armed): what the controller waits for, not its own clock.
@@ -356,7 +360,8 @@ def op_fire(args: List[str]) -> Doc:
         raise Fail(f"no config for run {run} under {STATE}")
     started = now()
     steps: List[Doc] = []
-    stop_the_runs_tasks(cfg, steps)
+    write(layout.fence_path(run), iso(started) + "\n", 0o600)  # first: no module of the run starts any more
+    stop_the_runs_tasks(cfg, steps)  # then: what started before is stopped
     report = restore_snapshot(cfg, steps)
     restored = all(s.get("rc") == 0 for s in steps if s.get("step") == "restore")
     steps.append(dict(systemctl("daemon-reload"), step="daemon-reload"))

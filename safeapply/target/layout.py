@@ -8,7 +8,8 @@
                                            controller (default state dir: this BASE) is its own target
         restores/                          a record of every restore done on the host; journal.json while
                                            one is in progress (left behind: interrupted, half-restored)
-        deadman/<run>/                     an armed dead-man's switch: config, saved firewall, fired.json
+        deadman/<run>/                     an armed dead-man's switch: config, saved firewall, fired.json;
+                                           fence once it fired (the run's modules refuse to start)
     ~/.cache/safeapply/target/             the package for a login that cannot become root (scan only)
     /run/safeapply/lock/                   the per-host run lock (a tmpfs: a reboot clears it)
     /usr/local/lib/systemd/system/         the switch's timer and service (not /etc: a restore of /etc would
@@ -23,6 +24,11 @@ BASE = "/var/lib/safeapply"
 INSTALL_DIR = BASE + "/target"
 USER_INSTALL_DIR = "~/.cache/safeapply/target"
 DEADMAN_DIR = BASE + "/deadman"
+FENCE = "fence"  # DEADMAN_DIR/<run>/fence: the run's switch fired; its Ansible's module commands refuse to start
+
+
+def fence_path(run: str) -> str:
+    return DEADMAN_DIR + "/" + run + "/" + FENCE
 LOCK = "/run/safeapply/lock"
 UNIT_DIR = "/usr/local/lib/systemd/system"
 TIMERS_WANTS = UNIT_DIR + "/timers.target.wants"
