@@ -76,7 +76,9 @@ def test_the_switch_keeps_sshd_running_when_its_restore_failed(host: Sandbox) ->
     with host.transport() as t:
         deadman.arm(t, "fire-bad", "20000101T000000Z-ssw-000000000000", 600)
     task = "/root/.ansible/tmp/ansible-tmp-9999999999.5-1-1/AnsiballZ_command.py"
-    host.sh(f"(exec -a {task} sleep 600) >/dev/null 2>&1 </dev/null & echo $! > /var/tmp/task.pid")
+    # a module process of the run carries its mark (safeapply_run callback); the ansible-tmp path alone is not enough
+    host.sh(f"(SAFEAPPLY_RUN=fire-bad exec -a {task} sleep 600) >/dev/null 2>&1 </dev/null & "
+            "echo $! > /var/tmp/task.pid")
     host.sh("cp /etc/ssh/sshd_config /var/tmp/sshd_config.good && echo 'NoSuchOption yes' >> /etc/ssh/sshd_config")
     try:
         with host.transport() as t:
