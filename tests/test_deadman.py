@@ -45,14 +45,14 @@ def _units(sb, playbook: str | None) -> list[str]:
     return sorted(plan.expectations(intent).units_active)
 
 
-def _prepare(sb, tmp_path: Path, run_id: str, playbook: str | None = None):
+def _prepare(sb, tmp_path: Path, run_id: str, playbook: str | None = None, deadline: float = DEADLINE):
     """What the pipeline does before apply: snapshot, then arm with the units of `playbook`. Before arming, the
     test's own record of the host: the /etc listing and a scan (the pipeline hands the switch neither)."""
     units = _units(sb, playbook)
     with sb.transport() as t:
         info = take(t, store=Store(tmp_path / "store"))
         before = listing(t), scan_host(t)
-        armed = deadman.arm(t, run_id, info.id, DEADLINE, units)
+        armed = deadman.arm(t, run_id, info.id, deadline, units)
     assert armed.units == tuple(units)
     return armed, before
 
@@ -163,7 +163,8 @@ def test_firewall_drop_ssh_host_restores_itself(sandbox_factory, tmp_path: Path)
     sb = sandbox_factory("dm-nft")
     rc, err = sb.sh_rc("nft list ruleset")
     assert rc == 0, f"nft must work inside the sandbox (CAP_NET_ADMIN in supervise.sh): {err.strip()}"
-    armed, before = _prepare(sb, tmp_path, "lib-nft", "nft-drop-ssh.yml")
+    # more time: the play, then the probes until the drop is seen, must fit before the deadline on a busy machine
+    armed, before = _prepare(sb, tmp_path, "lib-nft", "nft-drop-ssh.yml", deadline=3 * DEADLINE)
     assert armed.firewall.get("nft") == "saved"
     _playbook(sb, "nft-drop-ssh.yml")
     while not _locked_out(sb):  # the rule is loaded two seconds after the play
