@@ -114,6 +114,59 @@ def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
         return UNRESOLVED
 
 
+def matching_hosts(inventory: Any, patterns: Sequence[Any], limit: str | None) -> list[str]:
+    """The inventory hosts the plays' `hosts:` patterns match under --limit, by Ansible's own pattern code."""
+    from ansible.errors import AnsibleError
+
+    try:
+        if limit:
+            inventory.subset(limit)
+        names = sorted({h.name for p in patterns for h in inventory.get_hosts(p or "all")})
+    except AnsibleError as e:
+        raise UsageError(f"bad host pattern or --limit {limit!r}: {_why(e)}") from e
+    if not names:
+        raise NoHostsMatched("no inventory host matches the playbook's hosts" + (f" and --limit {limit}"
+                             if limit else ""), "check -i and --limit")
+    return names
+
+
+def host_patterns(playbook: Path, loader: Any) -> list[Any] | None:
+    """Every play's `hosts:` as written, following static `import_playbook`s, read with Ansible's DataLoader
+    (vault included) and nothing templated: no variable, filter or plugin is evaluated. None when a pattern or
+    an imported path is a template, or the files cannot be read as plays: then only the playbook's full
+    resolution (after lint) knows the hosts."""
+    patterns: list[Any] = []
+    seen: set[Path] = set()
+
+    def walk(path: Path, depth: int) -> bool:
+        if depth > _MAX_DEPTH or path in seen:
+            return depth <= _MAX_DEPTH
+        seen.add(path)
+        try:
+            plays = loader.load_from_file(str(path))
+        except Exception:  # Ansible's parser or vault errors: the full resolution reports them
+            return False
+        if not isinstance(plays, list):
+            return False
+        for play in plays:
+            if not isinstance(play, dict):
+                return False
+            imported = next((v for k, v in play.items() if str(k).rsplit(".", 1)[-1] == "import_playbook"), None)
+            if imported is not None:
+                if not isinstance(imported, str) or "{{" in imported or "{%" in imported:
+                    return False
+                if not walk((path.parent / imported).resolve(), depth + 1):
+                    return False
+                continue
+            hosts = play.get("hosts")
+            if any("{{" in h or "{%" in h for h in as_list(hosts)):
+                return False
+            patterns.append(hosts)
+        return True
+
+    return patterns if walk(playbook.resolve(), 0) else None
+
+
 class PlaybookLoader:
     def __init__(self, playbook: Path, inventory_sources: Sequence[str], extra_vars: Sequence[str],
                  selection: Selection | None = None) -> None:
@@ -141,19 +194,7 @@ class PlaybookLoader:
                                  "check it with `safeapply lint`") from e
 
     def hosts(self, limit: str | None) -> list[str]:
-        from ansible.errors import AnsibleError
-
-        try:
-            if limit:
-                self.inventory.subset(limit)
-            names = sorted({h.name for p in self.playbook.get_plays()
-                            for h in self.inventory.get_hosts(p.hosts or "all")})
-        except AnsibleError as e:
-            raise UsageError(f"bad host pattern or --limit {limit!r}: {_why(e)}") from e
-        if not names:
-            raise NoHostsMatched("no inventory host matches the playbook's hosts" + (f" and --limit {limit}"
-                                 if limit else ""), "check -i and --limit")
-        return names
+        return matching_hosts(self.inventory, [p.hosts for p in self.playbook.get_plays()], limit)
 
     def tasks(self, host_name: str, facts: dict[str, Any] | None = None) -> Iterator[ResolvedTask]:
         """Every task the host would run, in order, each loop item separately, resolved for that host.
