@@ -72,6 +72,24 @@ class AnsibleArgs:
         return out + (["--become"] if self.become else [])
 
 
+def absolute_args(args: AnsibleArgs) -> AnsibleArgs:
+    """The same options with their files as absolute paths (for a command that then changes directory)."""
+    def extra(opt: str) -> str:
+        return f"@{_abs(opt[1:])}" if opt.startswith("@") else opt
+
+    return replace(args, inventory=tuple(absolute_source(s) for s in args.inventory),
+                   extra_vars=tuple(map(extra, args.extra_vars)), vault_ids=tuple(map(_vault_id_abs, args.vault_ids)),
+                   vault_password_files=tuple(str(_abs(f)) for f in args.vault_password_files),
+                   private_key_file=_abs(args.private_key_file), become_password_file=_abs(args.become_password_file),
+                   playbook=_abs(args.playbook))
+
+
+def absolute_source(source: str) -> str:
+    """An inventory source as a run record keeps it: a path made absolute (`safeapply rollback RUN` may run from
+    another directory, whose `inventory` could name other machines); a host list stays as it is."""
+    return source if "," in source or not Path(source).exists() else str(Path(source).resolve())
+
+
 def _abs(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().absolute())
 

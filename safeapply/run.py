@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from safeapply import deadman, parallel, signals
+from safeapply import deadman, parallel, run_config, signals
 from safeapply import run_stages as stages
 from safeapply.apply import ApplyRequest, ApplyResult, PendingPlaybook, TaskEvent, prestart, run_log
 from safeapply.deadman.keepalive import Keepalive
@@ -146,6 +146,7 @@ class Pipeline:
         self.applied_from: float | None = None  # time.time() when apply began
         self._record_lock = threading.Lock()
         self._record = True  # False: bad input caught before any host, which is not recorded as a run
+        self.where = run_config.recorded()  # the directory and ansible.cfg `rollback RUN` reads again
 
     # ---- driver ----------------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -433,7 +434,7 @@ class Pipeline:
     def _sections(self) -> dict[str, Any]:
         opts, hosts = self.opts, self.hosts
         s: dict[str, Any] = {"inventory": stages.inventory_sources(opts), "timings": self.timings,
-                             "provenance": provenance(opts.prompt_file, opts.model, opts.note)}
+                             "provenance": {**provenance(opts.prompt_file, opts.model, opts.note), **self.where}}
         scans = {h.name: h.before.to_dict() for h in hosts if h.before}
         if scans:
             s["scans"] = scans
