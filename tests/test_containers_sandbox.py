@@ -231,6 +231,7 @@ def test_rollback_leaves_alone_the_containers_somebody_else_changed_during_the_r
         ct.sh("rm -f /run/other-actor-done")
     assert said and said[0][0] == 0, said
     assert code == 20
+    shown = capsys.readouterr().out
     rec = _last(capsys)
     rb = rec["rollback"]["ct1"]  # type: ignore[index]
     assert rb["outcome"] == "restored", rb
@@ -239,3 +240,4 @@ def test_rollback_leaves_alone_the_containers_somebody_else_changed_during_the_r
     assert (after["theirs"][0], after["bystander"][0]) == ("running", "exited"), after
     assert sorted((c["name"], c["why"].split(";")[0]) for c in rb["containers_left"]) == [
         ("bystander", "stopped during the run"), ("theirs", "created during the run")], rb
+    assert "left as it is: podman container theirs (created during the run" in shown, shown
