@@ -1,6 +1,7 @@
 """The containers one task result names: what rollback may treat as the run's besides the plan's `ContainerOp`s.
 
     podman_container / docker_container   the module's `name` and the `container` it reports (Name, Id)
+    docker_compose_v2                     the `containers` it reports (Name, ID)
     command / shell                       `podman|docker run|create --name X`, `stop|start|rm|... X`, and the ID
                                           a detached `run -d` or a `create` printed (an unnamed container)
 
@@ -27,6 +28,10 @@ def containers_named(action: str, res: dict[str, Any]) -> tuple[str, ...]:
     short = action.rsplit(".", 1)[-1]
     if short in ("podman_container", "docker_container"):
         return _module(res)
+    if short in ("docker_compose_v2", "docker_compose"):
+        found = res.get("containers") or []
+        return tuple(dict.fromkeys(str(c.get(k) or "").lstrip("/") for c in found if isinstance(c, dict)
+                                   for k in ("Name", "ID", "Id") if c.get(k)))
     if short in ("command", "shell", "raw"):
         return _commands(res)
     return ()

@@ -18,6 +18,8 @@ CID = "4f" * 32
      {"invocation": {"module_args": {"name": "db"}}, "container": {"Id": CID, "Name": "/db"}}, ("db", CID)),
     ("containers.podman.podman_container", {"invocation": {"module_args": {"name": "gone", "state": "absent"}}},
      ("gone",)),
+    ("community.docker.docker_compose_v2", {"containers": [{"Name": "app-web-1", "ID": CID[:12]}]},
+     ("app-web-1", CID[:12])),
     ("ansible.builtin.command", {"cmd": ["podman", "run", "-d", "--name", "x", "-p", "8080:80", "img"],
                                  "stdout": CID + "\n"}, ("x", CID)),
     ("ansible.builtin.command", {"cmd": ["podman", "run", "-d", "img", "sleep", "1"], "stdout": CID}, (CID,)),
