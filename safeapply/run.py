@@ -395,7 +395,8 @@ class Pipeline:
         try:  # the switch stays armed (kept alive) through the rollback: if it cuts SSH, the host finishes it
             h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(), apt_offset=h.apt_offset,
                                        rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from,
-                                       ours=h.expect.units, tasks_mark=self.rec.id)
+                                       ours=h.expect.units, containers=self._containers_of(h),
+                                       tasks_mark=self.rec.id)
         finally:
             if sw is not None and keepalive is not None:
                 sw.armed = keepalive.stop()
@@ -405,6 +406,12 @@ class Pipeline:
         finally:
             if mine:
                 t.close()
+
+    def _containers_of(self, h: HostRun) -> frozenset[str]:
+        """The containers this run may put back on the host: those its plan names and those its tasks' results
+        named there (names, IDs)."""
+        named = self.apply.containers.get(h.name, []) if self.apply is not None else []
+        return h.expect.named_containers | frozenset(named)
 
     def _rollback_connection(self, h: HostRun) -> tuple[Transport, bool]:
         """The connection kept open since before apply when it still answers (a play that changed the host

@@ -237,7 +237,8 @@ def expectation(intent: Intent, login: str | None = None) -> Expectation:
     e = planner.expectations(intent)
     accounts = [r for r, account in intent.way_in_accounts.items() if login in (None, account)]
     return Expectation(units=frozenset(e.units_active), ports=frozenset((b.proto, b.port) for b in e.ports),
-                       containers=frozenset(e.containers_running), way_in=(*intent.way_in, *accounts))
+                       containers=frozenset(e.containers_running), way_in=(*intent.way_in, *accounts),
+                       named_containers=frozenset(c.name for c in intent.containers if c.name))
 
 
 # ---- snapshot ---------------------------------------------------------------------------------------

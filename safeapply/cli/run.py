@@ -91,6 +91,8 @@ def recap_lines(rec: dict[str, Any]) -> list[str]:
         out.append(f"  {host:<{width}}  ok={s.get('ok', 0):<4} changed={s.get('changed', 0):<4} "
                    f"failed={s.get('failed', 0):<4} unreachable={s.get('unreachable', 0):<4} "
                    f"skipped={s.get('skipped', 0):<4} rolled back={back}")
+        out += [f"  {host:<{width}}  left as it is: {c.get('engine')} container {c.get('name')} ({c.get('why')})"
+                for c in (rolled.get(host) or {}).get("containers_left") or []]
     return out
 
 
