@@ -108,6 +108,8 @@ def vars_files(project: Project) -> tuple[list[Path], list[str]]:
     counts every file it could name. Second: templated entries no file answers for (names may come from them)."""
     from ansible.parsing.dataloader import DataLoader
 
+    if not project.vars_files:
+        return [], []
     literal = literal_vars(project)
     found: list[Path] = []
     unreadable: list[str] = []
