@@ -18,9 +18,8 @@ from conftest import Sandbox
 
 from safeapply import sandbox as sb
 from safeapply.records import RunStore
-from safeapply.sandbox.host import Layout, SandboxOptions
+from safeapply.sandbox.host import Layout, SandboxOptions, ensure_controller_key
 from safeapply.sandbox.network import proxy_command
-from safeapply.sandbox.paths import controller_key
 
 pytestmark = pytest.mark.sandbox
 
@@ -89,7 +88,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if sock.exists():
                 break
             subprocess.run(["sleep", "0.05"], check=True)
-        subprocess.run(["ssh-add", str(controller_key())], env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+        subprocess.run(["ssh-add", str(ensure_controller_key())], env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
                        check=True, capture_output=True)
         yield str(sock)
     finally:
