@@ -72,6 +72,24 @@ class AnsibleArgs:
         return out + (["--become"] if self.become else [])
 
 
+def absolute_args(args: AnsibleArgs) -> AnsibleArgs:
+    """The same options with their files as absolute paths (for a command that then changes directory)."""
+    def extra(opt: str) -> str:
+        return f"@{_abs(opt[1:])}" if opt.startswith("@") else opt
+
+    return replace(args, inventory=tuple(absolute_source(s) for s in args.inventory),
+                   extra_vars=tuple(map(extra, args.extra_vars)), vault_ids=tuple(map(_vault_id_abs, args.vault_ids)),
+                   vault_password_files=tuple(str(_abs(f)) for f in args.vault_password_files),
+                   private_key_file=_abs(args.private_key_file), become_password_file=_abs(args.become_password_file),
+                   playbook=_abs(args.playbook))
+
+
+def absolute_source(source: str) -> str:
+    """An inventory source as a run record keeps it: a path made absolute (`safeapply rollback RUN` may run from
+    another directory, whose `inventory` could name other machines); a host list stays as it is."""
+    return source if "," in source or not Path(source).exists() else str(Path(source).resolve())
+
+
 def _abs(path: str | None) -> str | None:
     return None if path is None else str(Path(path).expanduser().absolute())
 
@@ -195,11 +213,27 @@ def _private_file(directory: Path, name: str, secret: str) -> Path:
 # ---- building it ----------------------------------------------------------------------------------------
 
 _current: AnsibleContext | None = None
+_pending: AnsibleArgs | None = None  # activated lazily: built by the first get()
 
 
-def activate(args: AnsibleArgs, ask: Callable[[str], str] | None = None) -> AnsibleContext:
-    """Build this invocation's context: prompts (-J, -K: a TTY only), vault secrets loaded. Errors are one line."""
-    global _current
+def vault_options() -> list[str]:
+    """The vault options of this invocation (file paths, never a password) and the environment's, for a cache
+    key: a result that depends on what the vault files decrypt to is not reused under other passwords."""
+    args = _current.args if _current is not None else _pending or AnsibleArgs()
+    env = [f"{k}={os.environ[k]}" for k in ("ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_IDENTITY_LIST")
+           if k in os.environ]
+    return [*map(_vault_id_abs, args.vault_ids), *(str(_abs(f)) for f in args.vault_password_files),
+            *(["-J"] if args.ask_vault_pass else []), *env]
+
+
+def activate(args: AnsibleArgs, ask: Callable[[str], str] | None = None, lazy: bool = False) -> AnsibleContext | None:
+    """Build this invocation's context: prompts (-J, -K: a TTY only), vault secrets loaded. Errors are one line.
+    `lazy` (no prompt asked for): built by the first `get()`, so a command that may not need Ansible at all (a
+    lint cache hit) does not import it."""
+    global _current, _pending
+    if lazy and not (args.ask_vault_pass or args.ask_become_pass):
+        _pending, _current = args, None
+        return None
     prompted = vault.prompt(args.ask_vault_pass, args.ask_become_pass, args.become_password_file, ask)
     loader = vault.loader(args.vault_ids, args.vault_password_files, prompted)
     if args.playbook:  # as the playbook executor does: vars plugins read group_vars/host_vars beside it too
@@ -209,8 +243,8 @@ def activate(args: AnsibleArgs, ask: Callable[[str], str] | None = None) -> Ansi
 
 
 def deactivate() -> None:
-    global _current
-    _current = None
+    global _current, _pending
+    _current = _pending = None
     _derived.clear()
 
 
@@ -218,6 +252,8 @@ def get(inventory: Sequence[str] | None = None, extra_vars: Sequence[str] | None
     """This invocation's context (for another inventory or -e: the same secrets and options over those, also
     built once). Outside an activated command (a library call) a new context each time, with Ansible's
     defaults: nothing is cached between calls whose files may have changed."""
+    if _current is None and _pending is not None:
+        activate(_pending)
     if _current is None:
         return AnsibleContext(AnsibleArgs(), vault.loader((), (), Prompted()), Prompted()).derive(inventory,
                                                                                                 extra_vars)

@@ -18,6 +18,11 @@ def note_vault_sources(sources: list[str]) -> None:
     _tried[:] = sources
 
 
+def vault_passwords_given() -> bool:
+    """Whether the current loader has any vault password (from the options, ansible.cfg or the environment)."""
+    return bool(_tried)
+
+
 @contextlib.contextmanager
 def ansible_warnings() -> Iterator[Callable[[], list[str]]]:
     """Keep Ansible's warnings and deprecations off the terminal (they are many lines each). Yields a function

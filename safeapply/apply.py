@@ -30,6 +30,7 @@ import psutil
 from safeapply import ansible_context, signals
 from safeapply.errors import ConfigError, Terminated, UsageError
 from safeapply.redact import MASK, clean_terminal, is_secret, patterns, redact_text
+from safeapply.task_containers import containers_named
 
 _TASK_EVENTS = {
     "runner_on_ok": "ok",
@@ -52,6 +53,7 @@ class TaskEvent:
     detail: str = ""  # a failure: msg, stderr, the tail of stdout, each failed loop item (redacted, capped)
     diff: str = ""  # a change with --diff or --check: the unified diff (redacted)
     item: str = ""  # the loop item's label, for a result of one item
+    containers: tuple[str, ...] = ()  # names and IDs of containers the result names (`task_containers`)
 
 
 @dataclass
@@ -74,6 +76,7 @@ class ApplyResult:
     failures: list[TaskEvent] = field(default_factory=list)
     changed_tasks: list[TaskEvent] = field(default_factory=list)
     diffs: dict[str, list[Any]] = field(default_factory=dict)
+    containers: dict[str, list[str]] = field(default_factory=dict)  # host -> what its tasks' results name
     interrupted_by: int | None = None  # signal number when Ctrl-C / SIGTERM canceled the run
     error: str = ""  # ansible-playbook's last words when it stopped before running anything
     log: str = ""  # the run's full Ansible output (redacted, 0600): `safeapply show RUN --log`
@@ -224,6 +227,7 @@ class PendingPlaybook:
         result.failures = collector.failures
         result.changed_tasks = collector.changed
         result.diffs = collector.diffs
+        result.containers = collector.containers
         result.interrupted_by = self.cancel.signum
         result.log = str(self.req.log or "")
         self.collector.close()
@@ -324,6 +328,7 @@ class _Collector:
         self.failures: list[TaskEvent] = []
         self.changed: list[TaskEvent] = []
         self.diffs: dict[str, list[Any]] = {}
+        self.containers: dict[str, list[str]] = {}  # host -> containers its task results name: the run's
         self.stats: dict[str, dict[str, int]] | None = None
         self.seen_hosts: set[str] = set()
 
@@ -354,6 +359,10 @@ class _Collector:
             ev = replace(ev, detail=failure_detail(res))
         if name.startswith("runner_item_"):
             ev = replace(ev, item=_item_label(res))
+        if status != "skipped" and (named := containers_named(ev.action, res)):
+            ev = replace(ev, containers=named)
+            have = self.containers.setdefault(ev.host, [])
+            have += [n for n in named if n not in have]
         self.seen_hosts.add(ev.host)
         if status in ("failed", "unreachable"):
             self.failures.append(ev)

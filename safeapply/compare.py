@@ -23,9 +23,11 @@ def units_of(state: HostState, loaded_only: bool = True) -> dict[str, Unit]:
             and not (loaded_only and u.load == "not-found")}
 
 
-def state_diff(before: HostState, after: HostState, others: frozenset[str] = frozenset()) -> list[str]:
+def state_diff(before: HostState, after: HostState, others: frozenset[str] = frozenset(),
+               other_containers: frozenset[str] = frozenset()) -> list[str]:
     """Human lines for what differs in units, listeners and containers (empty: same). Units in `others`
-    (somebody else's timers and sessions) are not the run's doing and do not count."""
+    (somebody else's timers and sessions) and containers named in `other_containers` (somebody else's) are not
+    the run's doing and do not count."""
     out: list[str] = []
     old, new = units_of(before), units_of(after)
     for name in sorted(old.keys() | new.keys()):
@@ -36,16 +38,21 @@ def state_diff(before: HostState, after: HostState, others: frozenset[str] = fro
         sb = (b.active, b.enabled) if b else ("absent", "")
         if _norm(sa) != _norm(sb):
             out.append(f"unit {name}: was {'/'.join(filter(None, sa))}, now {'/'.join(filter(None, sb))}")
-    la = {(x.proto, x.address, x.port) for x in before.listeners}
-    lb = {(x.proto, x.address, x.port) for x in after.listeners}
+    la, lb = _listeners(before, other_containers), _listeners(after, other_containers)
     out += [f"listener {p} {a}:{n} is gone" for p, a, n in sorted(la - lb)]
     out += [f"listener {p} {a}:{n} is new" for p, a, n in sorted(lb - la)]
-    ca = {(c.name, c.running, c.image_id or c.image) for c in before.containers}
-    cb = {(c.name, c.running, c.image_id or c.image) for c in after.containers}
+    ca = {(c.name, c.running, c.image_id or c.image) for c in before.containers if c.name not in other_containers}
+    cb = {(c.name, c.running, c.image_id or c.image) for c in after.containers if c.name not in other_containers}
     out += [f"container {n}: was {'running' if r else 'stopped'} ({i[:12]}), now differs"
             for n, r, i in sorted(ca - cb)]
     out += [f"container {n}: new or changed" for n, _, _ in sorted(cb - ca) if n not in {x for x, _, _ in ca}]
     return out
+
+
+def _listeners(state: HostState, skip: frozenset[str]) -> set[tuple[str, str, int]]:
+    """(proto, address, port) of each listening socket, but those held by a container named in `skip`."""
+    return {(x.proto, x.address, x.port) for x in state.listeners
+            if not skip or (c := state.container_of(x)) is None or c.name not in skip}
 
 
 def _norm(state: tuple[str, str]) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 
 Order: restore the snapshot's roots -> `systemctl daemon-reload` -> each unit back to its pre-run state
 (stop what the run started, start what it stopped, enable/disable, restart those whose config came back
-or that the run restarted) -> containers the run created removed, those it stopped started -> packages
+or that the run restarted) -> the run's containers back (created removed, stopped started, replaced put back;
+one the run cannot attribute is left alone and reported in `containers_left`) -> packages
 reported (reverted with `rollback_packages`) -> rescan and compare with the pre-run scan.
 
 The snapshot store is reached through `SnapshotOps` (restore + diff), so this module does not care how
@@ -43,6 +44,8 @@ class RollbackReport:
     packages: list[dict[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)  # what still differs after the rollback
+    # changed during the run by somebody else, left alone: {name, id, engine, why}
+    containers_left: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def restored(self) -> bool:
@@ -51,7 +54,7 @@ class RollbackReport:
     def to_dict(self) -> dict[str, Any]:
         return {"host": self.host, "snapshot": self.snapshot, "outcome": self.outcome,
                 "restored_paths": self.restored_paths, "actions": self.actions, "packages": self.packages,
-                "errors": self.errors, "differences": self.differences}
+                "errors": self.errors, "differences": self.differences, "containers_left": self.containers_left}
 
     @property
     def outcome(self) -> str:
@@ -61,13 +64,18 @@ class RollbackReport:
 def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops: SnapshotOps,
                   *, apt_offset: int | None = None, rollback_packages: bool = False,
                   tasks_since: float | None = None, ours: frozenset[str] | None = None,
-                  tasks_mark: str = "") -> RollbackReport:
+                  containers: frozenset[str] | None = None, tasks_mark: str = "") -> RollbackReport:
     """Roll one host back to `before` (its pre-run scan) and `snapshot_id`; never raises for a step.
 
     `ours`: the units the run's plan names. A unit that a timer which existed before the run started meanwhile
     (apt-daily-upgrade mid-dpkg, certbot), or a login session's user manager, is someone else's unless the plan
     names it or the run wrote its unit file: left alone, and not counted as a difference. None: every new unit
     counts as the run's.
+
+    `containers`: the names and IDs the run's plan (`ContainerOp`) and its task results name. A container is the
+    run's when one of those names it or it runs under a unit of the run (a quadlet the run wrote); any other one
+    created, stopped, started or removed meanwhile is left alone, reported in `containers_left` and not counted
+    as a difference. None: every container change counts as the run's.
 
     `tasks_since` (the controller's time.time() when apply began): first stop what the run left running on
     the host — a task cut short by Ctrl-C, an `async` job — so that nothing changes it after the restore;
@@ -81,14 +89,18 @@ def rollback_host(transport: Transport, snapshot_id: str, before: HostState, ops
     now = _scan(rep, transport)
     others: frozenset[str] = frozenset()
     if now is not None:
+        written = written_units(now, rep.restored_paths)
         if ours is not None:
-            others = others_units(before, now, ours | written_units(now, rep.restored_paths))
+            others = others_units(before, now, ours | written)
+        if containers is not None:
+            rep.containers_left = containers_left(before, now, containers, (ours or frozenset()) | written)
         argvs = [["systemctl", verb, unit] for verb, unit in unit_actions(before, now, rep.restored_paths, others)]
-        for argv in argvs + container_actions(before, now):
+        left = frozenset(c["id"] for c in rep.containers_left)
+        for argv in argvs + container_actions(before, now, left):
             _step(rep, " ".join(argv), partial(_run, transport, rep, argv))
     if apt_offset is not None:
         _step(rep, "packages", lambda: _packages(transport, rep, apt_offset, rollback_packages))
-    check_restored(rep, transport, snapshot_id, before, ops, others)
+    check_restored(rep, transport, snapshot_id, before, ops, others, frozenset(c["name"] for c in rep.containers_left))
     return rep
 
 
@@ -100,15 +112,17 @@ def files_restored(rep: RollbackReport) -> bool:
 
 
 def check_restored(rep: RollbackReport, transport: Transport, snapshot_id: str, before: HostState,
-                   ops: SnapshotOps, others: frozenset[str] = frozenset()) -> None:
-    """Rescan and diff the roots: `rep.differences` empty means the host is as before."""
+                   ops: SnapshotOps, others: frozenset[str] = frozenset(),
+                   other_containers: frozenset[str] = frozenset()) -> None:
+    """Rescan and diff the roots: `rep.differences` empty means the host is as before (somebody else's units and
+    containers aside)."""
     try:
         rep.differences += [f"file {p}" for p in ops.diff(transport, snapshot_id)]
     except SafeapplyError as e:
         rep.errors.append(f"snapshot diff: {e}")
     after = _scan(rep, transport)
     if after is not None:
-        rep.differences += state_diff(before, after, others)
+        rep.differences += state_diff(before, after, others, other_containers)
 
 
 def _step(rep: RollbackReport, what: str, fn: Callable[[], object]) -> None:
@@ -203,12 +217,15 @@ def _packages(transport: Transport, rep: RollbackReport, offset: int, revert: bo
 
 
 _UNIT_PATH = re.compile(r"^/etc/systemd/system/(?:[^/]+\.(?:wants|requires)/)?([^/]+?)(?:\.d/[^/]+)?$")
+_QUADLET_PATH = re.compile(r"^/etc/containers/systemd/(?:.+/)?([^/]+)\.container(?:\.d/[^/]+)?$")
 
 
 def written_units(now: HostState, restored: list[str]) -> frozenset[str]:
-    """Units whose unit file (or drop-in) the restore put back or removed: the run wrote them."""
+    """Units whose unit file (or drop-in, or quadlet `.container` file) the restore put back or removed: the run
+    wrote them."""
     paths = set(restored)
     named = {m.group(1) for p in restored if (m := _UNIT_PATH.match(p))}
+    named |= {m.group(1) + ".service" for p in restored if (m := _QUADLET_PATH.match(p))}
     return frozenset(named | {u.name for u in now.units if u.fragment_path and u.fragment_path in paths})
 
 
@@ -278,21 +295,45 @@ def _config_restored(name: str, unit: Any, restored: list[str]) -> bool:
     return False
 
 
-def container_actions(before: HostState, now: HostState) -> list[list[str]]:
-    """Containers back to their pre-run state: remove those the run created, start those it stopped, stop those
-    it started; then recreate those it removed or replaced (same name, new image) — podman only (`_recreate`)."""
+def container_changes(before: HostState, now: HostState) -> list[tuple[Container, str]]:
+    """(container, what happened to it) for each one that differs from the pre-run scan: created, stopped,
+    started — as it is now — or removed — as it was."""
     old = {c.id: c for c in before.containers}
-    out: list[list[str]] = []
+    out: list[tuple[Container, str]] = []
     for c in now.containers:
         was = old.get(c.id)
         if was is None:
-            out.append([c.engine, "rm", "-f", c.id])
-        elif was.running and not c.running:
-            out.append([c.engine, "start", c.id])
-        elif not was.running and c.running:
-            out.append([c.engine, "stop", c.id])
-    gone = [c for c in before.containers if c.id not in {n.id for n in now.containers}]
-    return out + [argv for c in gone for argv in _recreate(c)]
+            out.append((c, "created"))
+        elif was.running != c.running:
+            out.append((c, "stopped" if was.running else "started"))
+    ids = {n.id for n in now.containers}
+    return out + [(c, "removed") for c in before.containers if c.id not in ids]
+
+
+def containers_left(before: HostState, now: HostState, named: frozenset[str],
+                    units: frozenset[str]) -> list[dict[str, str]]:
+    """Containers created, stopped, started or removed during the run that the run cannot attribute: neither its
+    plan nor its task results name them (by name or ID) and they do not run under one of its units (`units`).
+    Another run, a user, a timer or `podman auto-update` did it: rollback leaves them alone and reports them."""
+    return [{"name": c.name, "id": c.id, "engine": c.engine,
+             "why": f"{what} during the run; neither the plan nor a task of this run names it"}
+            for c, what in container_changes(before, now) if not _attributed(c, named, units)]
+
+
+def _attributed(c: Container, named: frozenset[str], units: frozenset[str]) -> bool:
+    if c.name in named or c.id in named or (c.unit and c.unit in units):
+        return True
+    return any(len(n) >= 12 and c.id.startswith(n) for n in named)  # a short ID on a task's command line
+
+
+def container_actions(before: HostState, now: HostState, left: frozenset[str] = frozenset()) -> list[list[str]]:
+    """Containers back to their pre-run state: remove those the run created, start those it stopped, stop those
+    it started; then recreate those it removed or replaced (same name, new image) — podman only (`_recreate`).
+    Containers whose ID is in `left` are somebody else's: untouched."""
+    verbs = {"created": ["rm", "-f"], "stopped": ["start"], "started": ["stop"]}
+    changes = [(c, what) for c, what in container_changes(before, now) if c.id not in left]
+    out = [[c.engine, *verbs[what], c.id] for c, what in changes if what != "removed"]
+    return out + [argv for c, what in changes if what == "removed" for argv in _recreate(c)]
 
 
 def _recreate(was: Container) -> list[list[str]]:

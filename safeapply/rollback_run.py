@@ -1,6 +1,7 @@
 """`safeapply rollback RUN`: return each host of a recorded run to its pre-run snapshot and scan.
 
-Never blindly: the recorded inventory (absolute paths) is used, not the current directory's; a host whose
+Never blindly: the recorded inventory (absolute paths) is used, not the current directory's, and the run's
+ansible.cfg (`run_config`: the CLI pins it; a file gone or changed since the run is refused); a host whose
 /etc/machine-id is not the one the snapshot was taken of is refused; a snapshot older than `max_age` or a host
 that later runs changed needs `force` (or a yes at the prompt, which shows what will be undone); each host is
 rolled back under its host lock with the dead-man's switch armed around it, so a rollback that cuts SSH still
@@ -20,6 +21,7 @@ from safeapply.inventory import Host, resolve_hosts
 from safeapply.lock import host_lock
 from safeapply.records import RunRecord, RunStore
 from safeapply.rollback import RollbackReport, files_restored, rollback_host
+from safeapply.run_config import check_loaded
 from safeapply.run_stages import machine_id, snapshot_ops
 from safeapply.scan import HostState
 from safeapply.snapshot.retention import RECENT
@@ -38,6 +40,7 @@ def rollback_run(rec: RunRecord, store: RunStore, *, accept_new: bool = False, r
     todo = {h: s for h, s in snaps.items() if s and s.get("id") and h in scans}
     if not todo:
         raise UsageError(f"run {rec.id} has no snapshot to return to", "it stopped before taking one")
+    check_loaded(rec, force)  # the run's ansible.cfg (the CLI pinned it): its remote_user, become, vault ids
     hosts = {h.name: h for h in resolve_hosts(list(rec.sections.get("inventory") or []), "all")}
     missing = sorted(set(todo) - set(hosts))
     if missing:

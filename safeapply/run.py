@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from safeapply import deadman, parallel, signals
+from safeapply import deadman, parallel, run_config, signals
 from safeapply import run_stages as stages
 from safeapply.apply import ApplyRequest, ApplyResult, PendingPlaybook, TaskEvent, prestart, run_log
 from safeapply.deadman.keepalive import Keepalive
@@ -146,6 +146,7 @@ class Pipeline:
         self.applied_from: float | None = None  # time.time() when apply began
         self._record_lock = threading.Lock()
         self._record = True  # False: bad input caught before any host, which is not recorded as a run
+        self.where = run_config.recorded()  # the directory and ansible.cfg `rollback RUN` reads again
 
     # ---- driver ----------------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -394,7 +395,8 @@ class Pipeline:
         try:  # the switch stays armed (kept alive) through the rollback: if it cuts SSH, the host finishes it
             h.rollback = rollback_host(t, h.snapshot, h.before, stages.snapshot_ops(), apt_offset=h.apt_offset,
                                        rollback_packages=self.opts.rollback_packages, tasks_since=self.applied_from,
-                                       ours=h.expect.units, tasks_mark=self.rec.id)
+                                       ours=h.expect.units, containers=self._containers_of(h),
+                                       tasks_mark=self.rec.id)
         finally:
             if sw is not None and keepalive is not None:
                 sw.armed = keepalive.stop()
@@ -404,6 +406,12 @@ class Pipeline:
         finally:
             if mine:
                 t.close()
+
+    def _containers_of(self, h: HostRun) -> frozenset[str]:
+        """The containers this run may put back on the host: those its plan names and those its tasks' results
+        named there (names, IDs)."""
+        named = self.apply.containers.get(h.name, []) if self.apply is not None else []
+        return h.expect.named_containers | frozenset(named)
 
     def _rollback_connection(self, h: HostRun) -> tuple[Transport, bool]:
         """The connection kept open since before apply when it still answers (a play that changed the host
@@ -433,7 +441,7 @@ class Pipeline:
     def _sections(self) -> dict[str, Any]:
         opts, hosts = self.opts, self.hosts
         s: dict[str, Any] = {"inventory": stages.inventory_sources(opts), "timings": self.timings,
-                             "provenance": provenance(opts.prompt_file, opts.model, opts.note)}
+                             "provenance": {**provenance(opts.prompt_file, opts.model, opts.note), **self.where}}
         scans = {h.name: h.before.to_dict() for h in hosts if h.before}
         if scans:
             s["scans"] = scans

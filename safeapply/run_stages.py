@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safeapply.errors import LintFailed, PreflightBlocked
@@ -56,15 +55,9 @@ def connector(host: Host, opts: RunOptions) -> Callable[[], Transport]:
     return connect
 
 
-def absolute_source(source: str) -> str:
-    """An inventory source as the record keeps it: a path made absolute (`safeapply rollback RUN` may run from
-    another directory, whose `inventory` could name other machines); a host list stays as it is."""
-    return source if "," in source or not Path(source).exists() else str(Path(source).resolve())
-
-
 def inventory_sources(opts: RunOptions) -> list[str]:
     """The inventory the run reads: -i, else ansible.cfg's (as the record keeps it: absolute paths)."""
-    from safeapply.ansible_context import get
+    from safeapply.ansible_context import absolute_source, get
 
     return [absolute_source(s) for s in get(list(opts.inventory) or None).sources]
 
@@ -244,7 +237,8 @@ def expectation(intent: Intent, login: str | None = None) -> Expectation:
     e = planner.expectations(intent)
     accounts = [r for r, account in intent.way_in_accounts.items() if login in (None, account)]
     return Expectation(units=frozenset(e.units_active), ports=frozenset((b.proto, b.port) for b in e.ports),
-                       containers=frozenset(e.containers_running), way_in=(*intent.way_in, *accounts))
+                       containers=frozenset(e.containers_running), way_in=(*intent.way_in, *accounts),
+                       named_containers=frozenset(c.name for c in intent.containers if c.name))
 
 
 # ---- snapshot ---------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Expectation:
     units: frozenset[str] = frozenset()
     ports: frozenset[tuple[str, int]] = frozenset()  # (proto, port)
     containers: frozenset[str] = frozenset()  # container names
+    named_containers: frozenset[str] = frozenset()  # every container the plan names, any state: the run's
     way_in: tuple[str, ...] = ()  # why SSH may change after the play (proof of reach waits for --settle)
 
 

@@ -4,6 +4,7 @@ local images only (sandbox/containers.py), no network. One sandbox for the modul
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -190,3 +191,53 @@ def test_docker_scan_and_the_incident_rolled_back(
     assert ct.sh("docker ps -a --format '{{.Names}} {{.State}}'").split() == ["dweb", "running"]
     assert ct.sh("systemctl is-active node_exporter.service").strip() == "active"
     assert ct.sh(ETC) == etc
+
+
+def test_rollback_leaves_alone_the_containers_somebody_else_changed_during_the_run(
+        ct: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11 item 13: while a failing run waits on the host, somebody else (another run, a user, a timer)
+    starts a container and stops another. Rollback removes the run's own containers — the one its plan names
+    and an unnamed one whose ID its `podman run -d` task printed — and leaves theirs as they are, reporting them."""
+    ct.sh("podman run -d --name bystander localhost/busybox:latest sleep 100000")
+    pb = _pb(tmp_path, "ours.yml", """    - name: our container
+      containers.podman.podman_container:
+        name: mine
+        image: localhost/busybox:latest
+        command: sleep 100000
+        state: started
+    - name: an unnamed container of ours
+      ansible.builtin.command: podman run -d localhost/busybox:latest sleep 100001
+    - name: meanwhile somebody else changes containers (the test does, over SSH)
+      ansible.builtin.wait_for: {path: /run/other-actor-done, timeout: 600}
+    - name: fail
+      ansible.builtin.fail: {msg: deliberate failure}
+""")
+    done, said = threading.Event(), []
+
+    def other_actor() -> None:  # once the run's own container exists (so after its pre-run scan)
+        while not done.is_set() and ct.sh_rc("podman container exists mine")[0] != 0:
+            done.wait(0.3)
+        if not done.is_set():
+            said.append(ct.sh_rc("podman run -d --name theirs localhost/busybox:latest sleep 100002 && "
+                                 "podman stop -t 0 bystander && touch /run/other-actor-done"))
+
+    actor = threading.Thread(target=other_actor)
+    actor.start()
+    try:
+        code = _run(pb, ct)
+    finally:
+        done.set()
+        actor.join()
+        ct.sh("rm -f /run/other-actor-done")
+    assert said and said[0][0] == 0, said
+    assert code == 20
+    shown = capsys.readouterr().out
+    rec = _last(capsys)
+    rb = rec["rollback"]["ct1"]  # type: ignore[index]
+    assert rb["outcome"] == "restored", rb
+    after = _containers(ct)  # the run's two are gone; theirs is as they left it
+    assert sorted(after) == ["bystander", "theirs"], after
+    assert (after["theirs"][0], after["bystander"][0]) == ("running", "exited"), after
+    assert sorted((c["name"], c["why"].split(";")[0]) for c in rb["containers_left"]) == [
+        ("bystander", "stopped during the run"), ("theirs", "created during the run")], rb
+    assert "left as it is: podman container theirs (created during the run" in shown, shown

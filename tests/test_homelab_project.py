@@ -18,9 +18,8 @@ from conftest import Sandbox
 
 from safeapply import sandbox as sb
 from safeapply.records import RunStore
-from safeapply.sandbox.host import Layout, SandboxOptions
+from safeapply.sandbox.host import Layout, SandboxOptions, ensure_controller_key
 from safeapply.sandbox.network import proxy_command
-from safeapply.sandbox.paths import controller_key
 
 pytestmark = pytest.mark.sandbox
 
@@ -39,7 +38,10 @@ class Homelab:
         self.root, self.env, self.hosts = root, env, hosts
 
     def safeapply(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "safeapply"), *argv], cwd=self.root, env=self.env, capture_output=True,
+        return self.safeapply_in(self.root, *argv)
+
+    def safeapply_in(self, cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "safeapply"), *argv], cwd=cwd, env=self.env, capture_output=True,
                               text=True, check=False, timeout=900)
 
     def ansible_playbook(self, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -86,7 +88,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if sock.exists():
                 break
             subprocess.run(["sleep", "0.05"], check=True)
-        subprocess.run(["ssh-add", str(controller_key())], env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+        subprocess.run(["ssh-add", str(ensure_controller_key())], env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
                        check=True, capture_output=True)
         yield str(sock)
     finally:
@@ -165,7 +167,20 @@ def test_passing_play_is_applied_and_verified_then_rolled_back_by_id(homelab: Ho
         assert "8080" in homelab.root_sh(host, "ss -Hltn 'sport = :8080'")
         assert "managed by Ansible" in homelab.root_sh(host, "cat /etc/motd")
     run_id = RunStore(Path(homelab.env["SAFEAPPLY_STATE_DIR"]) / "runs.sqlite").get("last").id
-    _ok(homelab.safeapply("rollback", run_id, "--yes"))
+    # from another directory, whose ansible.cfg logs in as root (refused by these hosts), reads no vault (the
+    # sudo password) and names another inventory: the rollback reads the run's ansible.cfg, in the run's directory
+    decoy = homelab.root.parent / "elsewhere"
+    decoy.mkdir()
+    (decoy / "ansible.cfg").write_text("[defaults]\ninventory = hosts.yml\nremote_user = root\n")
+    (decoy / "hosts.yml").write_text("all:\n  hosts:\n    web1:\n      ansible_host: 192.0.2.1\n")
+    cfg = homelab.root / "ansible.cfg"
+    kept = cfg.read_text()
+    cfg.write_text(kept + "# edited after the run\n")
+    refused = homelab.safeapply_in(decoy, "rollback", run_id, "--yes")
+    cfg.write_text(kept)
+    _ok(refused, 2)
+    assert f"{cfg}, the ansible.cfg run {run_id} read, changed since the run" in refused.stderr
+    _ok(homelab.safeapply_in(decoy, "rollback", run_id, "--yes"))
     for host in ("web1", "app1"):
         assert homelab.root_sh(host, "test -e /etc/systemd/system/whoami.service || echo gone").strip() == "gone"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from safeapply.compare import state_diff
 from safeapply.probe.model import Container, HostState, Unit
-from safeapply.rollback import container_actions, unit_actions
+from safeapply.rollback import container_actions, containers_left, unit_actions, written_units
 
 
 def _state(*units: Unit) -> HostState:
@@ -74,3 +74,37 @@ def test_same_name_with_another_image_is_a_difference() -> None:
     assert state_diff(before, HostState("h", containers=(_web("new", NEW_IMAGE),))) == [
         f"container web: was running ({OLD_IMAGE[:12]}), now differs"]
     assert state_diff(before, HostState("h", containers=(_web("again", OLD_IMAGE),))) == []
+
+
+def test_only_the_runs_containers_are_put_back_others_are_left_and_reported() -> None:
+    """Issue 11 item 13: a container the run cannot attribute (another run, a user, a timer) is left alone."""
+    bystander = Container("podman", "b" * 64, "bystander", "localhost/busybox:latest", "running")
+    before = HostState("h", containers=(bystander,))
+    mine = Container("podman", "m" * 64, "mine", "localhost/busybox:latest", "running")
+    unnamed = Container("podman", "1" * 64, "eager_hopper", "localhost/busybox:latest", "running")
+    theirs = Container("podman", "t" * 64, "theirs", "localhost/busybox:latest", "running")
+    quadlet = Container("podman", "q" * 64, "systemd-web", "localhost/busybox:latest", "running", unit="web.service")
+    now = HostState("h", containers=(mine, unnamed, theirs, quadlet,
+                                     Container("podman", "b" * 64, "bystander", "localhost/busybox:latest", "exited")))
+    left = containers_left(before, now, frozenset({"mine", "1" * 64}), frozenset({"web.service"}))
+    assert [(c["name"], c["why"].split(";")[0]) for c in left] == [
+        ("theirs", "created during the run"), ("bystander", "stopped during the run")]
+    ids = frozenset(c["id"] for c in left)
+    assert container_actions(before, now, ids) == [
+        ["podman", "rm", "-f", "m" * 64], ["podman", "rm", "-f", "1" * 64], ["podman", "rm", "-f", "q" * 64]]
+    after = HostState("h", containers=(theirs, now.containers[-1]))  # what the rollback leaves
+    assert state_diff(before, after, other_containers=frozenset({"theirs", "bystander"})) == []
+    assert state_diff(before, after) != []
+
+
+def test_a_short_id_on_a_tasks_command_line_attributes_the_container() -> None:
+    before = HostState("h", containers=(Container("podman", "a1b2c3d4e5f6" + "0" * 52, "x", "i", "running"),))
+    now = HostState("h", containers=(Container("podman", "a1b2c3d4e5f6" + "0" * 52, "x", "i", "exited"),))
+    assert containers_left(before, now, frozenset({"a1b2c3d4e5f6"}), frozenset()) == []
+    assert containers_left(before, now, frozenset({"a1b2c3"}), frozenset())[0]["name"] == "x"  # too short to tell
+
+
+def test_a_quadlet_file_the_run_wrote_makes_its_service_and_container_the_runs() -> None:
+    written = written_units(HostState("h"), ["/etc/containers/systemd/web.container",
+                                             "/etc/containers/systemd/apps/db.container.d/10-x.conf"])
+    assert written == {"web.service", "db.service"}

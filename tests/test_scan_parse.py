@@ -143,3 +143,11 @@ def test_quadlet() -> None:
                       "PublishPort=127.0.0.1:9101:9101\nNetwork=host\n[Install]\nWantedBy=default.target\n")
     assert q.unit == "agent.service" and q.container_name == "systemd-agent"
     assert q.publish == ("9100:9100", "127.0.0.1:9101:9101") and q.network == "host"
+
+
+def test_a_podman_container_names_the_systemd_unit_it_runs_under() -> None:
+    # quadlet's and `podman generate systemd`'s units set PODMAN_SYSTEMD_UNIT: rollback knows a quadlet's container
+    raw = json.dumps([{"Id": "c" * 64, "Name": "systemd-web", "State": {"Status": "running"},
+                       "Config": {"Image": "busybox", "Labels": {"PODMAN_SYSTEMD_UNIT": "web.service"}}},
+                      {"Id": "d" * 64, "Name": "plain", "State": {"Status": "running"}, "Config": {"Labels": None}}])
+    assert [(c.name, c.unit) for c in parse_inspect("podman", raw)] == [("plain", ""), ("systemd-web", "web.service")]

@@ -5,14 +5,16 @@ the command runs (`safeapply.ansible_context.activate`: prompts and vault secret
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Annotated, Any, TypeVar, overload
 
 import typer
 
-from safeapply.ansible_context import AnsibleArgs, activate, deactivate
+from safeapply.ansible_context import AnsibleArgs, absolute_args, activate, deactivate
 
 PANEL = "Ansible options (as for ansible-playbook)"
 
@@ -64,22 +66,43 @@ OPTIONS: tuple[tuple[str, Any], ...] = (
         help="Connection timeout in seconds (default: ansible.cfg's timeout, else 10).")]),
 )
 
+VAULT_OPTIONS = ("vault_id", "vault_password_file", "ask_vault_pass")
 
-def ansible_options(fn: F) -> F:
+Before = Callable[[dict[str, Any]], AbstractContextManager[object]]
+
+
+@overload
+def ansible_options(fn: F) -> F: ...
+
+
+@overload
+def ansible_options(*, before: Before | None = None, only: tuple[str, ...] = ()) -> Callable[[F], F]: ...
+
+
+def ansible_options(fn: F | None = None, *, before: Before | None = None,
+                    only: tuple[str, ...] = ()) -> F | Callable[[F], F]:
     """Add OPTIONS to a command (the ones it does not declare itself, e.g. its own -e) and activate the Ansible
-    context from them for the command's run."""
+    context from them for the command's run. `before(kwargs)`: a context the command runs in, entered before
+    Ansible reads its config (`rollback RUN` moves to the run's directory and ansible.cfg); the options' files
+    are then taken as absolute paths, from where the command was started. `only`: these options alone (`lint`
+    takes the vault ones)."""
+    if fn is None:
+        return functools.partial(ansible_options, before=before, only=only)
     sig = inspect.signature(fn, eval_str=True)  # the command module's own names, resolved there
     own = set(sig.parameters)
-    added = [(n, a) for n, a in OPTIONS if n not in own]
+    added = [(n, a) for n, a in OPTIONS if n not in own and (not only or n in only)]
 
     @functools.wraps(fn)
     def command(**kwargs: Any) -> Any:
         values = {n: kwargs.pop(n) for n, _a in added}
-        activate(_args({**kwargs, **values}))
-        try:
-            return fn(**kwargs)
-        finally:
-            deactivate()
+        args = _args({**kwargs, **values})
+        args = absolute_args(args) if before else args  # here, before `before` changes directory
+        with before(kwargs) if before else contextlib.nullcontext():
+            activate(args, lazy=bool(only))  # a command with some options only (lint) may not need Ansible
+            try:
+                return fn(**kwargs)
+            finally:
+                deactivate()
 
     defaults = {"ask_vault_pass": False, "become": False, "ask_become_pass": False}
     params = list(sig.parameters.values()) + [
@@ -90,7 +113,8 @@ def ansible_options(fn: F) -> F:
     return command  # type: ignore[return-value]
 
 
-def _args(v: dict[str, Any]) -> AnsibleArgs:
+def _args(given: dict[str, Any]) -> AnsibleArgs:
+    v = {n: None for n, _a in OPTIONS} | given  # a command with `only` some of them: the others not given
     return AnsibleArgs(
         inventory=tuple(v.get("inventory") or ()), extra_vars=tuple(v.get("extra_vars") or ()),
         vault_ids=tuple(v["vault_id"] or ()), vault_password_files=tuple(v["vault_password_file"] or ()),

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from safeapply.cli.ansible_opts import VAULT_OPTIONS, ansible_options
 from safeapply.cli.app import AcceptOpt, JsonOpt, app
 from safeapply.cli.output import console, emit_json, err_console
 from safeapply.errors import ExitCode, UsageError
@@ -24,6 +25,7 @@ class Format(StrEnum):
 
 
 @app.command()
+@ansible_options(only=VAULT_OPTIONS)
 def lint(
     playbooks: Annotated[list[Path], typer.Argument(help="Playbook file(s) to check.", show_default=False)],
     profile: Annotated[str | None, typer.Option(
@@ -47,6 +49,8 @@ def lint(
     SSH/firewall lockouts, sudoers without validate for a non-root --ssh-user) exit 16. Style and hygiene
     findings are warnings: shown with their fix, exit 0 unless --strict; so is a part of the lint that could
     not run (lint-incomplete). A missing file exits 2. Never touches the network; results are cached by content.
+    Vaulted vars files are decrypted with the project's vault passwords (ansible.cfg's, or the vault options
+    here, as for run); a password that does not decrypt them exits 19.
     """
     from safeapply.lint import lint_paths
 

@@ -17,6 +17,8 @@ from safeapply.cli.output import console, emit_json, err_console, error_line, in
 from safeapply.errors import ExitCode, SafeapplyError, UsageError
 
 if TYPE_CHECKING:  # the rest is imported inside the commands: `import safeapply.cli` stays cheap
+    from contextlib import AbstractContextManager
+
     from safeapply.apply import TaskEvent
     from safeapply.records import RunRecord
 
@@ -89,6 +91,8 @@ def recap_lines(rec: dict[str, Any]) -> list[str]:
         out.append(f"  {host:<{width}}  ok={s.get('ok', 0):<4} changed={s.get('changed', 0):<4} "
                    f"failed={s.get('failed', 0):<4} unreachable={s.get('unreachable', 0):<4} "
                    f"skipped={s.get('skipped', 0):<4} rolled back={back}")
+        out += [f"  {host:<{width}}  left as it is: {c.get('engine')} container {c.get('name')} ({c.get('why')})"
+                for c in (rolled.get(host) or {}).get("containers_left") or []]
     return out
 
 
@@ -315,8 +319,16 @@ def _show_details(rec: dict[str, object]) -> None:
                     console.print(f"{'':>18}- {item}", markup=False)
 
 
+def _run_config(kwargs: dict[str, Any]) -> AbstractContextManager[object]:
+    """`rollback RUN` reads the project from the run's directory, with the run's ansible.cfg."""
+    from safeapply.records import RunStore
+    from safeapply.run_config import pinned
+
+    return pinned(RunStore().get(kwargs["run_id"]), kwargs["force"])
+
+
 @app.command("rollback")
-@ansible_options
+@ansible_options(before=_run_config)
 def rollback_cmd(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
     yes: YesOpt = False,
@@ -335,6 +347,8 @@ def rollback_cmd(
 ) -> int:
     """Return a past run's hosts to their pre-run snapshot (asks first; needs --yes without a TTY).
 
+    Reads the project as the run did, from any directory: the run's inventory, in the run's directory with the
+    run's ansible.cfg; refused (exit 2, unless --force) when that ansible.cfg is gone or changed since the run.
     Refuses a host whose machine-id is not the snapshotted one (the inventory now names another machine);
     asks (or needs --force) when the snapshot is older than --max-age or later runs changed the host. Each host
     is rolled back under its lock with the dead-man's switch armed around it. Exit 0 restored, 21 not."""

@@ -69,6 +69,7 @@ class Project:
     findings: list[Finding] = field(default_factory=list)
     seen: set[Path] = field(default_factory=set)
     roles: list[Path] = field(default_factory=list)  # every role directory the plays use
+    vars_files: list[tuple[Path, Any]] = field(default_factory=list)  # (playbook directory, a play's vars_files)
 
     def display(self, path: Path) -> str:
         for candidate in (Path(os.path.abspath(path)), path.resolve()):  # a symlinked role keeps its name
@@ -174,6 +175,8 @@ def _load_play(proj: Project, play: LMap, path: Path) -> None:
         return
     hosts = str(play.get("hosts"))
     proj.plays.append((shown, play))
+    if play.get("vars_files"):
+        proj.vars_files.append((path.parent, play["vars_files"]))
     scope = Scope(path.parent, None, (), hosts).inside(play)
     for key in TASK_LISTS:
         _add_tasks(proj, play.get(key), path, hosts, 0, scope)

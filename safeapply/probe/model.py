@@ -96,6 +96,7 @@ class Container:
     create_command: tuple[str, ...] = ()  # podman: the command line that created it (for rollback)
     exposed: tuple[str, ...] = ()  # stopped containers: the image's exposed ports, "9090/tcp"
     log_tail: str = ""  # stopped containers: the last lines they logged
+    unit: str = ""  # podman: the systemd unit it runs under (label PODMAN_SYSTEMD_UNIT: quadlet, generate systemd)
 
     @property
     def running(self) -> bool:

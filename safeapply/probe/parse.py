@@ -131,6 +131,7 @@ def _container(engine: str, c: Mapping[str, Any], why: Mapping[str, Any]) -> Con
         image_id=_image_id(c), pid=_int(st.get("Pid")), conmon_pid=_int(st.get("ConmonPid")),
         exit_code=_int(st.get("ExitCode")), create_command=tuple(str(a) for a in cfg.get("CreateCommand") or ()),
         exposed=tuple(str(e) for e in exposed), log_tail=str(why.get("logs") or ""),
+        unit=str((cfg.get("Labels") or {}).get("PODMAN_SYSTEMD_UNIT") or ""),
     )
 
 

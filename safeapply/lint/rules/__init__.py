@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from safeapply.errors import SafeapplyError
 from safeapply.lint.model import Finding, Severity
 from safeapply.lint.rules import (
     curl_pipe_sh,
@@ -43,6 +44,8 @@ def run_rules(ctx: Context) -> Iterator[Finding]:
     for rule in RULES:
         try:
             yield from rule.check(ctx)
+        except SafeapplyError:  # the user's input (a vault password that does not decrypt): not a bug
+            raise
         except Exception as e:  # a bug in one rule must not hide the findings of the others
             yield Finding(rule.ID, Severity.WARNING, "", 0,
                           f"rule {rule.ID} crashed: {type(e).__name__}: {e}", "report this as a safeapply bug")
