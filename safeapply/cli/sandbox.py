@@ -14,8 +14,9 @@ from safeapply.cli.output import console, emit_json, err_console
 from safeapply.errors import UsageError
 
 sandbox_app = typer.Typer(
-    help="Disposable local test hosts: Debian bookworm booted with systemd-nspawn (systemd as PID 1, sshd), "
-    "each in its own network namespace, reached over loopback or a private network of their own (--network). "
+    help="Disposable local test hosts: Debian bookworm (trixie with --containers) booted with systemd-nspawn "
+    "(systemd as PID 1, sshd), each in its own network namespace, reached over loopback or a private network of "
+    "their own (--network). "
     "Linux and root only. Names carry the prefix $SAFEAPPLY_SANDBOX_PREFIX (default 'sa').",
     no_args_is_help=True,
 )
@@ -83,8 +84,8 @@ def up(
         "--authorized-key", metavar="PUBFILE",
         help="Also let this public key log in as the login user (repeatable).")] = None,
     containers: Annotated[bool, typer.Option(
-        "--containers", help="Boot with podman, docker (started on demand) and local images: a second cached "
-        "rootfs, built once (about a minute).")] = False,
+        "--containers", help="Boot Debian trixie with podman 5 (quadlet), docker (started on demand) and local "
+        "images: a second cached rootfs, built once (about two minutes).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Boot sandboxes in parallel (builds the rootfs once, ~1 min) and print an inventory for `-i`. All or none:
@@ -99,10 +100,11 @@ def up(
     password = _read_line(sudo_password_file, "sudo password") if sudo_password_file is not None else None
     opts = sb.SandboxOptions(layout, password, _public_keys(authorized_key or []), containers)
     opts.check()
-    if not sb.rootfs.rootfs_path().exists():
+    if not containers and not sb.rootfs.rootfs_path().exists():
         err_console.print("building the sandbox rootfs (debootstrap, about a minute, once)...")
     if containers and not containers_rootfs_path().exists():
-        err_console.print("building the containers sandbox rootfs (podman, docker, about a minute, once)...")
+        err_console.print("building the containers sandbox rootfs (debootstrap trixie, podman, docker, about two "
+                          "minutes, once)...")
     infos = sb.up_many(names, opts)
     if json_out:
         emit_json("sandbox", {"sandboxes": [i.to_dict() for i in infos]})

@@ -1,10 +1,12 @@
 #!/bin/bash
-# Build the cached rootfs of container sandboxes (`safeapply sandbox up --containers`): a copy of the base
-# rootfs plus Debian 12's podman (crun, netavark, aardvark-dns, iptables) and a local busybox image imported
-# without any registry. Usage: build-rootfs-containers.sh BASE_ROOTFS DEST_DIR (the caller names DEST_DIR after
-# this file's hash and the base's). Only files inside DEST_DIR are written; this machine's /etc is never touched.
+# Build the cached rootfs of container sandboxes (`safeapply sandbox up --containers`): the base recipe run for
+# Debian 13 trixie (podman 5 has the quadlet generator; bookworm's 4.3 has none) plus podman (crun, netavark,
+# aardvark-dns, iptables), docker.io and local busybox images imported without any registry.
+# Usage: build-rootfs-containers.sh BASE_RECIPE DEST_DIR (the caller names DEST_DIR after both recipes' hashes).
+# Only files inside DEST_DIR are written; this machine's /etc is never touched.
 set -euo pipefail
-BASE=$1; DEST=$2
+BASE_RECIPE=$1; DEST=$2
+SUITE=trixie
 MIRROR=${SAFEAPPLY_MIRROR:-}
 if [ -z "$MIRROR" ]; then
   MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -12,15 +14,15 @@ if [ -z "$MIRROR" ]; then
   MIRROR=${MIRROR:-http://deb.debian.org/debian}
 fi
 PKGS="podman crun conmon netavark aardvark-dns iptables busybox-static golang-github-containers-common
-      docker.io python3-requests"
+      docker.io docker-cli python3-requests"
 R=$DEST.tmp
 rm -rf "$R"
-cp -a --reflink=auto "$BASE" "$R"
+SAFEAPPLY_MIRROR=$MIRROR bash "$BASE_RECIPE" "$R" "$SUITE"
 rm -f "$R/.safeapply-rootfs-ready"
 
 # apt inside a private mount namespace: proc/dev for maintainer scripts, the build machine's resolver for the
 # download only (the sandbox itself keeps an empty resolv.conf: no DNS, no network), no service started.
-echo "deb $MIRROR bookworm main" > "$R/etc/apt/sources.list"
+echo "deb $MIRROR $SUITE main" > "$R/etc/apt/sources.list"
 printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"; chmod 0755 "$R/usr/sbin/policy-rc.d"
 cp -L /etc/resolv.conf "$R/etc/resolv.conf"
 unshare --mount --fork bash -euo pipefail -c '
@@ -40,8 +42,9 @@ printf '{"storage-driver": "vfs"}\n' > "$R/etc/docker/daemon.json"
 : > "$R/etc/resolv.conf"
 
 # Engine settings for a systemd-nspawn guest on an overlay rootfs: vfs storage (overlay on overlay is refused),
-# no cgroups per container (the guest's cgroup v1 controllers are read-only), no session keyring (nspawn's
-# seccomp filter refuses keyctl), netavark (not CNI) with iptables' nft backend. /proc/sys/net is writable in
+# no cgroups per container (the guest's cgroup v2 tree has no controllers: this machine's are bound to v1), and
+# no pids limit (crun would need the pids controller: quadlet's units run `podman run --cgroups=split`), no
+# session keyring (nspawn's seccomp filter refuses keyctl), netavark (not CNI) with iptables' nft backend. /proc/sys/net is writable in
 # these guests (containers.py: nspawn's SYSTEMD_NSPAWN_API_VFS_WRITABLE=network; the netns is the guest's own).
 mkdir -p "$R/etc/containers/containers.conf.d"
 cat > "$R/etc/containers/storage.conf" <<'CONF'
@@ -59,6 +62,7 @@ network_backend = "netavark"
 [containers]
 cgroups = "disabled"
 keyring = false
+pids_limit = 0
 log_driver = "k8s-file"
 CONF
 

@@ -1,9 +1,10 @@
 #!/bin/bash
-# Build the cached Debian bookworm rootfs that every sandbox host boots (overlay lower dir).
-# Usage: build-rootfs.sh DEST_DIR      (the caller names DEST_DIR after this file's hash: recipe changes => rebuild)
+# Build the cached Debian rootfs that every sandbox host boots (overlay lower dir): bookworm, or SUITE (the
+# containers rootfs starts from a trixie one: build-rootfs-containers.sh).
+# Usage: build-rootfs.sh DEST_DIR [SUITE]  (the caller names DEST_DIR after this file's hash: recipe changes => rebuild)
 # Only files inside DEST_DIR are written; this machine's /etc is never touched.
 set -euo pipefail
-DEST=$1
+DEST=$1; SUITE=${2:-bookworm}
 MIRROR=${SAFEAPPLY_MIRROR:-}
 if [ -z "$MIRROR" ]; then
   MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -14,7 +15,7 @@ PKGS=systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,procps,sudo,acl,a
 R=$DEST.tmp
 rm -rf "$R"
 mkdir -p "$(dirname "$DEST")"
-debootstrap --variant=minbase --include=$PKGS bookworm "$R" "$MIRROR"
+debootstrap --variant=minbase --include=$PKGS "$SUITE" "$R" "$MIRROR"
 
 : > "$R/etc/machine-id"                    # empty: every boot gets its own id
 rm -f "$R/var/lib/dbus/machine-id"

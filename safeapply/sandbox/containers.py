@@ -1,5 +1,6 @@
-"""Container sandboxes (`safeapply sandbox up --containers`): the base rootfs plus Debian 12's podman, docker and
-local busybox images, cached in its own directory named after both recipes' hashes (build-rootfs-containers.sh).
+"""Container sandboxes (`safeapply sandbox up --containers`): the base recipe built for Debian 13 trixie (podman 5,
+with the quadlet generator) plus podman, docker and local busybox images, cached in its own directory named after
+both recipes' hashes (build-rootfs-containers.sh). The plain sandboxes stay Debian 12 bookworm.
 
 Images in that rootfs, built without any registry (busybox-static imported with `podman import`):
 
@@ -18,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 from safeapply.sandbox.paths import cache_dir
-from safeapply.sandbox.rootfs import build_cached, ensure_rootfs, rootfs_path
+from safeapply.sandbox.rootfs import build_cached
+from safeapply.sandbox.rootfs import recipe as _base_recipe
 
 IMAGES = ("localhost/busybox:latest", "docker.io/library/httpd-lite:1", "docker.io/library/httpd-lite:2",
           "docker.io/prom/agent-lite:latest")
@@ -29,15 +31,14 @@ def _recipe() -> Path:
 
 
 def containers_rootfs_path() -> Path:
-    digest = hashlib.sha256(_recipe().read_bytes() + rootfs_path().name.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(_recipe().read_bytes() + _base_recipe().read_bytes()).hexdigest()[:12]
     return cache_dir() / f"rootfs-containers-{digest}"
 
 
 def ensure_containers_rootfs(log: Path | None = None) -> Path:
-    """Build the base rootfs, then the containers one on top of it (a few minutes, once per recipe)."""
-    base = ensure_rootfs()
+    """Build the containers rootfs: the base recipe for trixie, then the engines (a few minutes, once per recipe)."""
     dest = containers_rootfs_path()
-    return build_cached(dest, ["bash", str(_recipe()), str(base), str(dest)],
+    return build_cached(dest, ["bash", str(_recipe()), str(_base_recipe()), str(dest)],
                         log or cache_dir() / "build-rootfs-containers.log", "the containers sandbox rootfs")
 
 

@@ -1,4 +1,4 @@
-"""The cached Debian bookworm rootfs that sandboxes boot: built once per recipe (build-rootfs.sh's hash)."""
+"""The cached Debian rootfs that sandboxes boot (bookworm): built once per recipe (build-rootfs.sh's hash)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,19 @@ from safeapply.sandbox.paths import cache_dir
 READY = ".safeapply-rootfs-ready"
 
 
-def _recipe() -> Path:
+def recipe() -> Path:
     return Path(str(resources.files("safeapply.sandbox") / "build-rootfs.sh"))
 
 
 def rootfs_path() -> Path:
-    digest = hashlib.sha256(_recipe().read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(recipe().read_bytes()).hexdigest()[:12]
     return cache_dir() / f"rootfs-{digest}"
 
 
 def ensure_rootfs(log: Path | None = None) -> Path:
     """Build the rootfs if it is missing or its recipe changed (about a minute); a no-op when cached."""
     dest = rootfs_path()
-    return build_cached(dest, ["bash", str(_recipe()), str(dest)], log or cache_dir() / "build-rootfs.log",
+    return build_cached(dest, ["bash", str(recipe()), str(dest)], log or cache_dir() / "build-rootfs.log",
                         "the sandbox rootfs")
 
 

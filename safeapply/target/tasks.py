@@ -9,7 +9,10 @@ Two ways to know a run's processes (the mark, when given, is the only one used):
 - SINCE: without pipelining Ansible runs each module from `ansible-tmp-<controller time.time()>-<pid>-<random>`,
   and async jobs keep that path in their command line: a process whose command line names such a directory
   made at or after SINCE is the run's.
-Every such process is stopped with all its descendants.
+Every such process is stopped with all its descendants, except a container engine's own helpers (podman's
+`conmon`, netavark's `aardvark-dns`): they inherit the mark from the task that ran `podman run`, but they are
+the container's, and rollback removes or restarts containers through the engine (`podman rm -f` fails once
+their conmon is gone).
 """
 
 import contextlib
@@ -22,6 +25,7 @@ from typing import Dict, List, NamedTuple, Set
 
 TMPDIR = re.compile(rb"/ansible-tmp-(\d+(?:\.\d+)?)-")
 MARK_NAME = b"SAFEAPPLY_RUN="
+ENGINE_HELPERS = (b"conmon", b"aardvark-dns")  # a container's monitor, the containers' DNS: not a task
 
 
 class Proc(NamedTuple):
@@ -58,15 +62,20 @@ def _marked(p: Proc, mark: bytes) -> bool:
     return token in p.environ.split(b"\0") or re.search(re.escape(token) + rb"(?![\w.-])", p.cmdline) is not None
 
 
+def _engine_helper(p: Proc) -> bool:
+    return os.path.basename(p.cmdline.split(b"\0", 1)[0]) in ENGINE_HELPERS
+
+
 def the_runs(procs: Dict[int, Proc], since: float, mark: str = "") -> Set[int]:
-    """The processes that carry the run's mark, and all their descendants. Without a mark (an older
-    controller), those under an `ansible-tmp` directory made at or after `since`: that also catches another
-    controller's Ansible, which is why a mark, when there is one, is the only test."""
+    """The processes that carry the run's mark, and all their descendants, but not a container engine's
+    helpers nor what runs under them (the containers). Without a mark (an older controller), those under an
+    `ansible-tmp` directory made at or after `since`: that also catches another controller's Ansible, which is
+    why a mark, when there is one, is the only test."""
     m = mark.encode()
-    found = {pid for pid, p in procs.items()
-             if (_marked(p, m) if m else any(float(t) >= since for t in TMPDIR.findall(p.cmdline)))}
+    found = {pid for pid, p in procs.items() if not _engine_helper(p)
+             and (_marked(p, m) if m else any(float(t) >= since for t in TMPDIR.findall(p.cmdline)))}
     while True:
-        more = {pid for pid, p in procs.items() if p.ppid in found} - found
+        more = {pid for pid, p in procs.items() if p.ppid in found and not _engine_helper(p)} - found
         if not more:
             return found
         found |= more

@@ -51,6 +51,19 @@ class TasksTest(unittest.TestCase):
         self.assertEqual(tasks.the_runs(procs, 4000000000.0, "r-1"), {40, 41, 42, 43, 50})
         self.assertEqual(tasks.the_runs(procs, 4000000000.0, ""), set())
 
+    def test_a_containers_conmon_is_left_to_the_engine(self) -> None:
+        """podman's conmon inherits the mark from the task's `podman run` (podman 5): killing it would leave a
+        container that `podman rm -f` cannot remove any more; rollback removes the container through podman."""
+        procs = {
+            42: tasks.Proc(b"/usr/bin/python3\0", 1, b"SAFEAPPLY_RUN=r-1\0"),
+            43: tasks.Proc(b"/usr/bin/podman\0run\0-d\0", 42, b"SAFEAPPLY_RUN=r-1\0"),
+            44: tasks.Proc(b"/usr/bin/conmon\0--api-version\0" b"1\0", 43, b"SAFEAPPLY_RUN=r-1\0"),
+            45: tasks.Proc(b"httpd\0-f\0", 44),  # the container's process
+            50: tasks.Proc(b"/usr/bin/conmon\0--api-version\0" b"1\0", 1, b"SAFEAPPLY_RUN=r-1\0"),
+            51: tasks.Proc(b"/usr/lib/podman/aardvark-dns\0--config\0", 1, b"SAFEAPPLY_RUN=r-1\0"),
+        }
+        self.assertEqual(tasks.the_runs(procs, 4000000000.0, "r-1"), {42, 43})
+
     def test_processes_from_a_proc_tree(self) -> None:
         with tempfile.TemporaryDirectory() as proc:
             rows = ((3999995, b"a\0b\0", "3999995 (a b) S 1 5"), (3999996, b"c\0", "3999996 (c) S 3999995 6"),
