@@ -9,10 +9,12 @@ rounds, safeapply first in even ones); medians over the rounds, after one warm-u
   two     a 2-copy-task playbook that changes a file every round; lint cached
   cron    bench/realistic/homelab.yml (14 tasks: user, dirs, config files, unit, handler, wait_for) again on a host
           where it already applied: nothing to change, lint cached (the cron case)
+  change  the same playbook with `-e app_revision=N` (N = the round): 3 files change and the handler restarts
+          the unit; lint cached
   first   the same playbook on a host reset to before it (bench/realistic/reset.sh, not timed): everything is
           created, the unit started; lint cached
   cold    `cron` with safeapply's lint cache emptied (a new or edited playbook: ansible-lint really runs)
-  fleet   `cron` on --fleet hosts at once (default 4; one inventory)
+  fleet   `cron` on --fleet hosts at once (default 8, as issue 15 names; one inventory)
   mitogen `cron`, bare ansible-playbook with Ansible's defaults vs the same with the mitogen_linear strategy
           (only when mitogen is installed: an evaluation, safeapply does not use it)
 
@@ -60,7 +62,7 @@ TWO_TASKS = """- hosts: all
         content: "round {{ round }}\\n"
         mode: "0644"
 """
-CASES = ("two", "cron", "first", "cold", "fleet", "mitogen")
+CASES = ("two", "cron", "change", "first", "cold", "fleet", "mitogen")
 
 
 @dataclass
@@ -129,24 +131,27 @@ class Bench:
                       *extra], self.env)
 
     def one_round(self, case: Case, i: int) -> tuple[Sample, Sample]:
-        extra = ["-e", f"round={i}"] if case.name == "two" else []
+        def extra(k: int) -> list[str]:  # k: the command's place in the round (each `change` run changes files)
+            if case.name == "two":
+                return ["-e", f"round={i}"]
+            return ["-e", f"app_revision={100 + 2 * i + k}"] if case.name == "change" else []
 
-        def first() -> Sample:
+        def bare(k: int) -> Sample:
             if case.before:
                 case.before()
-            return self.bare(case, extra)
+            return self.bare(case, extra(k))
 
-        def second() -> Sample:
+        def other(k: int) -> Sample:
             if case.before:
                 case.before()
-            return self.bare(case, extra, mitogen=True) if case.mitogen else self.safe(case, extra)
+            return self.bare(case, extra(k), mitogen=True) if case.mitogen else self.safe(case, extra(k))
 
         if i % 2:
-            a = first()
-            b = second()
+            a = bare(0)
+            b = other(1)
         else:
-            b = second()
-            a = first()
+            b = other(0)
+            a = bare(1)
         return a, b
 
 
@@ -175,8 +180,8 @@ def fleet_inventory(names: list[str], path: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--cases", default="two,cron,first,cold,fleet,mitogen")
-    ap.add_argument("--fleet", type=int, default=4)
+    ap.add_argument("--cases", default="two,cron,change,first,cold,fleet,mitogen")
+    ap.add_argument("--fleet", type=int, default=8)
     args = ap.parse_args()
     wanted = [c for c in args.cases.split(",") if c]
     if set(wanted) - set(CASES):
@@ -215,6 +220,8 @@ def run(bench: Bench, tmp: Path, names: list[str], wanted: list[str], rounds: in
     cases = {
         "two": Case("two", "2 copy tasks, a file changed every round, lint cached", one, two),
         "cron": Case("cron", "realistic 14 tasks, nothing to change, lint cached (cron)", one, homelab),
+        "change": Case("change", "realistic 14 tasks, 3 files changed and the unit restarted, lint cached", one,
+                       homelab),
         "first": Case("first", "realistic 14 tasks, first apply (host reset before each run), lint cached", one,
                       homelab, before=reset_hosts),
         "cold": Case("cold", "realistic 14 tasks, nothing to change, lint cold (edited playbook)", one, edited,
@@ -226,7 +233,7 @@ def run(bench: Bench, tmp: Path, names: list[str], wanted: list[str], rounds: in
     }
     for name in wanted:
         case = cases[name]
-        if name in ("cron", "cold", "fleet", "mitogen"):
+        if name in ("cron", "change", "cold", "fleet", "mitogen"):
             bench.bare(case, [])  # the playbook applied once: from here on there is nothing to change
         for i in range(rounds + 1):  # round 0 warms the page cache, the snapshot store and the lint cache
             a, b = bench.one_round(case, i)

@@ -12,6 +12,7 @@ Stable interface (the run pipeline and verification call these):
 from __future__ import annotations
 
 import json
+import time
 from importlib import resources
 from typing import Any
 
@@ -82,6 +83,7 @@ def scan_local(name: str = "localhost") -> HostState:
 def _local_raw_without_sockets() -> dict[str, Any]:
     return {
         "version": agent.PROBE_VERSION,
+        "monotonic_us": int(time.monotonic() * 1e6),
         "units": agent.systemd_units(),
         "proc_net": {},
         "containers": {e: agent.containers(e) for e in ("docker", "podman")},

@@ -31,6 +31,7 @@ import yaml
 from safeapply import remote
 from safeapply.errors import SafeapplyError, UsageError
 from safeapply.plan import port_holders
+from safeapply.probe.model import Unit
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
 
@@ -185,16 +186,34 @@ def _not_running(state: HostState, name: str) -> str:
 
 def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bool:
     """Wait and rescan only when the run touched units: a unit started, restarted or changed state."""
-    if expect.units or expect.containers:
-        return True
+    return bool(expect.units or expect.containers or touched_units(before, after))
+
+
+def touched_units(before: HostState, after: HostState) -> list[Unit]:
+    """Services that started, restarted or changed state between the two scans (our own switch's aside)."""
     old = {u.name: (u.active, u.main_pid, u.n_restarts) for u in before.units}
+    out = []
     for u in after.units:
         if u.kind != "service" or u.name.startswith("safeapply-"):  # our own dead-man's switch units
             continue
         now = (u.active, u.main_pid, u.n_restarts)
         if (u.name in old and old[u.name] != now) or (u.name not in old and u.active != "inactive"):
-            return True
-    return False
+            out.append(u)
+    return out
+
+
+def settle_left(before: HostState, after: HostState, expect: Expectation, settle: float) -> float:
+    """How long to wait before the second scan: until every unit the run touched (or expects) has been in its
+    state for `settle` seconds, by the host's own clock (a unit restarted by a handler 2 s before the scan
+    leaves 1 s of a 3 s window). Containers carry no such time: the whole window."""
+    if expect.containers:
+        return settle
+    units = {u.name: u for u in touched_units(before, after)}
+    units.update({n: u for n in expect.units if (u := after.unit(n)) is not None})
+    ages = [float(u.since_change_s) for u in units.values()]
+    if not ages or min(ages) < 0:
+        return settle
+    return min(settle, max(0.0, settle - min(ages)))
 
 
 # ---- doing it ----------------------------------------------------------------------------------------
@@ -259,7 +278,7 @@ def _look(t: Transport, before: HostState, expect: Expectation, checks: list[dic
         after = scan_host(t)
         settled = None
         if settle > 0 and needs_settle(before, after, expect):
-            time.sleep(settle)
+            time.sleep(settle_left(before, after, expect, settle))
             settled = scan_host(t)
         return _Seen(settled or after, compare(before, after, settled, expect) + run_checks(t, checks), len(checks))
     except SafeapplyError as e:  # e.g. a firewall rule that cuts the connection a moment after apply

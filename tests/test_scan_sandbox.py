@@ -131,3 +131,14 @@ def test_seed_scenario_blocks_naming_unit_and_pid(sandbox_factory: Callable[[str
     for clean in ("clean-agent-container.yml", "clean-web.yml", "clean-role-vars.yml", "seed-01-agent-unit.yml"):
         assert main(["plan", str(EXAMPLES / clean), "-i", inv, "--json"]) == 0, clean
         assert json.loads(capsys.readouterr().out)["hosts"][sb.name]["findings"] == [], clean
+
+
+def test_a_units_time_in_its_state_comes_from_the_hosts_clock(host: Sandbox) -> None:
+    """Issue 15 item 1: verify's settle window counts from each unit's last state change (systemd's monotonic
+    timestamp against the host's monotonic clock read by the probe)."""
+    host.sh("systemctl restart hs-web1.service")
+    with host.transport() as t:
+        state = scan_host(t)
+    web, ssh = state.unit("hs-web1.service"), state.unit("ssh.service")
+    assert web is not None and 0 <= web.since_change_s < 10
+    assert ssh is not None and ssh.since_change_s >= web.since_change_s

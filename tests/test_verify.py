@@ -21,11 +21,13 @@ from safeapply.verify import (
     load_checks,
     needs_settle,
     run_checks,
+    settle_left,
 )
 
 
-def _u(name: str, active: str = "active", sub: str = "running", restarts: int = 0, pid: int = 10) -> Unit:
-    return Unit(name, "loaded", active, sub, "enabled", main_pid=pid, n_restarts=restarts)
+def _u(name: str, active: str = "active", sub: str = "running", restarts: int = 0, pid: int = 10,
+       since: float = -1.0) -> Unit:
+    return Unit(name, "loaded", active, sub, "enabled", main_pid=pid, n_restarts=restarts, since_change_s=since)
 
 
 def _state(*units: Unit, listeners: tuple[Listener, ...] = ()) -> HostState:
@@ -137,3 +139,17 @@ def test_user_checks_run_on_the_target(tmp_path: Path, web: int) -> None:
     got = {(x.subject, x.message.split(":")[0]) for x in findings}
     assert got == {("tcp 1", "ConnectionRefusedError"), (f"http http://127.0.0.1:{web}/bad",
                    "HTTP 503, expected 200"), ("command echo nope >&2; exit 3", "exited 3")}
+
+
+def test_the_settle_window_counts_from_each_touched_units_last_change() -> None:
+    """Issue 15 item 1: a unit restarted by a handler 2 s before verify's first scan has already been up 2 s of a
+    3 s window: 1 s is left. The youngest touched unit decides; an unknown age or a container, the whole window."""
+    before = _state(_u("a.service"), _u("old.service", since=500.0))
+    restarted = _u("a.service", pid=11, since=2.0)
+    assert settle_left(before, _state(restarted, _u("old.service", since=600.0)), Expectation(), 3.0) == 1.0
+    assert settle_left(before, _state(restarted, _u("new.service", since=0.5)), Expectation(), 3.0) == 2.5
+    assert settle_left(before, _state(_u("a.service", pid=11, since=9.0)), Expectation(), 3.0) == 0.0
+    assert settle_left(before, _state(_u("a.service", pid=11)), Expectation(), 3.0) == 3.0  # age unknown
+    expect = Expectation(units=frozenset({"old.service"}))
+    assert settle_left(before, _state(_u("a.service"), _u("old.service", since=0.2)), expect, 3.0) == 2.8
+    assert settle_left(before, _state(restarted), Expectation(containers=frozenset({"web"})), 3.0) == 3.0

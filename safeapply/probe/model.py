@@ -28,6 +28,7 @@ class Unit:
     fragment_path: str = ""
     listen: tuple[str, ...] = ()  # socket units: "Stream 0.0.0.0:22" style entries
     description: str = ""
+    since_change_s: float = field(default=-1.0, compare=False)  # from its last state change to the scan (-1: unknown)
 
     @property
     def kind(self) -> str:

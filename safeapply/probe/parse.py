@@ -14,8 +14,9 @@ from safeapply.redact import redact_argv
 UNIT_SUFFIXES = (".service", ".scope", ".socket", ".mount", ".timer", ".slice")
 
 
-def parse_systemctl_show(text: str) -> tuple[Unit, ...]:
-    """`systemctl show -p ... UNITS` output: blank-line separated KEY=VALUE blocks, one per unit."""
+def parse_systemctl_show(text: str, now_us: int = 0) -> tuple[Unit, ...]:
+    """`systemctl show -p ... UNITS` output: blank-line separated KEY=VALUE blocks, one per unit. `now_us`: the
+    host's monotonic clock when it ran (0: unknown), for each unit's time since its last state change."""
     units = []
     for block in re.split(r"\n\s*\n", text.strip()):
         props: dict[str, list[str]] = {}
@@ -24,11 +25,11 @@ def parse_systemctl_show(text: str) -> tuple[Unit, ...]:
             if sep:
                 props.setdefault(key, []).append(value)
         if props.get("Id"):
-            units.append(_unit(props))
+            units.append(_unit(props, now_us))
     return tuple(sorted(units, key=lambda u: u.name))
 
 
-def _unit(p: Mapping[str, list[str]]) -> Unit:
+def _unit(p: Mapping[str, list[str]], now_us: int) -> Unit:
     def one(key: str) -> str:
         return p.get(key, [""])[-1]
 
@@ -36,8 +37,12 @@ def _unit(p: Mapping[str, list[str]]) -> Unit:
         name=one("Id"), load=one("LoadState"), active=one("ActiveState"), sub=one("SubState"),
         enabled=one("UnitFileState"), main_pid=_int(one("MainPID")), n_restarts=_int(one("NRestarts")),
         fragment_path=one("FragmentPath"), listen=tuple(v for v in p.get("Listen", []) if v),
-        description=one("Description"),
+        description=one("Description"), since_change_s=_since(now_us, _int(one("StateChangeTimestampMonotonic"))),
     )
+
+
+def _since(now_us: int, then_us: int) -> float:
+    return round(max(0, now_us - then_us) / 1e6, 3) if now_us and then_us else -1.0
 
 
 def _int(s: Any) -> int:
@@ -199,7 +204,8 @@ def parse_probe(host: str, raw: Mapping[str, Any]) -> HostState:
     """The whole probe document -> HostState."""
     notes: list[str] = []
     units_raw = raw.get("units") or {}
-    units = parse_systemctl_show(units_raw.get("out", "")) if units_raw.get("rc") == 0 else ()
+    now_us = _int(raw.get("monotonic_us"))
+    units = parse_systemctl_show(units_raw.get("out", ""), now_us) if units_raw.get("rc") == 0 else ()
     if units_raw.get("rc") != 0:
         notes.append(f"systemd: {(units_raw.get('err') or '').strip() or 'systemctl failed'}")
     rows = [r for t, text in sorted((raw.get("proc_net") or {}).items()) for r in parse_proc_net(t, text or "")]

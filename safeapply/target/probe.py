@@ -12,12 +12,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from typing import Any, Dict, List, Optional, Set, Union
 
 PROBE_VERSION = 1
 UNIT_PROPERTIES = (
     "Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "MainPID", "NRestarts",
-    "FragmentPath", "Listen", "ExecMainStatus", "Description",
+    "FragmentPath", "Listen", "ExecMainStatus", "Description", "StateChangeTimestampMonotonic",
 )
 UNIT_PATTERNS = ("*.service", "*.socket", "*.timer")
 PROC_NET = ("tcp", "tcp6", "udp", "udp6")
@@ -182,12 +183,14 @@ def facts() -> Dict[str, Any]:
 
 
 def collect() -> Dict[str, Any]:
+    mono = time.monotonic()  # CLOCK_MONOTONIC, systemd's *TimestampMonotonic clock; read before systemctl show
     units = start_systemd_units()
     tables = {name: read("/proc/net/" + name) for name in PROC_NET}
     owners = socket_owners(listening_inodes(tables))
     pids = sorted({p for ps in owners.values() for p in ps})
     return {
         "version": PROBE_VERSION,
+        "monotonic_us": int(mono * 1e6),
         "units": finish(units),
         "proc_net": tables,
         "socket_owners": owners,
