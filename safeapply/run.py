@@ -1,7 +1,8 @@
 """`safeapply run`: the pipeline — the one place that knows the stage order and decides how a run ends.
 
-    start ansible-lint and ansible-playbook (held at its gate)  ->  resolve hosts (once)
-    -> lint | (connect -> lock -> scan | (snapshot -> switch armed)), overlapped  ->  plan
+    start ansible-lint and ansible-playbook (held at its gate)  ->  the hosts the plays' `hosts:` name
+    -> (lint -> resolve the playbook) | (connect -> lock -> scan | (snapshot -> switch armed)), overlapped
+    -> plan
     -> [check: apply --check, stop]
     -> the apply window: apply -> verify -> switches confirmed -> failed hosts rolled back
     -> record, metrics, notify
@@ -17,10 +18,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from safeapply import deadman, parallel, run_config, signals
 from safeapply import run_stages as stages
@@ -36,6 +37,9 @@ from safeapply.run_options import RunOptions
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
 from safeapply.verify import Expectation, VerifyReport, checks_file_for, load_checks, verify_host
+
+if TYPE_CHECKING:
+    from safeapply.intent import Intent
 
 __all__ = ["HostRun", "Outcome", "Pipeline", "Reporter", "RunOptions"]
 
@@ -144,6 +148,7 @@ class Pipeline:
         self.plan: stages.PlanOutcome | None = None
         self.apply: ApplyResult | None = None
         self.applied_from: float | None = None  # time.time() when apply began
+        self._resolved: Future[dict[str, Intent]] = Future()  # lint, then the playbook's resolution
         self._record_lock = threading.Lock()
         self._record = True  # False: bad input caught before any host, which is not recorded as a run
         self.where = run_config.recorded()  # the directory and ansible.cfg `rollback RUN` reads again
@@ -174,21 +179,21 @@ class Pipeline:
             pending = stack.enter_context(prestart(self._request(), self.ui.task))
             with self._stage("resolve"):
                 inventory = stages.resolve(self.opts)
-                intents = stages.intents(self.opts)
-                self.hosts = [HostRun(inventory[n], stages.connector(inventory[n], self.opts),
-                                      stages.expectation(i, stages.login_user(inventory[n])))
-                              for n, i in intents.items()]
-            self._save()  # from here on the record says how far the run got, also if the controller is killed
+                names = stages.target_hosts(self.opts)
             locks = stack.enter_context(ExitStack())  # released before the playbook is stopped
             armed = stack.enter_context(ExitStack())  # switches armed before apply: released if it never starts
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
             stack.callback(early_lint.stop)  # on an error before lint ends: do not wait for ansible-lint
-            lint_f = pool.submit(self._timed, "lint", stages.lint, self.opts, inventory, early_lint)
+            self._resolved = pool.submit(self._lint_then_resolve, inventory, early_lint, names)
+            if names is None:  # a templated `hosts:`: the hosts are known once the playbook is resolved
+                names = list(self._resolved.result())
+            self.hosts = [HostRun(inventory[n], stages.connector(inventory[n], self.opts)) for n in names]
+            self._save()  # from here on the record says how far the run got, also if the controller is killed
             armed.callback(self._release)
             self._prepare_hosts(locks)
-            self.lint = lint_f.result()
-            self._save()
-            self.lint.raise_if_blocking()
+            intents = self._resolved.result()
+            for h in self.hosts:
+                self._expect(h)
             with self._stage("plan"):
                 self.plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before},
                                         {h.name: h.expect for h in self.hosts})
@@ -204,6 +209,29 @@ class Pipeline:
             armed.pop_all()  # apply starts: from here on switches are confirmed or kept, never just released
             return self._apply_window(pending, checks)
         raise AssertionError("unreachable")  # mypy: ExitStack may swallow exceptions
+
+    def _lint_then_resolve(self, inventory: dict[str, Host], early: Any, names: list[str] | None
+                           ) -> dict[str, Intent]:
+        """Lint; once it passed, the playbook's full resolution (templates rendered, lookups off: see
+        `safeapply.intent`) — beside connect, scan and snapshot. Nothing of the playbook's, not even a
+        project's own filter plugin, is evaluated on the controller before lint has answered."""
+        self.lint = self._timed("lint", stages.lint, self.opts, inventory, early)
+        self._save()
+        self.lint.raise_if_blocking()
+        with self._stage("intents"):
+            intents = stages.intents(self.opts)
+        planned = set(intents if names is None else names)
+        if planned != set(intents):  # the plays' `hosts:` as written and as resolved name the same hosts
+            raise UsageError(f"the playbook's hosts resolved to {', '.join(sorted(intents)) or 'none'}, not "
+                             f"{', '.join(sorted(planned))} as its plays' `hosts:` read",
+                             "report this with the playbook's plays (`hosts:` and `import_playbook:` lines)")
+        return intents
+
+    def _expect(self, h: HostRun) -> Expectation:
+        """The host's expectation (what should run after the playbook): waits for lint and resolution."""
+        intents = self._resolved.result()
+        h.expect = stages.expectation(intents[h.name], stages.login_user(h.host))
+        return h.expect
 
     def _plan_check(self) -> None:
         """--plan-check: Ansible's own check mode (a second ansible-playbook, beside the one held at its gate)."""
@@ -236,13 +264,18 @@ class Pipeline:
         with ThreadPoolExecutor(max_workers=1) as side:
             scanned = side.submit(lambda: (scan_host(t), apt_log_offset(t), stages.machine_id(t),
                                            stages.needs_tty(t, self.opts)))
-            h.snapshot = stages.snapshot(t, self.opts.roots)
-            if self.opts.switch_on:  # at once, beside the scan: lint and plan may still stop the run (release)
-                self._arm(h, t)
-            h.before, h.apt_offset, h.machine_id, h.needs_tty = scanned.result()
+            try:
+                h.snapshot = stages.snapshot(t, self.opts.roots)
+                if self.opts.switch_on:  # beside the scan, once lint passed: the plan may still stop the run
+                    self._arm(h, t)
+            finally:  # the scan is recorded also when lint stopped the run meanwhile
+                if scanned.exception() is None:
+                    h.before, h.apt_offset, h.machine_id, h.needs_tty = scanned.result()
+            scanned.result()  # the scan's own error
 
     def _arm(self, h: HostRun, t: Transport) -> None:
-        armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, sorted(h.expect.units))
+        units = sorted(self._expect(h).units)  # the units it watches: known once lint passed and resolve ended
+        armed = deadman.arm(t, self.rec.id, h.snapshot, self.opts.deadman_deadline, units)
         self.say(f"{h.name}: dead-man's switch armed; restores itself at {armed.deadline} by its own clock "
                  f"(in {armed.deadline_s:g} s) unless confirmed")
         h.switch = Switch(armed, Keepalive(t, armed) if self.opts.deadman_keepalive else None)

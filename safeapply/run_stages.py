@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from safeapply.run_options import RunOptions
 
 __all__ = ["connector", "intents", "lint", "notify", "now_iso", "plan", "plan_check", "resolve", "snapshot",
-           "snapshot_ops", "start_lint", "write_metrics"]
+           "snapshot_ops", "start_lint", "target_hosts", "write_metrics"]
 
 
 def now_iso() -> str:
@@ -37,6 +37,18 @@ def now_iso() -> str:
 def resolve(opts: RunOptions) -> dict[str, Host]:
     """The inventory's hosts (under --limit), resolved once per run by Ansible's own inventory code."""
     return {h.name: h for h in resolve_hosts(list(opts.inventory), "all", opts.limit)}
+
+
+def target_hosts(opts: RunOptions) -> list[str] | None:
+    """The hosts the playbook's plays name (`hosts:` as written, under --limit), read before lint without
+    templating anything; None when a `hosts:` or an imported playbook's path is a template (then only the
+    playbook's resolution knows, and it waits for lint)."""
+    from safeapply.ansible_context import get
+    from safeapply.intent.load import host_patterns, matching_hosts
+
+    ctx = get(list(opts.inventory) or None, list(opts.extra_vars))
+    patterns = host_patterns(opts.playbook, ctx.loader)
+    return None if patterns is None else matching_hosts(ctx.inventory, patterns, opts.limit)
 
 
 def connector(host: Host, opts: RunOptions) -> Callable[[], Transport]:

@@ -117,3 +117,29 @@ def test_firewall_rules_for_ufw_and_nft_commands(tmp_path: Path) -> None:
           }
 """)
     assert ("firewall-lockout", Severity.BLOCKING) in own(pb)
+
+
+@pytest.mark.parametrize(("expr", "severity"), [
+    ("content: \"{{ lookup('pipe', 'id') }}\"", Severity.BLOCKING),
+    ("content: \"{{ lookup('ansible.builtin.lines', 'cat /etc/passwd') }}\"", Severity.BLOCKING),
+    ("content: \"{{ query('url', 'http://127.0.0.1/x') | join }}\"", Severity.BLOCKING),
+    ("content: \"{{ q(kind, 'x') | join }}\"", Severity.BLOCKING),  # a lookup named by a variable
+    ("content: \"{{ lookup('env', 'HOME') }}\"", Severity.WARNING),
+    ("content: \"{{ lookup('file', 'files/motd') }}\"", None),
+])
+def test_controller_lookups_are_gated(tmp_path: Path, expr: str, severity: Severity | None) -> None:
+    """Issue 11 item 1: a lookup that runs a command or fetches a URL on the controller blocks in lint."""
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- name: P\n  hosts: all\n  vars: {kind: pipe}\n  tasks:\n    - name: T\n"
+                  f"      ansible.builtin.copy:\n        dest: /etc/x\n        mode: '0644'\n        {expr}\n")
+    report = lint_paths([pb], use_cache=False, ansible_lint=False, connection=Connection(user="root", port=22))
+    assert [f.severity for f in report.findings if f.rule == "controller-lookup"] == ([severity] if severity else [])
+
+
+def test_controller_lookup_loops_are_gated(tmp_path: Path) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- name: P\n  hosts: all\n  tasks:\n    - name: T\n      ansible.builtin.debug: {var: item}\n"
+                  "      with_pipe: ls /root\n")
+    report = lint_paths([pb], use_cache=False, ansible_lint=False)
+    [f] = [f for f in report.findings if f.rule == "controller-lookup"]
+    assert f.severity is Severity.BLOCKING and f.line == 6 and "with_pipe" in f.message

@@ -122,3 +122,46 @@ def test_rollback_leaves_a_unit_that_another_timer_started(host: Sandbox, tmp_pa
         assert host.sh_rc("systemctl is-active hr-bystander.service")[1].strip() == "active"
     finally:
         host.sh("systemctl stop hr-bystander.timer hr-bystander.service 2>/dev/null; true")
+
+
+FILTER_PLUGIN = """\
+import os
+import pathlib
+
+
+def _seen(value):
+    with open(os.environ["SEC_MARKER"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    return value
+
+
+class FilterModule:
+    def filters(self):
+        return {"seen": _seen}
+"""
+
+
+def test_no_playbook_code_runs_in_safeapply_before_lint_passed(host: Sandbox, tmp_path: Path) -> None:
+    """Issue 11 item 1: `run` resolved the playbook (templating task arguments, so a project's own filter
+    plugins ran inside safeapply's process) beside lint instead of after it had passed. A playbook that lint
+    blocks must stop the run with nothing of it evaluated in safeapply's process (ansible-lint, a separate
+    process, renders templates itself, as it does when run by hand)."""
+    (tmp_path / "filter_plugins").mkdir()
+    (tmp_path / "filter_plugins" / "seen.py").write_text(FILTER_PLUGIN)
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- name: P\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: T\n"
+                  "      ansible.builtin.copy:\n        dest: \"{{ '/etc/sec-filter' | seen }}\"\n"
+                  "        content: x\n        mode: '0644'\n        destination: typo\n")  # unknown-option: blocks
+    marker = tmp_path / "marker"
+    argv = [str(Path(sys.executable).parent / "safeapply"), "run", str(pb), "-i", str(host.inventory), "--yes"]
+    env = {**os.environ, "SAFEAPPLY_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT),
+           "SEC_MARKER": str(marker)}
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 16, out
+    ran_in = set(marker.read_text().split()) if marker.exists() else set()
+    assert str(proc.pid) not in ran_in, "the playbook's filter plugin ran inside safeapply before lint passed"
+    rec = RunStore(tmp_path / "state" / "runs.sqlite").get("last")
+    switch = rec.sections["snapshots"][host.name].get("deadman", {"outcome": "never armed"})
+    assert switch["outcome"] in ("never armed", "released"), rec.sections
+    assert host.sh_rc("test -e /etc/sec-filter")[0] != 0

@@ -114,6 +114,85 @@ def resolve(templar: Any, value: Any, where: str, problems: list[str]) -> Any:
         return UNRESOLVED
 
 
+def matching_hosts(inventory: Any, patterns: Sequence[Any], limit: str | None) -> list[str]:
+    """The inventory hosts the plays' `hosts:` patterns match under --limit, by Ansible's own pattern code."""
+    from ansible.errors import AnsibleError
+
+    try:
+        if limit:
+            inventory.subset(limit)
+        names = sorted({h.name for p in patterns for h in inventory.get_hosts(p or "all")})
+    except AnsibleError as e:
+        raise UsageError(f"bad host pattern or --limit {limit!r}: {_why(e)}") from e
+    if not names:
+        raise NoHostsMatched("no inventory host matches the playbook's hosts" + (f" and --limit {limit}"
+                             if limit else ""), "check -i and --limit")
+    return names
+
+
+def host_patterns(playbook: Path, loader: Any) -> list[Any] | None:
+    """Every play's `hosts:` as written, following static `import_playbook`s, read with Ansible's DataLoader
+    (vault included) and nothing templated: no variable, filter or plugin is evaluated. None when a pattern or
+    an imported path is a template: then only the playbook's full resolution (after lint) knows the hosts.
+    A file that is not a playbook raises UsageError, as the full resolution would."""
+    patterns: list[Any] = []
+    seen: set[Path] = set()
+
+    def walk(path: Path, depth: int) -> bool:
+        if path in seen:
+            return True
+        seen.add(path)
+        for play in _plays(path, loader):
+            imported = next((v for k, v in play.items() if str(k).rsplit(".", 1)[-1] == "import_playbook"), None)
+            if imported is None:
+                if any("{{" in h or "{%" in h for h in as_list(play.get("hosts"))):
+                    return False
+                patterns.append(play.get("hosts"))
+                continue
+            target = _static_file(path.parent, imported)
+            if target is None or depth >= _MAX_DEPTH or not walk(target, depth + 1):
+                return False  # templated, a collection's playbook, a missing file: the full resolution knows
+        return True
+
+    from safeapply.ansible_errors import ansible_warnings, vault_errors
+
+    with ansible_warnings(), vault_errors():
+        return patterns if walk(playbook.resolve(), 0) else None
+
+
+_CHECK_IT = "check it with `safeapply lint`"
+
+
+def _plays(path: Path, loader: Any) -> list[dict[Any, Any]]:
+    """The plays of one playbook file, parsed (not templated) by Ansible's DataLoader; UsageError if it is not
+    a list of plays, with the problem and where."""
+    from safeapply.ansible_errors import is_vault_error
+
+    try:
+        # not cached: Ansible's cache ignores `trusted_as_template`, and Playbook.load given this untrusted copy
+        # would leave every template in the playbook unrendered
+        plays = loader.load_from_file(str(path), cache="none")
+    except Exception as e:  # Ansible's parser errors carry the file and line
+        if is_vault_error(e):
+            raise
+        raise UsageError(f"cannot load playbook {path}: {_playbook_problem(e)}", _CHECK_IT) from e
+    if not plays:
+        raise UsageError(f"cannot load playbook {path}: Empty playbook, nothing to do", _CHECK_IT)
+    if not isinstance(plays, list) or not all(isinstance(p, dict) for p in plays):
+        what = "it is a mapping, not a list of plays" if isinstance(plays, dict) else "it is not a list of plays"
+        raise UsageError(f"cannot load playbook {path}: {what} (each play starts with `- hosts: ...`)", _CHECK_IT)
+    return plays
+
+
+def _static_file(base: Path, imported: Any) -> Path | None:
+    """An `import_playbook:` file named as written (relative to the importing playbook), None if templated or
+    not a file there (a collection's playbook)."""
+    if not isinstance(imported, str) or "{{" in imported or "{%" in imported:
+        return None
+    target = (base / imported).resolve()
+    return target if target.is_file() else None
+
+
 class PlaybookLoader:
     def __init__(self, playbook: Path, inventory_sources: Sequence[str], extra_vars: Sequence[str],
                  selection: Selection | None = None) -> None:
@@ -141,19 +220,7 @@ class PlaybookLoader:
                                  "check it with `safeapply lint`") from e
 
     def hosts(self, limit: str | None) -> list[str]:
-        from ansible.errors import AnsibleError
-
-        try:
-            if limit:
-                self.inventory.subset(limit)
-            names = sorted({h.name for p in self.playbook.get_plays()
-                            for h in self.inventory.get_hosts(p.hosts or "all")})
-        except AnsibleError as e:
-            raise UsageError(f"bad host pattern or --limit {limit!r}: {_why(e)}") from e
-        if not names:
-            raise NoHostsMatched("no inventory host matches the playbook's hosts" + (f" and --limit {limit}"
-                                 if limit else ""), "check -i and --limit")
-        return names
+        return matching_hosts(self.inventory, [p.hosts for p in self.playbook.get_plays()], limit)
 
     def tasks(self, host_name: str, facts: dict[str, Any] | None = None) -> Iterator[ResolvedTask]:
         """Every task the host would run, in order, each loop item separately, resolved for that host.

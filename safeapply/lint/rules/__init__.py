@@ -11,6 +11,7 @@ from pathlib import Path
 from safeapply.errors import SafeapplyError
 from safeapply.lint.model import Finding, Severity
 from safeapply.lint.rules import (
+    controller_lookup,
     curl_pipe_sh,
     firewall_lockout,
     ignore_errors_change,
@@ -34,7 +35,7 @@ from safeapply.lint.rules.base import Context, RuleModule
 RULES: tuple[RuleModule, ...] = (
     unknown_module, unknown_option, invalid_choice, jinja_syntax, undefined_var, unknown_filter, missing_src,
     plaintext_secret, ignore_errors_change, shell_instead_of_module, latest_tag, curl_pipe_sh, world_writable,
-    writable_system_path, unvalidated_critical_file, sshd_lockout, firewall_lockout,
+    writable_system_path, unvalidated_critical_file, sshd_lockout, firewall_lockout, controller_lookup,
 )
 EXAMPLES = Path(__file__).parent / "examples"
 
