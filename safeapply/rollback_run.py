@@ -46,7 +46,7 @@ def rollback_run(rec: RunRecord, store: RunStore, *, accept_new: bool = False, r
     if missing:
         raise UsageError(f"host {missing[0]} of run {rec.id} is not in its inventory any more")
     worries = concerns(rec, store, max_age)
-    return [_one(hosts[name], rec, snap, HostState.from_dict(scans[name]), worries, accept_new=accept_new,
+    return [_one(hosts[name], rec, store, snap, HostState.from_dict(scans[name]), worries, accept_new=accept_new,
                  rollback_packages=rollback_packages, force=force, deadline=deadline, ask=ask)
             for name, snap in sorted(todo.items())]
 
@@ -70,8 +70,8 @@ def later_runs(rec: RunRecord, store: RunStore) -> list[RunRecord]:
             and r.sections.get("apply") and hosts & set(r.sections.get("hosts") or [])]
 
 
-def _one(host: Host, rec: RunRecord, snap: dict[str, Any], before: HostState, worries: list[str], *,
-         accept_new: bool, rollback_packages: bool, force: bool, deadline: float, ask: Ask) -> RollbackReport:
+def _one(host: Host, rec: RunRecord, store: RunStore, snap: dict[str, Any], before: HostState, worries: list[str],
+         *, accept_new: bool, rollback_packages: bool, force: bool, deadline: float, ask: Ask) -> RollbackReport:
     with host.connect(accept_new) as t, host_lock(t, f"rollback-{rec.id}"):
         _same_machine(t, rec, snap)
         if worries and not force:
@@ -82,8 +82,9 @@ def _one(host: Host, rec: RunRecord, snap: dict[str, Any], before: HostState, wo
                 raise UsageError(f"rollback of run {rec.id} refused: {worries[0]}",
                                  "check with `safeapply show`, then re-run with --force")
         with armed_around(t, f"rollback-{rec.id}", snap["id"], deadline) as guard:
+            ours, containers = attributed(host.name, [rec, *later_runs(rec, store)])
             report = rollback_host(t, snap["id"], before, snapshot_ops(), apt_offset=snap.get("apt_offset"),
-                                   rollback_packages=rollback_packages)
+                                   rollback_packages=rollback_packages, ours=ours, containers=containers)
             if files_restored(report):
                 guard.verified()  # disarmed only now; else it stays armed and finishes the restore itself
         for note in guard.notes:
@@ -92,6 +93,24 @@ def _one(host: Host, rec: RunRecord, snap: dict[str, Any], before: HostState, wo
             elif not note.startswith("disarmed"):
                 report.actions.append(note)
         return report
+
+
+def attributed(host: str, runs: list[RunRecord]) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """The units and containers that the run and the later runs on the host (whose changes a rollback to this
+    snapshot undoes too) name in their plans and task results; anything else since is someone else's and is
+    left alone. (None, None): a run whose record has no plan for the host — every change then counts."""
+    units: set[str] = set()
+    containers: set[str] = set()
+    for r in runs:
+        expect = ((r.sections.get("plan") or {}).get("expect") or {}).get(host)
+        if expect is None:
+            if host in (r.sections.get("snapshots") or {}):
+                return None, None
+            continue  # a later run on other hosts only
+        units.update(expect.get("units") or ())
+        containers.update(expect.get("named_containers", expect.get("containers")) or ())
+        containers.update(((r.sections.get("apply") or {}).get("containers") or {}).get(host) or ())
+    return frozenset(units), frozenset(containers)
 
 
 def _same_machine(t: Transport, rec: RunRecord, snap: dict[str, Any]) -> None:

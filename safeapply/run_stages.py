@@ -193,7 +193,8 @@ class PlanOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "findings": {h: [f.to_dict() for f in fs] for h, fs in self.findings.items()},
-            "expect": {h: {"units": sorted(e.units), "ports": sorted(e.ports), "containers": sorted(e.containers)}
+            "expect": {h: {"units": sorted(e.units), "ports": sorted(e.ports), "containers": sorted(e.containers),
+                           "named_containers": sorted(e.named_containers)}
                        for h, e in self.expectations.items()},
         } | ({"check": self.check} if self.check else {})
 

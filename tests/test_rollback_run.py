@@ -75,3 +75,32 @@ def test_later_runs_and_old_snapshots_need_force(host: Sandbox, tmp_path: Path,
     assert host.sh_rc("test -e /etc/hr-rbr-1 || test -e /etc/hr-rbr-2 || test -e /etc/hr-rbr-3")[0] != 0
     left = host.sh("systemctl list-timers --all --no-legend | grep -c safeapply-deadman || true")
     assert left.strip() == "0"  # the switch armed around the rollback was disarmed
+
+
+def test_rollback_run_leaves_alone_what_a_timer_started_since(host: Sandbox, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11 item 13: `rollback RUN` stopped every unit active now that was not before the run — here the
+    service of a timer that was there before (certbot, apt-daily-upgrade), started after the run. As in a run's
+    own rollback, only what the run (and later runs) name is the run's."""
+    unit = "[Service]\\nExecStart=/bin/sleep infinity\\n"
+    host.sh(f"printf '{unit}' > /etc/systemd/system/rbr-theirs.service && printf '[Timer]\\nOnActiveSec=1d\\n' "
+            "> /etc/systemd/system/rbr-theirs.timer && systemctl daemon-reload && systemctl start rbr-theirs.timer")
+    pb = tmp_path / "pb-unit.yml"
+    pb.write_text(f"""- hosts: all
+  gather_facts: false
+  tasks:
+    - name: write my unit
+      ansible.builtin.copy: {{dest: /etc/systemd/system/rbr-mine.service, content: "{unit}", mode: "0644"}}
+    - name: start my unit
+      ansible.builtin.systemd: {{name: rbr-mine.service, state: started, daemon_reload: true}}
+""")
+    try:
+        run_id = _run(pb, host.inventory, capsys)
+        host.sh("systemctl start rbr-theirs.service")  # as its timer would, after the run
+        assert main(["rollback", run_id, "--yes"]) == 0, capsys.readouterr()
+        assert host.sh_rc("systemctl is-active --quiet rbr-mine.service")[0] != 0
+        assert host.sh_rc("test -e /etc/systemd/system/rbr-mine.service")[0] != 0
+        assert host.sh("systemctl is-active rbr-theirs.service").strip() == "active"
+    finally:
+        host.sh("systemctl stop rbr-theirs.timer rbr-theirs.service rbr-mine.service 2>/dev/null; rm -f "
+                "/etc/systemd/system/rbr-theirs.* /etc/systemd/system/rbr-mine.service; systemctl daemon-reload")
