@@ -30,8 +30,9 @@ import yaml
 
 from safeapply import remote
 from safeapply.errors import SafeapplyError, UsageError
+from safeapply.intent.ports import parse_publish
 from safeapply.plan import port_holders
-from safeapply.probe.model import Unit
+from safeapply.probe.model import Unit, exposed_ports
 from safeapply.scan import HostState, scan_host
 from safeapply.transport.base import Transport
 
@@ -175,13 +176,24 @@ def _not_running(state: HostState, name: str) -> str:
     (published, or its image's with the host's network), and its last log line."""
     c = next((c for c in state.containers if c.name == name), None)
     if c is None:
-        return f"container {name} does not exist"
-    msg = f"container {name} is not running ({c.state}, exit code {c.exit_code})"
-    held = {(h.proto, h.port): h.text for h in port_holders(state) if h.container != name}
-    msg += "".join(f"; {port}/{proto} is held by {held[(proto, port)]}" for proto, port in c.host_ports
-                   if (proto, port) in held)
+        q = next((q for q in state.quadlets if q.container_name == name), None)
+        if q is None:
+            return f"container {name} does not exist"
+        # quadlet runs it with --rm: gone once it exited; its file still says which host ports it wanted
+        ports = [(s.proto, s.port) for p in q.publish for s in parse_publish(p)]
+        ports += exposed_ports(q.exposed) if q.network == "host" else []
+        return (f"container {name} does not exist ({q.unit} runs it with --rm: it exited or never started; "
+                f"journalctl -u {q.unit})" + _held(state, name, sorted(set(ports))))
+    msg = f"container {name} is not running ({c.state}, exit code {c.exit_code})" + _held(state, name, c.host_ports)
     last = [line.strip() for line in c.log_tail.splitlines() if line.strip()]
     return msg + (f"; its last log line: {last[-1][:200]}" if last else "")
+
+
+def _held(state: HostState, name: str, ports: list[tuple[str, int]]) -> str:
+    """"; 9090/tcp is held by ..." for each of `ports` (proto, port) that something other than `name` holds."""
+    held = {(h.proto, h.port): h.text for h in port_holders(state) if h.container != name}
+    return "".join(f"; {port}/{proto} is held by {held[(proto, port)]}" for proto, port in ports
+                   if (proto, port) in held)
 
 
 def needs_settle(before: HostState, after: HostState, expect: Expectation) -> bool:

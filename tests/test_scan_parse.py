@@ -143,6 +143,11 @@ def test_quadlet() -> None:
                       "PublishPort=127.0.0.1:9101:9101\nNetwork=host\n[Install]\nWantedBy=default.target\n")
     assert q.unit == "agent.service" and q.container_name == "systemd-agent"
     assert q.publish == ("9100:9100", "127.0.0.1:9101:9101") and q.network == "host"
+    assert q.exposed == ()
+    # the probe's exposed ports of host-network quadlets' images (quadlet's --rm leaves no container to ask)
+    q = parse_quadlet("/etc/containers/systemd/agent.container", "[Container]\nImage=prom/agent\nNetwork=host\n",
+                      {"prom/agent": '{"9090/tcp":{}}', "other": '{"1/tcp":{}}'})
+    assert q.exposed == ("9090/tcp",)
 
 
 def test_a_podman_container_names_the_systemd_unit_it_runs_under() -> None:

@@ -107,12 +107,17 @@ class Container:
     def host_ports(self) -> list[tuple[str, int]]:
         """(proto, port) it binds on the host: published ports, or with the host's network its image's ports."""
         out = [(p.proto, p.host_port) for p in self.ports]
-        if self.network_mode == "host":
-            for e in self.exposed:
-                port, _, proto = e.partition("/")
-                if port.isdigit():
-                    out.append((proto or "tcp", int(port)))
-        return sorted(set(out))
+        return sorted(set(out + (exposed_ports(self.exposed) if self.network_mode == "host" else [])))
+
+
+def exposed_ports(exposed: tuple[str, ...]) -> list[tuple[str, int]]:
+    """(proto, port) of an image's exposed ports ("9090/tcp", "53/udp")."""
+    out = []
+    for e in exposed:
+        port, _, proto = e.partition("/")
+        if port.isdigit():
+            out.append((proto or "tcp", int(port)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ class Quadlet:
     container_name: str = ""
     publish: tuple[str, ...] = ()  # PublishPort= values as written
     network: str = ""
+    exposed: tuple[str, ...] = ()  # Network=host: its image's exposed ports, "9090/tcp"
 
 
 @dataclass(frozen=True)

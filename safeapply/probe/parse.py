@@ -161,7 +161,8 @@ def parse_containers(engine: str, raw: Mapping[str, Any]) -> tuple[tuple[Contain
     return parse_inspect(engine, inspect.get("out", ""), raw.get("stopped")), None
 
 
-def parse_quadlet(path: str, text: str) -> Quadlet:
+def parse_quadlet(path: str, text: str, images: Mapping[str, Any] | None = None) -> Quadlet:
+    """A quadlet file's [Container] keys; `images`: the probe's exposed ports of host-network quadlets' images."""
     values: dict[str, list[str]] = {}
     section = ""
     for line in text.splitlines():
@@ -172,8 +173,13 @@ def parse_quadlet(path: str, text: str) -> Quadlet:
             key, _, value = line.partition("=")
             values.setdefault(key.strip(), []).append(value.strip())
     stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    image = values.get("Image", [""])[-1]
+    try:
+        exposed = sorted(json.loads(str((images or {}).get(image) or "null")) or {})
+    except ValueError:
+        exposed = []
     return Quadlet(
-        path=path, unit=f"{stem}.service", image=values.get("Image", [""])[-1],
+        path=path, unit=f"{stem}.service", image=image, exposed=tuple(str(e) for e in exposed),
         container_name=values.get("ContainerName", [f"systemd-{stem}"])[-1],
         publish=tuple(values.get("PublishPort", [])), network=values.get("Network", [""])[-1],
     )
@@ -220,6 +226,7 @@ def parse_probe(host: str, raw: Mapping[str, Any]) -> HostState:
     facts = parse_facts(raw.get("facts") or {})
     if not facts.root:
         notes.append("not root: sockets of other users' processes show no owner")
-    quadlets = tuple(parse_quadlet(p, t or "") for p, t in sorted((raw.get("quadlets") or {}).items()))
+    quadlets = tuple(parse_quadlet(p, t or "", raw.get("quadlet_images"))
+                     for p, t in sorted((raw.get("quadlets") or {}).items()))
     return HostState(host=host, units=units, listeners=listeners, containers=tuple(containers),
                      quadlets=quadlets, facts=facts, notes=tuple(notes))

@@ -160,6 +160,24 @@ def quadlets() -> Dict[str, Optional[str]]:
     return found
 
 
+def quadlet_images(files: Dict[str, Optional[str]]) -> Dict[str, str]:
+    """The ports the images of host-network quadlet containers expose, by image: quadlet runs a container with
+    `--rm`, so once it exited nothing else tells which host ports it wanted."""
+    out: Dict[str, str] = {}
+    for path, text in files.items():
+        vals = {}
+        for line in (text or "").splitlines() if path.endswith(".container") else ():
+            key, sep, value = line.strip().partition("=")
+            if sep:
+                vals[key.strip()] = value.strip()
+        image = vals.get("Image", "")
+        if vals.get("Network") == "host" and image and image not in out:
+            r = run(["podman", "image", "inspect", "--format", "{{json .Config.ExposedPorts}}", image])
+            if r["rc"] == 0:
+                out[image] = r["out"].strip()
+    return out
+
+
 def disk(path: str) -> Optional[Dict[str, int]]:
     try:
         st = os.statvfs(path)
@@ -188,6 +206,7 @@ def collect() -> Dict[str, Any]:
     tables = {name: read("/proc/net/" + name) for name in PROC_NET}
     owners = socket_owners(listening_inodes(tables))
     pids = sorted({p for ps in owners.values() for p in ps})
+    found_quadlets = quadlets()
     return {
         "version": PROBE_VERSION,
         "monotonic_us": int(mono * 1e6),
@@ -196,7 +215,8 @@ def collect() -> Dict[str, Any]:
         "socket_owners": owners,
         "processes": {str(p): process_info(p) for p in pids},
         "containers": {e: containers(e) for e in ("docker", "podman")},
-        "quadlets": quadlets(),
+        "quadlets": found_quadlets,
+        "quadlet_images": quadlet_images(found_quadlets),
         "facts": facts(),
     }
 
