@@ -21,6 +21,18 @@ _ID = re.compile(r"^[0-9a-f]{64}$")
 _VERBS = frozenset({"stop", "start", "restart", "kill", "rm", "pause", "unpause", "update", "rename"})
 _VALUED = frozenset({"-t", "--time", "-s", "--signal", "--timeout"})  # options of those verbs that take a value
 _SPLIT = re.compile(r"&&|;|\|\||\||\n")
+# The engines' global options that take a value (`podman --log-level debug run ...`), as their manuals list them;
+# any other option before the verb is a flag (`--remote`, `--debug`, `--tls`), and `--opt=value` is one word.
+_GLOBAL_VALUED = {
+    "podman": frozenset({
+        "--log-level", "--url", "-H", "--host", "--connection", "-c", "--identity", "--root", "--runroot",
+        "--storage-driver", "--storage-opt", "--cgroup-manager", "--events-backend", "--network-cmd-path",
+        "--network-config-dir", "--runtime", "--runtime-flag", "--tmpdir", "--module", "--conmon", "--hooks-dir",
+        "--ssh", "--db-backend", "--imagestore", "--volumepath", "--cdi-spec-dir", "--out", "--config"}),
+    "docker": frozenset({
+        "--context", "-c", "--host", "-H", "--config", "--log-level", "-l", "--tlscacert", "--tlscert",
+        "--tlskey"}),
+}
 
 
 def containers_named(action: str, res: dict[str, Any]) -> tuple[str, ...]:
@@ -69,9 +81,7 @@ def _command(cmd: str) -> tuple[list[str], bool]:
     at = next((i for i, a in enumerate(argv) if posixpath.basename(a) in ("podman", "docker")), None)
     if at is None:
         return [], False
-    rest = [a for a in argv[at + 1:] if a != "container"]
-    verb = next((a for a in rest if not a.startswith("-")), "")
-    args = rest[rest.index(verb) + 1:] if verb else []
+    verb, args = _verb(posixpath.basename(argv[at]), argv[at + 1:])
     if verb in ("run", "create"):  # both print the new container's ID (`run` when detached)
         run = parse_run([argv[at], "run", *args])
         return ([run.name] if run is not None and run.name else []), True
@@ -79,3 +89,14 @@ def _command(cmd: str) -> tuple[list[str], bool]:
         names = [a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] not in _VALUED)]
         return names, False
     return [], False
+
+
+def _verb(engine: str, rest: list[str]) -> tuple[str, list[str]]:
+    """The verb after the engine's global options (`container run` is `run`) and the words after it."""
+    valued = _GLOBAL_VALUED[engine]
+    i = 0
+    while i < len(rest) and rest[i].startswith("-"):
+        i += 2 if rest[i] in valued else 1
+    if i < len(rest) and rest[i] == "container":
+        i += 1
+    return (rest[i], rest[i + 1:]) if i < len(rest) else ("", [])

@@ -33,3 +33,25 @@ CID = "4f" * 32
 ])
 def test_containers_named(action: str, res: dict[str, Any], named: tuple[str, ...]) -> None:
     assert containers_named(action, res) == named
+
+
+@pytest.mark.parametrize(("cmd", "named"), [
+    # global options that take a value, before the verb: their value is not the verb
+    (["podman", "--log-level", "debug", "run", "--name", "x", "img"], ("x",)),
+    (["podman", "--log-level=debug", "run", "--name", "x", "img"], ("x",)),
+    (["docker", "--context", "c", "run", "--name", "x", "img"], ("x",)),
+    (["docker", "-c", "c", "container", "rm", "-f", "y"], ("y",)),
+    (["docker", "-H", "unix:///run/d.sock", "--tlscacert", "ca.pem", "stop", "web"], ("web",)),
+    (["docker", "-l", "warn", "--config", "/tmp/cfg", "create", "--name=z", "img"], ("z",)),
+    (["podman", "--url", "unix:///run/podman.sock", "ps", "-a"], ()),
+    (["podman", "--connection", "rm", "ps"], ()),  # a connection named `rm`: still `ps`
+    (["podman", "-c", "stop", "start", "web"], ("web",)),
+    (["podman", "--root", "/var/lib/c", "--runroot", "/run/c", "--storage-driver", "overlay", "--cgroup-manager",
+      "systemd", "--events-backend", "file", "--runtime", "crun", "--tmpdir", "/tmp/p", "--identity", "/k",
+      "--network-cmd-path", "/usr/bin/slirp4netns", "--module", "m.conf", "kill", "web"], ("web",)),
+    (["podman", "--container", "run", "--name", "x", "img"], ("x",)),  # an unknown flag takes no value
+    (["podman", "--remote", "--log-level", "info", "container", "stop", "a"], ("a",)),
+    (["docker", "--debug", "start", "container"], ("container",)),  # a container named `container`
+])
+def test_global_options_before_the_verb(cmd: list[str], named: tuple[str, ...]) -> None:
+    assert containers_named("ansible.builtin.command", {"cmd": cmd}) == named
