@@ -226,6 +226,19 @@ def vault_options() -> list[str]:
             *(["-J"] if args.ask_vault_pass else []), *env]
 
 
+def vault_secrets() -> list[tuple[str, bytes]]:
+    """This invocation's vault secrets as Ansible loaded them: (vault id, password bytes). Loads them (imports
+    Ansible) when the command was activated lazily. Secrets: never log, store or print them."""
+    if _current is None and _pending is not None:
+        activate(_pending)
+    if _current is None:
+        return []
+    from ansible.parsing.vault import VaultSecretsContext
+
+    found = VaultSecretsContext.current(optional=True)
+    return [(str(vid), bytes(s.bytes)) for vid, s in (found.secrets if found else [])]
+
+
 def activate(args: AnsibleArgs, ask: Callable[[str], str] | None = None, lazy: bool = False) -> AnsibleContext | None:
     """Build this invocation's context: prompts (-J, -K: a TTY only), vault secrets loaded. Errors are one line.
     `lazy` (no prompt asked for): built by the first `get()`, so a command that may not need Ansible at all (a

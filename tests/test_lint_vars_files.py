@@ -82,3 +82,32 @@ def test_lint_takes_the_vault_options(tmp_path: Path, monkeypatch: pytest.Monkey
     assert main(["lint", "--json", "playbooks/site.yml", "--vault-password-file", "wrong"]) == 19
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("safeapply: error: vault:") and "wrong-pw" not in err[0]
+
+
+
+def test_the_lint_cache_is_keyed_on_the_vault_secrets_not_only_their_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result cached under one password is not reused once the same password file holds another (it could
+    hide a wrong password); the same password hits; no cache file holds the password or its plain SHA-256."""
+    import hashlib
+
+    project = tmp_path / "project"  # the state dir and the password file outside it, as usual
+    project.mkdir()
+    _project(project, "    - ../vars/plain.yml\n", {"vars/plain.yml": "app_port: 8080\n"})
+    pw = tmp_path / "vault-pass"
+    monkeypatch.chdir(project)
+    lint = ["lint", "--json", "playbooks/site.yml", "--vault-password-file", str(pw)]
+    for password, cached in (("right-pw", False), ("right-pw", True), ("other-pw", False), ("other-pw", True)):
+        pw.write_text(password + "\n")
+        assert main(lint) == 0
+        assert json.loads(capsys.readouterr().out)["cached"] is cached, password
+    state = tmp_path / "state"
+    key = state / "lint-cache.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) == 32
+    secrets = [s.encode() for s in ("right-pw", "right-pw\n", "other-pw", "other-pw\n")]
+    secrets += [hashlib.sha256(s).hexdigest().encode() for s in list(secrets)]
+    cached_files = [p for p in state.rglob("*") if p.is_file() and p != key]
+    assert cached_files
+    for p in cached_files:
+        data = p.read_bytes()
+        assert not [s for s in secrets if s in data], p

@@ -1,12 +1,14 @@
 """Lint results cached by content: the playbooks, everything beside them, the tool versions and options.
 
-Stdlib only and no Ansible import: a cache hit must answer in well under 0.2 s.
+Stdlib only and no Ansible import: a cache hit must answer in well under 0.2 s. (With vault options, the key
+also holds an HMAC of the secrets, so those are loaded first: Ansible is imported then.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -114,6 +116,49 @@ def key(paths: list[Path], root: Path, options: dict[str, Any]) -> str:
             h.update(p.read_bytes())
     _tree(root, h)
     return h.hexdigest()
+
+
+def secrets_digest(secrets: Iterable[tuple[str, bytes]]) -> str:
+    """HMAC-SHA256 of the vault secrets (id and password), keyed by this controller's own random key: a changed
+    password changes the cache key, and nothing stored helps guess one (a plain hash of a password can be
+    brute-forced offline; this one cannot without the key). "" without secrets."""
+    items = list(secrets)
+    if not items:
+        return ""
+    mac = hmac.new(_hmac_key(), digestmod=hashlib.sha256)
+    for vid, secret in items:
+        for part in (vid.encode(), secret):
+            mac.update(len(part).to_bytes(8, "big") + part)
+    return mac.hexdigest()
+
+
+def _hmac_key() -> bytes:
+    """32 random bytes kept in the state dir (0600), created once; where it cannot be kept, a new one each time
+    (vaulted lints then never hit the cache)."""
+    try:
+        path = private_dir(state_dir()) / "lint-cache.key"
+        with contextlib.suppress(FileNotFoundError):
+            return _read_key(path)
+        tmp = path.with_name(f".lint-cache.key.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+        try:
+            os.link(tmp, path)  # atomic, and never over a key another process made meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return _read_key(path)
+    except OSError:
+        return os.urandom(32)
+
+
+def _read_key(path: Path) -> bytes:
+    data = path.read_bytes()
+    if len(data) != 32:
+        raise OSError(f"{path}: not a 32-byte key")
+    return data
 
 
 def cache_dir() -> Path:

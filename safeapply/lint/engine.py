@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from safeapply.ansible_context import vault_options
+from safeapply.ansible_context import vault_options, vault_secrets
 from safeapply.lint import cache, external
 from safeapply.lint.model import Connection, Finding, LintReport, Severity
 
@@ -79,7 +79,11 @@ def start(paths: list[Path] | list[str], *, profile: str | None = None, use_cach
     files = [Path(p) for p in paths]
     root = project_root(files)
     # ansible-lint reads the ansible.cfg Ansible finds from here (roles_path...): another directory may mean another
-    where = {"cwd": str(Path.cwd()), "ansible_config": os.environ.get("ANSIBLE_CONFIG", ""), "vault": vault_options()}
+    # and another vault password (same files, other content; -J) another result: an HMAC of the secrets, never them
+    vault = vault_options()
+    secrets = cache.secrets_digest(vault_secrets()) if vault and use_cache else ""
+    where = {"cwd": str(Path.cwd()), "ansible_config": os.environ.get("ANSIBLE_CONFIG", ""), "vault": vault,
+             "vault_secrets": secrets}
     base = cache.key(files, root, {"profile": profile, **where}) if use_cache else ""
     early = EarlyLint(files, root, profile, base, ansible_lint)
     existing = [f for f in files if f.is_file()]
