@@ -14,8 +14,8 @@ class ProbeTest(unittest.TestCase):
         rc, out, err = run_entry(["probe.collect"])
         self.assertEqual(rc, 0, err)
         doc = json.loads(out)
-        self.assertEqual(sorted(doc), ["containers", "facts", "proc_net", "processes", "quadlet_images", "quadlets",
-                                       "socket_owners", "units", "version"])
+        self.assertEqual(sorted(doc), ["containers", "facts", "monotonic_us", "proc_net", "processes", "quadlet_images",
+                                       "quadlets", "socket_owners", "units", "version"])
         self.assertEqual(doc["facts"]["python"], "{}.{}.{}".format(*sys.version_info[:3]))
 
     def test_its_source_runs_alone(self) -> None:
