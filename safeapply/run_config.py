@@ -6,13 +6,18 @@ mean another remote_user, become settings, vault ids or ssh_args (`-F ssh_config
 `pinned` (before Ansible is imported) changes to the run's directory and pins ANSIBLE_CONFIG to the run's file;
 `check_loaded` (after) refuses when the config Ansible loaded is not the run's. A file that is gone or changed
 since the run, or a directory that is gone, is refused in one line (exit 2) unless `force`.
+
+`asking` is the same pin for the commands that only ask a run's hosts about the run's own dead-man's switch
+(`deadman RUN`, `show RUN` of a run whose controller died): they have no --force and are not refused — what is
+there now is used, with a warning — because all they do is read or disarm the switch of that run id, which a host
+the changed file leads to does not have, and refusing would leave an armed switch nobody can release.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +91,16 @@ def pinned(rec: RunRecord, force: bool) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def asking(rec: RunRecord, warn: Callable[[str], None]) -> Iterator[None]:
+    """`pinned` for `deadman RUN` and `show RUN`: a gone or changed file or directory is warned about, not
+    refused (see the module's doc)."""
+    for found in problems(rec):
+        warn(f"{found}: reading what is there now")
+    with pinned(rec, force=True):
+        yield
 
 
 def check_loaded(rec: RunRecord, force: bool) -> None:

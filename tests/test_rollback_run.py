@@ -4,6 +4,9 @@ inventory now calls by the run's host name, not an old snapshot or over later ru
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +14,9 @@ import pytest
 import yaml
 from conftest import Sandbox
 
+import safeapply
 from safeapply.cli import main
+from safeapply.records import RunStore
 
 pytestmark = pytest.mark.sandbox
 
@@ -104,3 +109,28 @@ def test_rollback_run_leaves_alone_what_a_timer_started_since(host: Sandbox, tmp
     finally:
         host.sh("systemctl stop rbr-theirs.timer rbr-theirs.service rbr-mine.service 2>/dev/null; rm -f "
                 "/etc/systemd/system/rbr-theirs.* /etc/systemd/system/rbr-mine.service; systemctl daemon-reload")
+
+
+def test_deadman_run_reads_the_runs_hosts_as_the_run_did_from_any_directory(
+        host: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`deadman RUN` (status, --release) from a directory whose ansible.cfg reads no YAML inventory: the run's
+    directory and ansible.cfg are used, as `rollback RUN` does, not this one's."""
+    project, decoy = tmp_path / "project", tmp_path / "decoy"
+    project.mkdir()
+    decoy.mkdir()
+    monkeypatch.chdir(project)
+    run_id = _run(_pb(tmp_path, "/etc/hr-rbr-dm"), host.inventory, capsys)
+    (decoy / "ansible.cfg").write_text("[inventory]\nenable_plugins = host_list\n")
+    store = RunStore()
+    rec = store.get(run_id)
+    rec.sections["snapshots"][host.name]["deadman"]["outcome"] = "armed"  # as a killed controller leaves it
+    store.save(rec)
+    code = Path(safeapply.__file__).parent.parent  # the safeapply under test
+    env = {**os.environ, "SAFEAPPLY_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(code)}
+    env.pop("ANSIBLE_CONFIG", None)
+    for argv, outcome in ((["--json"], "disarmed"), (["--release", "--json"], "released")):
+        proc = subprocess.run([str(Path(sys.executable).parent / "safeapply"), "deadman", run_id, *argv], cwd=decoy,
+                              env=env, capture_output=True, text=True, check=False, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["hosts"][host.name]["outcome"] == outcome, proc.stdout
+    host.sh("rm -f /etc/hr-rbr-dm")

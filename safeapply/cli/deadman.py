@@ -5,21 +5,37 @@ controller has no record of."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from contextlib import AbstractContextManager
+from typing import Annotated, Any
 
 import typer
 
 from safeapply.cli.ansible_opts import ansible_options
 from safeapply.cli.app import AcceptNewOpt, InventoryOpt, JsonOpt, app
-from safeapply.cli.output import console, emit_json
+from safeapply.cli.output import console, emit_json, err_console
 from safeapply.deadman.story import Connect, armed_hosts, host_connector, refresh
 from safeapply.errors import ExitCode, SafeapplyError, UsageError
 from safeapply.records import RunRecord, RunStore
 from safeapply.transport.base import Transport
 
 
+def warn(line: str) -> None:
+    err_console.print(f"warning: {line}", markup=False)
+
+
+def _run_config(kwargs: dict[str, Any]) -> AbstractContextManager[object]:
+    """The run's hosts are read as the run read them: its directory, its ansible.cfg (`run_config.asking`).
+    `--host H -i INV` names its host and inventory here: this directory's ansible.cfg then."""
+    from safeapply.run_config import asking
+
+    if kwargs.get("host") is not None:
+        return contextlib.nullcontext()
+    return asking(RunStore().get(kwargs["run_id"]), warn)
+
+
 @app.command()
-@ansible_options
+@ansible_options(before=_run_config)
 def deadman(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
     release: Annotated[bool, typer.Option(
@@ -32,6 +48,10 @@ def deadman(
 ) -> int:
     """Ask each host of a run whether its dead-man's switch fired, what it restored and restarted, and
     record that in the run record — the end of the story of a run whose controller was killed or shut out.
+
+    The run's hosts are read as the run read them, from any directory: its recorded inventory, in its directory
+    with its ansible.cfg (one gone or changed since the run: a warning, and what is there now is used). With
+    --host H -i INV, this directory's ansible.cfg.
 
     Exit codes: 0 every switch disarmed or none armed, 20 hosts restored themselves, 21 a restore failed
     or a host cannot be asked, 22 a switch is still armed (it fires at its deadline)."""

@@ -259,7 +259,10 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix,
              "--log", help="Print the run's full Ansible output instead (kept redacted, 0600, in the state dir).")]
          = False,
          json_out: JsonOpt = False) -> None:
-    """Everything recorded about one run: who, what, lint, plan, snapshots, apply, verify, rollback."""
+    """Everything recorded about one run: who, what, lint, plan, snapshots, apply, verify, rollback.
+
+    Of a run whose controller died mid-run, its hosts are first asked what their dead-man's switch did, read as
+    the run read them (its inventory, directory and ansible.cfg, as `safeapply deadman RUN`)."""
     from safeapply.records import RunStore
 
     store = RunStore()
@@ -268,9 +271,11 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix,
         _print_log(record)
         return
     if record.finished is None:  # the controller died mid-run: ask the hosts what their switch did
+        from safeapply.cli.deadman import warn
         from safeapply.deadman.story import host_connector, refresh
+        from safeapply.run_config import asking
 
-        with contextlib.suppress(SafeapplyError):
+        with contextlib.suppress(SafeapplyError), asking(record, warn):  # the run's directory and ansible.cfg
             refresh(record, store, host_connector(record))
     rec = record.to_dict()
     if json_out:
