@@ -226,6 +226,24 @@ def vault_options() -> list[str]:
             *(["-J"] if args.ask_vault_pass else []), *env]
 
 
+def vault_env(private_dir: Path) -> dict[str, str]:
+    """ANSIBLE_VAULT_IDENTITY_LIST for an Ansible child that takes no vault flags (ansible-lint's syntax check):
+    ansible.cfg's and the environment's list, then this invocation's --vault-id/--vault-password-file (by path)
+    and passwords typed at a prompt (0600 files in `private_dir`, which the caller deletes). {} when this
+    invocation gave none (the child reads ansible.cfg and the environment itself)."""
+    args = _current.args if _current is not None else _pending or AnsibleArgs()
+    given = [*map(_vault_id_abs, args.vault_ids), *(str(_abs(f)) for f in args.vault_password_files)]
+    ids = [v for v in given if v.rpartition("@")[2] not in ("prompt", "prompt_ask_vault_pass")]
+    if args.ask_vault_pass or len(ids) < len(given):
+        typed = enumerate(get().prompted.vault)
+        ids += [f"{vid}@{_private_file(private_dir, f'vault-{n}', pw)}" for n, (vid, pw) in typed]
+    if not ids:
+        return {}
+    from ansible import constants as C
+
+    return {"ANSIBLE_VAULT_IDENTITY_LIST": ",".join([*(C.DEFAULT_VAULT_IDENTITY_LIST or []), *ids])}
+
+
 def vault_secrets() -> list[tuple[str, bytes]]:
     """This invocation's vault secrets as Ansible loaded them: (vault id, password bytes). Loads them (imports
     Ansible) when the command was activated lazily. Secrets: never log, store or print them."""

@@ -6,6 +6,7 @@ password that does not decrypt them is exit 19, as elsewhere. No sandbox: lint n
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,19 @@ def test_the_lint_cache_is_keyed_on_the_vault_secrets_not_only_their_files(
     for p in cached_files:
         data = p.read_bytes()
         assert not [s for s in secrets if s in data], p
+
+
+def test_ansible_lint_gets_the_vault_passwords_lint_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """ansible-lint's syntax check of a playbook with a vaulted vars_file failed without the password given
+    to `safeapply lint` (a `lint-incomplete` warning on every vaulted project, and a lint never cached)."""
+    _project(tmp_path, "    - ../vars/secret.yml\n", {"vars/secret.yml": _vaulted("app_port: 8080\n", "right-pw")})
+    (tmp_path / "right").write_text("right-pw\n")
+    monkeypatch.chdir(tmp_path)
+    for opts in (["--vault-password-file", "right"], ["--vault-id", f"prod@{tmp_path / 'right'}"]):
+        for cached in (False, True):
+            assert main(["lint", "--json", "playbooks/site.yml", *opts]) == 0
+            report = json.loads(capsys.readouterr().out)
+            assert not [f for f in report["findings"] if f["rule"] == "lint-incomplete"], report
+            assert report["cached"] is cached
+        shutil.rmtree(tmp_path / "state" / "cache", ignore_errors=True)

@@ -89,7 +89,7 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
     argv += [str(f.resolve()) for f in files]
     # as `ansible-playbook PLAYBOOK` started here sees the project: this directory, this ansible.cfg (pinned:
     # roles_path, collections_path), whatever folder the playbook is in
-    env = {**os.environ, **OFFLINE_ENV, **_ansible_config()}
+    env = {**os.environ, **OFFLINE_ENV, **_ansible_config(), **_vault_env(Path(tmp.name))}
     try:
         # its own session: stop() ends it with the syntax checks it started (they hold our pipes open)
         proc = subprocess.Popen(argv, cwd=Path.cwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -97,6 +97,14 @@ def start(files: list[Path], root: Path, profile: str | None, mocks: list[str]) 
     except OSError as e:
         return Running(None, tmp, f"cannot start ansible-lint: {e}", own)
     return Running(proc, tmp, config=own, cwd=Path.cwd(), root=root)
+
+
+def _vault_env(private_dir: Path) -> dict[str, str]:
+    """The vault passwords this invocation was given, for the syntax check ansible-lint runs (a vaulted
+    vars_file it cannot decrypt makes the check fail: no finding, and the lint never cached)."""
+    from safeapply.ansible_context import vault_env
+
+    return vault_env(private_dir)
 
 
 def _ansible_config() -> dict[str, str]:
