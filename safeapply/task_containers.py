@@ -15,26 +15,12 @@ import re
 import shlex
 from typing import Any
 
-from safeapply.intent.ports import parse_run
+from safeapply.intent.ports import engine_verb, parse_run
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _VERBS = frozenset({"stop", "start", "restart", "kill", "rm", "pause", "unpause", "update", "rename"})
 _VALUED = frozenset({"-t", "--time", "-s", "--signal", "--timeout"})  # options of those verbs that take a value
 _SPLIT = re.compile(r"&&|;|\|\||\||\n")
-# The engines' global options that take a value (`podman --log-level debug run ...`), as their manuals list them;
-# any other option before the verb is a flag (`--remote`, `--debug`, `--tls`), and `--opt=value` is one word.
-_GLOBAL_VALUED = {
-    "podman": frozenset({
-        "--log-level", "--url", "-H", "--host", "--connection", "-c", "--identity", "--root", "--runroot",
-        "--storage-driver", "--storage-opt", "--cgroup-manager", "--events-backend", "--network-cmd-path",
-        "--network-config-dir", "--runtime", "--runtime-flag", "--tmpdir", "--module", "--conmon", "--hooks-dir",
-        "--ssh", "--db-backend", "--imagestore", "--volumepath", "--cdi-spec-dir", "--out", "--config"}),
-    "docker": frozenset({
-        "--context", "-c", "--host", "-H", "--config", "--log-level", "-l", "--tlscacert", "--tlscert",
-        "--tlskey"}),
-}
-
-
 def containers_named(action: str, res: dict[str, Any]) -> tuple[str, ...]:
     """Container names and full IDs this task result names (empty: none)."""
     short = action.rsplit(".", 1)[-1]
@@ -81,7 +67,7 @@ def _command(cmd: str) -> tuple[list[str], bool]:
     at = next((i for i, a in enumerate(argv) if posixpath.basename(a) in ("podman", "docker")), None)
     if at is None:
         return [], False
-    verb, args = _verb(posixpath.basename(argv[at]), argv[at + 1:])
+    verb, args = engine_verb(posixpath.basename(argv[at]), argv[at + 1:])
     if verb in ("run", "create"):  # both print the new container's ID (`run` when detached)
         run = parse_run([argv[at], "run", *args])
         return ([run.name] if run is not None and run.name else []), True
@@ -91,12 +77,3 @@ def _command(cmd: str) -> tuple[list[str], bool]:
     return [], False
 
 
-def _verb(engine: str, rest: list[str]) -> tuple[str, list[str]]:
-    """The verb after the engine's global options (`container run` is `run`) and the words after it."""
-    valued = _GLOBAL_VALUED[engine]
-    i = 0
-    while i < len(rest) and rest[i].startswith("-"):
-        i += 2 if rest[i] in valued else 1
-    if i < len(rest) and rest[i] == "container":
-        i += 1
-    return (rest[i], rest[i + 1:]) if i < len(rest) else ("", [])

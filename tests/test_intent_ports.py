@@ -117,3 +117,15 @@ def test_conflicts_is_read_from_the_unit_file(tmp_path: Path) -> None:
                                                 "          [Service]\n", 1))
     i = playbook_intent(tmp_path / "pb.yml", [str(tmp_path / "inv.yml")])["h1"]
     assert i.conflicts == {"ne.service": ["node_exporter.service"]}
+
+
+@pytest.mark.parametrize("argv", [
+    ["podman", "--remote", "run", "-p", "9090:9090", "--name", "agent", "prom"],
+    ["podman", "--log-level", "debug", "run", "-p", "9090:9090", "--name", "agent", "prom"],
+    ["docker", "--context", "home", "container", "run", "-p", "9090:9090", "--name", "agent", "prom"],
+    ["sudo", "docker", "-D", "run", "--publish=9090:9090", "--name=agent", "prom"],
+])
+def test_parse_run_skips_the_engines_global_options(argv: list[str]) -> None:
+    """A flag such as `--remote` before the verb was read as taking a value, so the run was not seen at all."""
+    run = parse_run(argv)
+    assert run is not None and (run.name, run.image, run.publish) == ("agent", "prom", ("9090:9090",))

@@ -187,6 +187,31 @@ _RUN_BOOL = frozenset({
     "--help", "--use-api-socket", "--systemd"})
 
 
+# The engines' global options that take a value (`podman --log-level debug run ...`), as their manuals list them;
+# any other option before the verb is a flag (`--remote`, `--debug`, `--tls`), and `--opt=value` is one word.
+_GLOBAL_VALUED = {
+    "podman": frozenset({
+        "--log-level", "--url", "-H", "--host", "--connection", "-c", "--identity", "--root", "--runroot",
+        "--storage-driver", "--storage-opt", "--cgroup-manager", "--events-backend", "--network-cmd-path",
+        "--network-config-dir", "--runtime", "--runtime-flag", "--tmpdir", "--module", "--conmon", "--hooks-dir",
+        "--ssh", "--db-backend", "--imagestore", "--volumepath", "--cdi-spec-dir", "--out", "--config"}),
+    "docker": frozenset({
+        "--context", "-c", "--host", "-H", "--config", "--log-level", "-l", "--tlscacert", "--tlscert",
+        "--tlskey"}),
+}
+
+
+def engine_verb(engine: str, rest: list[str]) -> tuple[str, list[str]]:
+    """The verb after the engine's global options (`container run` is `run`) and the words after it."""
+    valued = _GLOBAL_VALUED[engine]
+    i = 0
+    while i < len(rest) and rest[i].startswith("-"):
+        i += 2 if rest[i] in valued else 1
+    if i < len(rest) and rest[i] == "container":
+        i += 1
+    return (rest[i], rest[i + 1:]) if i < len(rest) else ("", [])
+
+
 def parse_run(argv: list[str]) -> RunSpec | None:
     """The publish, network, name and image of a `docker|podman run` command line; None when it is not one.
     Forms: -p H:C, -p IP:H:C, -p IP::C, -p [::]:H:C, ranges, /udp, --publish=..., --network host, --net=host."""
@@ -198,15 +223,12 @@ def parse_run(argv: list[str]) -> RunSpec | None:
         i += 1  # /usr/bin/env, sudo, VAR=value before the engine
     if i >= len(argv) or posixpath.basename(argv[i]) not in ("docker", "podman"):
         return None
-    engine, i = posixpath.basename(argv[i]), i + 1
-    while i < len(argv) and argv[i].startswith("-"):  # global options: podman --log-level=x run
-        i += 1 if "=" in argv[i] or argv[i] in _RUN_BOOL else 2
-    if i < len(argv) and argv[i] == "container":
-        i += 1
-    if i >= len(argv) or argv[i] != "run":
+    engine = posixpath.basename(argv[i])
+    verb, argv = engine_verb(engine, argv[i + 1:])  # after global options: podman --log-level=x run
+    if verb != "run":
         return None
     opts: dict[str, list[str]] = {}
-    i += 1
+    i = 0
     while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
         key, eq, val = argv[i].partition("=")
         if not eq and key not in _RUN_BOOL and not _short_bools(key):
