@@ -166,7 +166,8 @@ def plan_cmd(
     or handler starts a new listener on it, the same service as a unit and a container, two listeners of the
     play on one port at once, units it starts that are failed or restart-looping. Variables are resolved per
     host by Ansible itself, with lookups disabled: no lookup, pipe or shell-out runs on this machine; a value
-    that needs one is reported as unresolved, naming its task. Every task that could not be analysed is a
+    that needs one is reported as unresolved, naming its task (the project's own filter plugins do run, as in
+    ansible-playbook; `run` resolves only after lint passed). Every task that could not be analysed is a
     warning (--strict-plan: blocking when it may start a listener). Exits 17 (preflight blocked) when any
     finding blocks; warnings alone exit 0. Read-only on the hosts. With -t/--tags, --skip-tags,
     --start-at-task only the tasks ansible-playbook would run with them are planned (as `run` does). With --check,
