@@ -13,6 +13,7 @@ snapshots are kept.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -111,18 +112,26 @@ def files_restored(rep: RollbackReport) -> bool:
     return not any(e.startswith(("restore files:", "connect:")) for e in rep.errors)
 
 
+SETTLE_STEPS = (0.5, 1.0, 1.5, 2.0)  # rescans until units, ports and containers match: about 5 s at the most
+
+
 def check_restored(rep: RollbackReport, transport: Transport, snapshot_id: str, before: HostState,
                    ops: SnapshotOps, others: frozenset[str] = frozenset(),
                    other_containers: frozenset[str] = frozenset()) -> None:
     """Rescan and diff the roots: `rep.differences` empty means the host is as before (somebody else's units and
-    containers aside)."""
+    containers aside). A state that differs is scanned again a few times (SETTLE_STEPS): a service the rollback
+    started again may take a moment to listen, a container to come up."""
     try:
         rep.differences += [f"file {p}" for p in ops.diff(transport, snapshot_id)]
     except SafeapplyError as e:
         rep.errors.append(f"snapshot diff: {e}")
-    after = _scan(rep, transport)
-    if after is not None:
-        rep.differences += state_diff(before, after, others, other_containers)
+    for wait in (*SETTLE_STEPS, None):  # a service or container the rollback started may bind its port later
+        after = _scan(rep, transport)
+        left = state_diff(before, after, others, other_containers) if after is not None else []
+        if not left or wait is None:
+            rep.differences += left
+            return
+        time.sleep(wait)
 
 
 def _step(rep: RollbackReport, what: str, fn: Callable[[], object]) -> None:

@@ -165,3 +165,22 @@ def test_no_playbook_code_runs_in_safeapply_before_lint_passed(host: Sandbox, tm
     switch = rec.sections["snapshots"][host.name].get("deadman", {"outcome": "never armed"})
     assert switch["outcome"] in ("never armed", "released"), rec.sections
     assert host.sh_rc("test -e /etc/sec-filter")[0] != 0
+
+
+def test_a_rollback_waits_for_a_service_it_started_again_to_listen(host: Sandbox, tmp_path: Path) -> None:
+    """A service that binds its port a moment after it starts (a JVM, a migration first) was reported as a
+    difference (exit 21) by the rollback that had just started it again: the check rescanned once, at once."""
+    host.sh("printf '[Service]\\nExecStart=/bin/sh -c \"sleep 2; exec python3 -m http.server 9093\"\\n' "
+            "> /etc/systemd/system/hr-slow.service && systemctl daemon-reload && systemctl start hr-slow && "
+            "for i in $(seq 50); do ss -ltn | grep -q :9093 && break; sleep 0.2; done")
+    pb = tmp_path / "pb.yml"
+    pb.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                  "    - ansible.builtin.systemd: {name: hr-slow.service, state: stopped}\n"
+                  "    - ansible.builtin.fail: {msg: deliberate}\n")
+    try:
+        code = main(["run", str(pb), "-i", str(host.inventory), "--yes", "--settle", "0"])
+        rec = RunStore(tmp_path / "state" / "runs.sqlite").get("last")
+        assert code == 20, rec.sections.get("rollback")
+        assert host.sh("ss -ltn | grep -c :9093").strip() == "1"
+    finally:
+        host.sh("systemctl stop hr-slow; rm -f /etc/systemd/system/hr-slow.service; systemctl daemon-reload")
