@@ -23,6 +23,16 @@ def units_of(state: HostState, loaded_only: bool = True) -> dict[str, Unit]:
             and not (loaded_only and u.load == "not-found")}
 
 
+def on_demand(name: str, before: HostState, after: HostState) -> bool:
+    """A service that its own socket starts when a client connects and that may exit when idle (docker.service
+    behind docker.socket, podman's netavark-dhcp-proxy.service): whether it runs at a given moment is nobody's
+    doing, so it is never a difference and never started or stopped by a rollback — while that socket listens."""
+    if not name.endswith(".service"):
+        return False
+    sock = name[: -len(".service")] + ".socket"
+    return all((u := s.unit(sock)) is not None and u.active == "active" for s in (before, after))
+
+
 def state_diff(before: HostState, after: HostState, others: frozenset[str] = frozenset(),
                other_containers: frozenset[str] = frozenset()) -> list[str]:
     """Human lines for what differs in units, listeners and containers (empty: same). Units in `others`
@@ -36,6 +46,8 @@ def state_diff(before: HostState, after: HostState, others: frozenset[str] = fro
             continue
         sa = (a.active, a.enabled) if a else ("absent", "")
         sb = (b.active, b.enabled) if b else ("absent", "")
+        if a and b and on_demand(name, before, after):
+            sa, sb = ("active", a.enabled), ("active", b.enabled)  # running or not is up to its socket
         if _norm(sa) != _norm(sb):
             out.append(f"unit {name}: was {'/'.join(filter(None, sa))}, now {'/'.join(filter(None, sb))}")
     la, lb = _listeners(before, other_containers), _listeners(after, other_containers)
@@ -74,7 +86,8 @@ def listing_differences(before: dict[str, dict[str, Any]], after: dict[str, dict
 def scan_differences(before: HostState, after: HostState) -> list[str]:
     """Services running and TCP ports listening before the run that are not now."""
     def running(s: HostState) -> set[str]:
-        return {u.name for u in s.units if u.kind == "service" and u.active == "active" and u.sub == "running"}
+        return {u.name for u in s.units if u.kind == "service" and u.active == "active" and u.sub == "running"
+                and not on_demand(u.name, before, after)}
 
     def ports(s: HostState) -> set[tuple[str, int]]:
         return {(li.proto, li.port) for li in s.listeners if li.proto == "tcp"}

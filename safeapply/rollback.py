@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any, Protocol
 
 from safeapply import remote
-from safeapply.compare import state_diff, units_of
+from safeapply.compare import on_demand, state_diff, units_of
 from safeapply.errors import SafeapplyError
 from safeapply.probe.model import Container
 from safeapply.scan import HostState, scan_host
@@ -268,6 +268,10 @@ def unit_actions(before: HostState, now: HostState, restored: list[str],
                 out.append(("reset-failed", name))
             continue
         out += _enable_actions(name, was.enabled, u.enabled)
+        if on_demand(name, before, now):  # its socket starts it when needed; it may exit when idle
+            if u.active == "active" and _config_restored(name, u, restored):
+                out.append(("restart", name))
+            continue
         running_before = was.active == "active"
         running_now = u.active in ("active", "activating", "reloading") and u.sub != "auto-restart"
         if running_before and (not running_now or u.active == "failed"):

@@ -108,3 +108,18 @@ def test_a_quadlet_file_the_run_wrote_makes_its_service_and_container_the_runs()
     written = written_units(HostState("h"), ["/etc/containers/systemd/web.container",
                                              "/etc/containers/systemd/apps/db.container.d/10-x.conf"])
     assert written == {"web.service", "db.service"}
+
+
+def test_a_socket_activated_service_that_exited_when_idle_is_nobodys_doing() -> None:
+    """podman 5's netavark-dhcp-proxy.service (and docker.service behind docker.socket) start when a client
+    connects and exit when idle: a run whose rollback found it stopped reported "differs" (exit 21) at random."""
+    sock = Unit("netavark-dhcp-proxy.socket", "loaded", "active", "listening", "enabled")
+    was = Unit("netavark-dhcp-proxy.service", "loaded", "active", "running", "enabled", main_pid=7)
+    idle = Unit("netavark-dhcp-proxy.service", "loaded", "inactive", "dead", "enabled")
+    before, now = _state(sock, was), _state(sock, idle)
+    assert unit_actions(before, now, []) == []
+    assert state_diff(before, now) == [] and state_diff(now, before) == []
+    plain = Unit("web.service", "loaded", "active", "running", "enabled", main_pid=8)  # no socket: as before
+    assert state_diff(_state(sock, plain), _state(sock)) == ["unit web.service: was active/enabled, now absent"]
+    disabled = Unit("netavark-dhcp-proxy.service", "loaded", "inactive", "dead", "disabled")
+    assert state_diff(before, _state(sock, disabled)) != []  # being enabled still counts
