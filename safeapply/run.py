@@ -149,6 +149,7 @@ class Pipeline:
         self.apply: ApplyResult | None = None
         self.applied_from: float | None = None  # time.time() when apply began
         self._resolved: Future[dict[str, Intent]] = Future()  # lint, then the playbook's resolution
+        self._expected: dict[str, Expectation] = {}  # each host's, set with the resolution (before it completes)
         self._record_lock = threading.Lock()
         self._record = True  # False: bad input caught before any host, which is not recorded as a run
         self.where = run_config.recorded()  # the directory and ansible.cfg `rollback RUN` reads again
@@ -193,7 +194,7 @@ class Pipeline:
             self._prepare_hosts(locks)
             intents = self._resolved.result()
             for h in self.hosts:
-                self._expect(h)
+                self._expect(h)  # the hosts that armed no switch
             with self._stage("plan"):
                 self.plan = stages.plan(intents, {h.name: h.before for h in self.hosts if h.before},
                                         {h.name: h.expect for h in self.hosts})
@@ -220,17 +221,17 @@ class Pipeline:
         self.lint.raise_if_blocking()
         with self._stage("intents"):
             intents = stages.intents(self.opts)
-        planned = set(intents if names is None else names)
-        if planned != set(intents):  # the plays' `hosts:` as written and as resolved name the same hosts
+        if names is not None and set(names) != set(intents):  # `hosts:` as written and as resolved agree
             raise UsageError(f"the playbook's hosts resolved to {', '.join(sorted(intents)) or 'none'}, not "
-                             f"{', '.join(sorted(planned))} as its plays' `hosts:` read",
+                             f"{', '.join(sorted(names))} as its plays' `hosts:` read",
                              "report this with the playbook's plays (`hosts:` and `import_playbook:` lines)")
+        self._expected = {n: stages.expectation(i, stages.login_user(inventory[n])) for n, i in intents.items()}
         return intents
 
     def _expect(self, h: HostRun) -> Expectation:
         """The host's expectation (what should run after the playbook): waits for lint and resolution."""
-        intents = self._resolved.result()
-        h.expect = stages.expectation(intents[h.name], stages.login_user(h.host))
+        self._resolved.result()
+        h.expect = self._expected[h.name]
         return h.expect
 
     def _plan_check(self) -> None:

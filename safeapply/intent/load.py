@@ -145,7 +145,7 @@ def host_patterns(playbook: Path, loader: Any) -> list[Any] | None:
         for play in _plays(path, loader):
             imported = next((v for k, v in play.items() if str(k).rsplit(".", 1)[-1] == "import_playbook"), None)
             if imported is None:
-                if any("{{" in h or "{%" in h for h in as_list(play.get("hosts"))):
+                if any(_templated(h) for h in as_list(play.get("hosts"))):
                     return False
                 patterns.append(play.get("hosts"))
                 continue
@@ -161,6 +161,10 @@ def host_patterns(playbook: Path, loader: Any) -> list[Any] | None:
 
 
 _CHECK_IT = "check it with `safeapply lint`"
+
+
+def _templated(text: str) -> bool:
+    return "{{" in text or "{%" in text
 
 
 def _plays(path: Path, loader: Any) -> list[dict[Any, Any]]:
@@ -187,7 +191,7 @@ def _plays(path: Path, loader: Any) -> list[dict[Any, Any]]:
 def _static_file(base: Path, imported: Any) -> Path | None:
     """An `import_playbook:` file named as written (relative to the importing playbook), None if templated or
     not a file there (a collection's playbook)."""
-    if not isinstance(imported, str) or "{{" in imported or "{%" in imported:
+    if not isinstance(imported, str) or _templated(imported):
         return None
     target = (base / imported).resolve()
     return target if target.is_file() else None
